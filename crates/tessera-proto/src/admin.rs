@@ -1,0 +1,129 @@
+//! Admin API bodies: client registration (RFC 7591 field names plus Tessera extensions),
+//! signing keys, and the `admin.json` file the CLI reads.
+
+use serde::{Deserialize, Serialize};
+
+/// A client registration request: RFC 7591 §2 metadata plus Tessera's extensions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientMetadata {
+    /// A human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Grant types; defaults to `["client_credentials"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<Vec<String>>,
+    /// Space-separated scopes the client may request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Redirect URIs, compared by exact string match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uris: Option<Vec<String>>,
+    /// `jwt` (default) or `opaque`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
+    /// Access-token lifetime in seconds; defaults to 600.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_ttl: Option<u64>,
+    /// Audiences this client may obtain tokens for; the first is the default. Defaults to the issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Vec<String>>,
+    /// Whether this client is a resource server that may introspect tokens addressed to its audiences.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection: Option<bool>,
+}
+
+/// A registered client as the admin API shows it. `client_secret` appears only in the
+/// response that created or rotated it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientInfo {
+    /// The server-assigned client identifier.
+    pub client_id: String,
+    /// The secret, shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// When the client was created, seconds since the epoch.
+    pub client_id_issued_at: u64,
+    /// `0`: the secret does not expire (RFC 7591 §3.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires_at: Option<u64>,
+    /// A human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
+    /// Grant types.
+    pub grant_types: Vec<String>,
+    /// Space-separated scopes.
+    pub scope: String,
+    /// Client authentication method at the token endpoint.
+    pub token_endpoint_auth_method: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// `jwt` or `opaque`.
+    pub access_token_format: String,
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: u64,
+    /// Allowed audiences; the first is the default.
+    pub audience: Vec<String>,
+    /// Whether the client may introspect tokens addressed to its audiences.
+    pub introspection: bool,
+}
+
+/// `GET /admin/clients`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ClientList {
+    /// Every registered client, oldest first.
+    pub clients: Vec<ClientInfo>,
+}
+
+/// `POST /admin/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// `ES256`, `EdDSA`, `RS256` or `PS256`.
+    pub alg: String,
+}
+
+/// A signing key as the admin API shows it. The private half never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyInfo {
+    /// Key id (the RFC 7638 thumbprint of the public key).
+    pub kid: String,
+    /// The JWS algorithm the key signs with.
+    pub alg: String,
+    /// `active` (signs new tokens) or `published` (in JWKS, verifies only).
+    pub status: String,
+    /// When the key was generated, seconds since the epoch.
+    pub created_at: u64,
+}
+
+/// `GET /admin/keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct KeyList {
+    /// Every key, newest first.
+    pub keys: Vec<KeyInfo>,
+}
+
+/// `<data-dir>/admin.json`: what the CLI needs to reach the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Where the admin client gets its token.
+    pub token_endpoint: String,
+    /// Base URL of the admin listener.
+    pub admin_url: String,
+    /// The bootstrap admin client's id.
+    pub client_id: String,
+    /// The bootstrap admin client's secret.
+    pub client_secret: String,
+}

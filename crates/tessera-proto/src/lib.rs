@@ -1,0 +1,24 @@
+//! Wire types of the Tessera access-token platform: what crosses HTTP between clients,
+//! the authorization server, gateways and the CLI. Serde only, no I/O.
+
+pub mod admin;
+pub mod discovery;
+pub mod error;
+pub mod jwks;
+pub mod token;
+
+/// Seconds since the Unix epoch. Every API that depends on the time takes one explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixTime(pub u64);
+
+impl UnixTime {
+    /// The number of seconds since the Unix epoch.
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+
+    /// This instant moved `secs` seconds into the future, saturating.
+    pub fn plus(self, secs: u64) -> UnixTime {
+        UnixTime(self.0.saturating_add(secs))
+    }
+}
