@@ -1,1 +1,144 @@
-//! placeholder
+//! The Tessera authorization server: `AppState` holds the store, keys, clock and config;
+//! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
+
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod flows;
+pub mod form;
+pub mod http;
+pub mod keys;
+pub mod scope;
+pub mod secret;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tessera_proto::admin::{AdminConfig, ClientMetadata};
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::{KeyRing, Sealer};
+use crate::store::Store;
+
+pub use crate::http::{admin_app, app};
+
+/// The scope that grants the admin API.
+pub const ADMIN_SCOPE: &str = "tessera:admin";
+/// The setting that names the bootstrap admin client.
+pub const BOOTSTRAP_CLIENT_SETTING: &str = "bootstrap_client_id";
+
+/// Shared state of every request: cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub keys: KeyRing,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl AppState {
+    /// Opens the data directory and store, loads (or on first start creates) the signing keys
+    /// and the bootstrap admin client, and writes `admin.json`.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        if let Some(parent) = Store::sqlite_path(&config.database_url).and_then(|p| p.parent()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        let store = Store::open(&config.database_url).await?;
+        let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
+        let keys = KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await?;
+        let state = AppState { inner: Arc::new(Inner { config, store, keys, clock }) };
+        state.bootstrap().await?;
+        Ok(state)
+    }
+
+    fn admin_json_path(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("admin.json")
+    }
+
+    /// Makes sure the bootstrap admin client exists and `admin.json` describes it.
+    async fn bootstrap(&self) -> anyhow::Result<()> {
+        let path = self.admin_json_path();
+        let existing: Option<AdminConfig> =
+            std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let bootstrap_id = self.store.setting(BOOTSTRAP_CLIENT_SETTING).await?;
+        if let (Some(file), Some(id)) = (&existing, &bootstrap_id)
+            && &file.client_id == id
+            && self.store.client(id).await?.is_some()
+        {
+            if file.issuer != self.config.issuer.as_str() || file.admin_url != self.config.admin_url {
+                let updated = AdminConfig {
+                    issuer: self.config.issuer.as_str().to_owned(),
+                    token_endpoint: self.config.issuer.join("/token"),
+                    admin_url: self.config.admin_url.clone(),
+                    ..file.clone()
+                };
+                keys::write_private_file(&path, &serde_json::to_vec_pretty(&updated)?)?;
+            }
+            return Ok(());
+        }
+        let metadata = ClientMetadata {
+            client_name: Some("Tessera bootstrap admin".into()),
+            grant_types: Some(vec!["client_credentials".into()]),
+            scope: Some(ADMIN_SCOPE.into()),
+            ..ClientMetadata::default()
+        };
+        let now = self.clock.now();
+        let created = flows::admin::create_client(self, metadata, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.store.set_setting(BOOTSTRAP_CLIENT_SETTING, &created.client_id).await?;
+        let admin = AdminConfig {
+            issuer: self.config.issuer.as_str().to_owned(),
+            token_endpoint: self.config.issuer.join("/token"),
+            admin_url: self.config.admin_url.clone(),
+            client_id: created.client_id.clone(),
+            client_secret: created.client_secret.clone().unwrap_or_default(),
+        };
+        keys::write_private_file(&path, &serde_json::to_vec_pretty(&admin)?)?;
+        tracing::info!(client_id = %admin.client_id, path = %path.display(), "bootstrap admin client created");
+        Ok(())
+    }
+}
+
+/// Serves the public and admin routers on the given listeners until `shutdown` resolves, then
+/// stops accepting, lets in-flight requests finish and closes the store.
+pub async fn run(
+    state: AppState,
+    public: TcpListener,
+    admin: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    tracing::info!(public = %public.local_addr()?, admin = %admin.local_addr()?, issuer = %state.config.issuer.as_str(), "tessera serving");
+    let public_server = axum::serve(public, app(state.clone())).with_graceful_shutdown(wait(rx.clone()));
+    let admin_server = axum::serve(admin, admin_app(state.clone())).with_graceful_shutdown(wait(rx));
+    tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = tx.send(true);
+    });
+    let (public_result, admin_result) = tokio::join!(public_server.into_future(), admin_server.into_future());
+    public_result.context("public listener")?;
+    admin_result.context("admin listener")?;
+    state.store.close().await;
+    tracing::info!("store closed; bye");
+    Ok(())
+}

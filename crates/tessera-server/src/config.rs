@@ -1,0 +1,193 @@
+//! Configuration: `RawConfig` mirrors `tessera.toml` and the `TESSERA_*` overrides; `Config`
+//! is the validated result. Precedence is defaults < file < environment < flags; the CLI
+//! layers the last two on top of the file with [`RawConfig::overlay`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// Every setting as written by a person: all optional, nothing checked yet.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Public listener address.
+    pub listen: Option<String>,
+    /// Admin listener address.
+    pub admin_listen: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Database URL; defaults to a SQLite file in the data directory.
+    pub database_url: Option<String>,
+    /// Issuer identifier.
+    pub issuer: Option<String>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+}
+
+impl RawConfig {
+    /// Reads a `tessera.toml`.
+    pub fn from_file(path: &Path) -> anyhow::Result<RawConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// `self` with every setting that `over` has replaced by `over`'s.
+    pub fn overlay(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: over.listen.or(self.listen),
+            admin_listen: over.admin_listen.or(self.admin_listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            database_url: over.database_url.or(self.database_url),
+            issuer: over.issuer.or(self.issuer),
+            log_format: over.log_format.or(self.log_format),
+        }
+    }
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// An issuer identifier: an https URL, or http on a loopback host; no query, no fragment,
+/// no trailing slash (RFC 8414 §2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuerUrl(String);
+
+impl IssuerUrl {
+    /// Parses and checks an issuer identifier.
+    pub fn parse(s: &str) -> anyhow::Result<IssuerUrl> {
+        let url = url::Url::parse(s).with_context(|| format!("issuer {s:?} is not an absolute URL"))?;
+        if url.query().is_some() || url.fragment().is_some() {
+            bail!("issuer {s:?} must not have a query or fragment");
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            _ => bail!("issuer {s:?} must use https (plain http is allowed only on a loopback host)"),
+        }
+        Ok(IssuerUrl(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The issuer exactly as it appears in tokens and metadata.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An endpoint below the issuer, e.g. `/token`.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{path}", self.0)
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Validated configuration. Built only by [`Config::from_raw`] or [`Config::for_tests`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Public listener address.
+    pub listen: SocketAddr,
+    /// Admin listener address.
+    pub admin_listen: SocketAddr,
+    /// Data directory: SQLite database, master key, `admin.json`.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Issuer identifier.
+    pub issuer: IssuerUrl,
+    /// Base URL of the admin API, written into `admin.json`.
+    pub admin_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Applies defaults and checks every value.
+    pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
+        let listen = parse_addr(raw.listen.as_deref().unwrap_or("127.0.0.1:8080"), "listen")?;
+        let admin_listen = parse_addr(raw.admin_listen.as_deref().unwrap_or("127.0.0.1:8081"), "admin_listen")?;
+        let data_dir = raw.data_dir.unwrap_or_else(|| PathBuf::from("./tessera-data"));
+        let database_url = match raw.database_url {
+            Some(url) => url,
+            None => format!("sqlite://{}", data_dir.join("tessera.db").display()),
+        };
+        if !database_url.starts_with("sqlite:") {
+            bail!("database URL must be sqlite:… (PostgreSQL support is not built yet)");
+        }
+        let issuer = IssuerUrl::parse(raw.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
+        let log_format = match raw.log_format.as_deref().unwrap_or("text") {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => bail!("log format {other:?} is not `text` or `json`"),
+        };
+        let admin_host =
+            if admin_listen.ip().is_unspecified() { "127.0.0.1".to_owned() } else { admin_listen.ip().to_string() };
+        let admin_url = match admin_listen {
+            SocketAddr::V6(_) if !admin_listen.ip().is_unspecified() => {
+                format!("http://[{admin_host}]:{}", admin_listen.port())
+            }
+            _ => format!("http://{admin_host}:{}", admin_listen.port()),
+        };
+        Ok(Config { listen, admin_listen, data_dir, database_url, issuer, admin_url, log_format })
+    }
+
+    /// A configuration for tests: listeners already bound by the harness, a fresh data directory.
+    pub fn for_tests(public: SocketAddr, admin: SocketAddr, data_dir: &Path) -> Config {
+        let raw = RawConfig {
+            listen: Some(public.to_string()),
+            admin_listen: Some(admin.to_string()),
+            data_dir: Some(data_dir.to_owned()),
+            issuer: Some(format!("http://{public}")),
+            ..RawConfig::default()
+        };
+        #[allow(clippy::expect_used)]
+        Config::from_raw(raw).expect("test configuration is valid")
+    }
+}
+
+fn parse_addr(s: &str, name: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().with_context(|| format!("{name} {s:?} is not an address such as 127.0.0.1:8080"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_rules() {
+        assert_eq!(IssuerUrl::parse("http://127.0.0.1:8080/").unwrap().as_str(), "http://127.0.0.1:8080");
+        assert!(IssuerUrl::parse("http://localhost:8080").is_ok());
+        assert!(IssuerUrl::parse("https://id.example.com/tenant").is_ok());
+        assert!(IssuerUrl::parse("http://id.example.com").is_err());
+        assert!(IssuerUrl::parse("https://id.example.com?x=1").is_err());
+        assert!(IssuerUrl::parse("https://id.example.com#f").is_err());
+        assert!(IssuerUrl::parse("id.example.com").is_err());
+    }
+
+    #[test]
+    fn later_layers_win() {
+        let file = RawConfig {
+            listen: Some("127.0.0.1:1".into()),
+            issuer: Some("https://a.example".into()),
+            ..RawConfig::default()
+        };
+        let flags = RawConfig { listen: Some("127.0.0.1:2".into()), ..RawConfig::default() };
+        let config = Config::from_raw(file.overlay(flags)).unwrap();
+        assert_eq!(config.listen.port(), 2);
+        assert_eq!(config.issuer.as_str(), "https://a.example");
+        assert_eq!(config.admin_url, "http://127.0.0.1:8081");
+    }
+}

@@ -1,0 +1,121 @@
+//! The admin API's operations: clients and signing keys, and the check that a caller holds an
+//! active access token from this server with scope `tessera:admin`.
+
+use tessera_proto::UnixTime;
+use tessera_proto::admin::{ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+
+use crate::client::Client;
+use crate::flows::introspect;
+use crate::keys::SigningAlg;
+use crate::scope::Scope;
+use crate::secret::{self, CLIENT_SECRET_PREFIX};
+use crate::{ADMIN_SCOPE, AppState};
+
+/// Admin API errors. `Display` is the wire code.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No bearer token, or one that is not an active access token of this server.
+    #[error("invalid_token")]
+    Unauthorized,
+    /// An active token without scope `tessera:admin`.
+    #[error("insufficient_scope")]
+    Forbidden,
+    #[error("invalid_client_metadata")]
+    InvalidClientMetadata(String),
+    #[error("invalid_request")]
+    InvalidRequest(String),
+    #[error("not_found")]
+    NotFound,
+    #[error("server_error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::flows::error::OAuthError> for AdminError {
+    fn from(err: crate::flows::error::OAuthError) -> AdminError {
+        AdminError::Internal(anyhow::anyhow!("{err}: {:?}", err.description()))
+    }
+}
+
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`, scheme case-insensitive.
+pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<(), AdminError> {
+    let token = authorization
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(AdminError::Unauthorized)?;
+    let active = introspect::resolve(state, token, now).await?.ok_or(AdminError::Unauthorized)?;
+    let scope = Scope::parse(&active.scope).unwrap_or_default();
+    if !scope.contains(ADMIN_SCOPE) {
+        return Err(AdminError::Forbidden);
+    }
+    Ok(())
+}
+
+/// Registers a client and returns it with its secret, shown this once.
+pub async fn create_client(
+    state: &AppState,
+    metadata: ClientMetadata,
+    now: UnixTime,
+) -> Result<ClientInfo, AdminError> {
+    let client = Client::register(secret::random_b64(16), metadata, &state.config.issuer, now.secs())
+        .map_err(|e| AdminError::InvalidClientMetadata(e.0))?;
+    let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
+    state.store.insert_client(&client, &secret::hash(client_secret.expose())).await?;
+    tracing::info!(client_id = %client.client_id, "client created");
+    Ok(client.info(Some(client_secret.expose().to_owned())))
+}
+
+pub async fn list_clients(state: &AppState) -> Result<ClientList, AdminError> {
+    Ok(ClientList { clients: state.store.clients().await?.iter().map(|c| c.info(None)).collect() })
+}
+
+pub async fn client(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
+    let (client, _) = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+    Ok(client.info(None))
+}
+
+/// Deletes a client; its tokens stop being active at once. The bootstrap admin client is kept
+/// so the server can always be administered.
+pub async fn delete_client(state: &AppState, client_id: &str) -> Result<(), AdminError> {
+    if state.store.setting(crate::BOOTSTRAP_CLIENT_SETTING).await?.as_deref() == Some(client_id) {
+        return Err(AdminError::InvalidRequest("the bootstrap admin client cannot be deleted".into()));
+    }
+    if !state.store.delete_client(client_id).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(%client_id, "client deleted");
+    Ok(())
+}
+
+/// Replaces a client's secret; the old one stops working at once.
+pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
+    let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
+    if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose())).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(%client_id, "client secret rotated");
+    let (client, _) = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+    Ok(client.info(Some(client_secret.expose().to_owned())))
+}
+
+pub async fn create_key(state: &AppState, request: CreateKey, now: UnixTime) -> Result<KeyInfo, AdminError> {
+    let alg = SigningAlg::parse(&request.alg).ok_or_else(|| {
+        AdminError::InvalidRequest(format!("alg {:?} is not ES256, EdDSA, RS256 or PS256", request.alg))
+    })?;
+    Ok(state.keys.create(&state.store, alg, now.secs()).await?)
+}
+
+pub fn list_keys(state: &AppState) -> KeyList {
+    KeyList { keys: state.keys.current().infos.clone() }
+}
+
+/// Makes a published key the signing key. The previous key stays published, so tokens it
+/// signed keep verifying.
+pub async fn activate_key(state: &AppState, kid: &str) -> Result<KeyInfo, AdminError> {
+    if !state.store.activate_key(kid).await? {
+        return Err(AdminError::NotFound);
+    }
+    state.keys.reload(&state.store).await?;
+    tracing::info!(%kid, "signing key activated");
+    state.keys.current().infos.iter().find(|k| k.kid == kid).cloned().ok_or(AdminError::NotFound)
+}

@@ -1,0 +1,44 @@
+//! Errors of the token, introspection and revocation endpoints (RFC 6749 §5.2, RFC 7009 §2.2.1,
+//! RFC 8707 §2). `Display` is the wire code.
+
+/// An OAuth error. `http/` maps each variant to a status code.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("invalid_request")]
+    InvalidRequest(String),
+    /// Client authentication failed. `basic` is true when the client tried HTTP Basic, which
+    /// requires a `WWW-Authenticate` challenge in the 401 response.
+    #[error("invalid_client")]
+    InvalidClient { basic: bool },
+    #[error("invalid_grant")]
+    InvalidGrant(&'static str),
+    #[error("unauthorized_client")]
+    UnauthorizedClient(&'static str),
+    #[error("unsupported_grant_type")]
+    UnsupportedGrantType,
+    #[error("invalid_scope")]
+    InvalidScope(&'static str),
+    #[error("invalid_target")]
+    InvalidTarget(&'static str),
+    #[error("unsupported_token_type")]
+    UnsupportedTokenType,
+    #[error("server_error")]
+    Internal(#[from] anyhow::Error),
+}
+
+impl OAuthError {
+    /// The `error_description`, never containing a secret.
+    pub fn description(&self) -> Option<String> {
+        match self {
+            OAuthError::InvalidRequest(why) => Some(why.clone()),
+            OAuthError::InvalidClient { .. } => Some("client authentication failed".into()),
+            OAuthError::InvalidGrant(why)
+            | OAuthError::UnauthorizedClient(why)
+            | OAuthError::InvalidScope(why)
+            | OAuthError::InvalidTarget(why) => Some((*why).into()),
+            OAuthError::UnsupportedGrantType => Some("this grant type is not supported".into()),
+            OAuthError::UnsupportedTokenType => Some("this token type cannot be revoked here".into()),
+            OAuthError::Internal(_) => None,
+        }
+    }
+}

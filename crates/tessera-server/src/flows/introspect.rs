@@ -1,0 +1,100 @@
+//! `POST /introspect` (RFC 7662) and the token lookup it shares with revocation and the admin
+//! API: a token is active only if known, unexpired, unrevoked and its client still exists.
+
+use tessera_proto::UnixTime;
+use tessera_proto::token::{ActiveToken, Audience, IntrospectionResponse};
+
+use crate::AppState;
+use crate::client::Client;
+use crate::flows::client_auth;
+use crate::flows::error::OAuthError;
+use crate::form::Form;
+use crate::secret::{self, ACCESS_TOKEN_PREFIX};
+
+/// An access token that is active right now, whatever its format.
+#[derive(Debug, Clone)]
+pub struct ActiveAccessToken {
+    pub jti: String,
+    pub client_id: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+/// Verified claims of one of our JWTs, ignoring revocation and the client's existence.
+pub fn verified_jwt(state: &AppState, token: &str, now: UnixTime) -> Option<tessera_verify::Claims> {
+    state.keys.current().verifier.verify(token, now).ok()
+}
+
+/// Looks a token up in every format (RFC 7662 §2.1: the hint is only an optimisation).
+pub async fn resolve(state: &AppState, token: &str, now: UnixTime) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    let found = if token.starts_with(ACCESS_TOKEN_PREFIX) {
+        match state.store.opaque_token(&secret::hash(token)).await? {
+            Some(row) if !row.revoked && row.exp > now.secs() => Some(ActiveAccessToken {
+                jti: row.jti,
+                client_id: row.client_id,
+                sub: row.sub,
+                aud: row.aud,
+                scope: row.scope,
+                iat: row.iat,
+                exp: row.exp,
+            }),
+            _ => None,
+        }
+    } else {
+        match verified_jwt(state, token, now) {
+            Some(claims) if !state.store.is_jwt_revoked(&claims.jti).await? => Some(ActiveAccessToken {
+                jti: claims.jti,
+                client_id: claims.client_id,
+                sub: claims.sub,
+                aud: claims.aud,
+                scope: claims.scope.unwrap_or_default(),
+                iat: claims.iat,
+                exp: claims.exp,
+            }),
+            _ => None,
+        }
+    };
+    let Some(found) = found else { return Ok(None) };
+    // A deleted client's tokens stop being active at once.
+    if state.store.client(&found.client_id).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(found))
+}
+
+/// RFC 7662 §2.1 with our caller rule: the token was issued to the caller, or the caller is a
+/// resource server (`introspection: true`) and the token is addressed to one of its audiences.
+fn may_see(caller: &Client, token: &ActiveAccessToken) -> bool {
+    token.client_id == caller.client_id
+        || (caller.introspection && token.aud.iter().any(|a| caller.audience.contains(a)))
+}
+
+pub async fn introspect(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<IntrospectionResponse, OAuthError> {
+    let caller = client_auth::require(state, authorization, form).await?;
+    let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else {
+        return Ok(IntrospectionResponse::inactive());
+    };
+    Ok(IntrospectionResponse {
+        active: true,
+        details: Some(ActiveToken {
+            scope: active.scope,
+            client_id: active.client_id,
+            sub: active.sub,
+            aud: Audience::from_list(active.aud),
+            iss: state.config.issuer.as_str().to_owned(),
+            exp: active.exp,
+            iat: active.iat,
+            jti: active.jti,
+            token_type: "Bearer".into(),
+        }),
+    })
+}

@@ -1,0 +1,9 @@
+//! Protocol flows: plain functions of `(state, request, now)`. No HTTP types, no status codes.
+
+pub mod admin;
+pub mod client_auth;
+pub mod discovery;
+pub mod error;
+pub mod introspect;
+pub mod revoke;
+pub mod token;

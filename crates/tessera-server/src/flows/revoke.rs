@@ -1,0 +1,45 @@
+//! `POST /revoke` (RFC 7009): a client revokes its own access tokens. JWTs are revoked by
+//! `jti` until they expire; opaque tokens are marked revoked in place.
+
+use tessera_proto::UnixTime;
+
+use crate::AppState;
+use crate::flows::client_auth;
+use crate::flows::error::OAuthError;
+use crate::flows::introspect::verified_jwt;
+use crate::form::Form;
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX};
+use crate::store::RevokeOutcome;
+
+pub async fn revoke(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
+    let caller = client_auth::require(state, authorization, form).await?;
+    let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    // RFC 7009 §2.1: an unknown token_type_hint is ignored; the search covers every type.
+    if token.starts_with(CLIENT_SECRET_PREFIX) {
+        return Err(OAuthError::UnsupportedTokenType);
+    }
+    let not_yours = OAuthError::UnauthorizedClient("the token was not issued to this client");
+    if token.starts_with(ACCESS_TOKEN_PREFIX) {
+        return match state.store.revoke_opaque_token(&secret::hash(token), &caller.client_id, now.secs()).await? {
+            RevokeOutcome::Revoked => {
+                tracing::info!(client_id = %caller.client_id, "opaque access token revoked");
+                Ok(())
+            }
+            RevokeOutcome::Unknown => Ok(()),
+            RevokeOutcome::NotOwner => Err(not_yours),
+        };
+    }
+    // RFC 7009 §2.2: an invalid, expired or unknown token is answered with 200.
+    let Some(claims) = verified_jwt(state, token, now) else { return Ok(()) };
+    if claims.client_id != caller.client_id {
+        return Err(not_yours);
+    }
+    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, now.secs()).await?;
+    tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `POST /token` (RFC 6749 §4.4 client credentials) and access-token issuance in both formats:
+//! RFC 9068 JWTs and opaque reference tokens stored only as their hash.
+
+use serde::Serialize;
+use tessera_proto::UnixTime;
+use tessera_proto::token::{Audience, TokenResponse};
+
+use crate::AppState;
+use crate::client::{Client, TokenFormat, is_resource_uri};
+use crate::flows::client_auth;
+use crate::flows::error::OAuthError;
+use crate::form::Form;
+use crate::scope::Scope;
+use crate::secret::{self, ACCESS_TOKEN_PREFIX};
+use crate::store::OpaqueTokenRow;
+
+/// RFC 9068 §2.2 claims of a JWT access token.
+#[derive(Serialize)]
+struct AccessTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a Audience,
+    client_id: &'a str,
+    scope: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: &'a str,
+}
+
+/// What a grant decided to issue.
+pub struct Grant<'a> {
+    pub client: &'a Client,
+    pub sub: &'a str,
+    pub scope: Scope,
+    pub audience: Vec<String>,
+}
+
+pub async fn token(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let grant_type =
+        form.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
+    let client = client_auth::require(state, authorization, form).await?;
+    match grant_type {
+        "client_credentials" => client_credentials(state, &client, form, now).await,
+        _ => Err(OAuthError::UnsupportedGrantType),
+    }
+}
+
+/// RFC 6749 §4.4: the client acts on its own behalf; `sub` is its client id.
+async fn client_credentials(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.grant_types.iter().any(|g| g == "client_credentials") {
+        return Err(OAuthError::UnauthorizedClient("this client may not use client_credentials"));
+    }
+    let scope = match form.get("scope") {
+        None => client.scope.clone(),
+        Some(requested) => {
+            let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
+            if !requested.is_subset(&client.scope) {
+                return Err(OAuthError::InvalidScope("the requested scope exceeds what the client was granted"));
+            }
+            requested
+        }
+    };
+    let audience = select_audience(client, form.resources())?;
+    issue(state, Grant { client, sub: &client.client_id, scope, audience }, now).await
+}
+
+/// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
+/// the client's default audience.
+fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<String>, OAuthError> {
+    if resources.is_empty() {
+        return Ok(client.audience.iter().take(1).cloned().collect());
+    }
+    let mut audience: Vec<String> = Vec::new();
+    for resource in resources {
+        if !is_resource_uri(resource) {
+            return Err(OAuthError::InvalidTarget("resource must be an absolute URI without a fragment"));
+        }
+        if !client.audience.contains(resource) {
+            return Err(OAuthError::InvalidTarget("the client may not request this resource"));
+        }
+        if !audience.contains(resource) {
+            audience.push(resource.clone());
+        }
+    }
+    Ok(audience)
+}
+
+/// Issues an access token in the client's format. An opaque token is durable before it is returned.
+pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
+    let client = grant.client;
+    let ttl = client.access_token_ttl;
+    let iat = now.secs();
+    let exp = now.plus(ttl).secs();
+    let jti = secret::random_b64(16);
+    let scope = grant.scope.to_string();
+    let access_token = match client.token_format {
+        TokenFormat::Jwt => {
+            let aud = Audience::from_list(grant.audience);
+            let claims = AccessTokenClaims {
+                iss: state.config.issuer.as_str(),
+                sub: grant.sub,
+                aud: &aud,
+                client_id: &client.client_id,
+                scope: &scope,
+                iat,
+                exp,
+                jti: &jti,
+            };
+            let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+            state.keys.current().signing.sign_jws(&payload)?
+        }
+        TokenFormat::Opaque => {
+            let token = secret::new_credential(ACCESS_TOKEN_PREFIX);
+            let row = OpaqueTokenRow {
+                token_hash: secret::hash(token.expose()),
+                jti: jti.clone(),
+                client_id: client.client_id.clone(),
+                sub: grant.sub.to_owned(),
+                aud: grant.audience,
+                scope: scope.clone(),
+                iat,
+                exp,
+                revoked: false,
+            };
+            state.store.insert_opaque_token(&row).await?;
+            token.expose().to_owned()
+        }
+    };
+    tracing::info!(client_id = %client.client_id, %jti, format = client.token_format.as_str(), "access token issued");
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl,
+        scope: Some(scope).filter(|s| !s.is_empty()),
+    })
+}

@@ -1,0 +1,151 @@
+//! The admin listener: JSON API over clients and signing keys, authenticated with a Bearer
+//! access token of this server carrying scope `tessera:admin`, and its OpenAPI document.
+
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use tessera_proto::admin::{ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+use tessera_proto::error::ErrorBody;
+use utoipa::OpenApi;
+
+use crate::AppState;
+use crate::flows::admin::{self, AdminError};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Tessera admin API", description = "Clients and signing keys. Every operation needs a Bearer access token with scope tessera:admin."),
+    paths(create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key),
+    components(schemas(ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, ErrorBody)),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+struct AdminApi;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The admin listener's router.
+pub fn admin_app(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/admin/clients", post(create_client).get(list_clients))
+        .route("/admin/clients/{client_id}", get(get_client).delete(delete_client))
+        .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/keys", post(create_key).get(list_keys))
+        .route("/admin/keys/{kid}/activate", post(activate_key))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
+    Router::new()
+        .route("/admin/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(protected)
+        .fallback(|| async { super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint")) })
+        .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn require_admin(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    let now = state.clock.now();
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match admin::authorize(&state, authorization, now).await {
+        Ok(()) => next.run(request).await,
+        Err(err) => err.into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    Json(AdminApi::openapi()).into_response()
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes, invalid: fn(String) -> AdminError) -> Result<T, AdminError> {
+    serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))
+}
+
+fn respond<T: serde::Serialize>(status: StatusCode, result: Result<T, AdminError>) -> Response {
+    match result {
+        Ok(body) => (status, Json(body)).into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Register a client (RFC 7591 metadata plus Tessera extensions).
+#[utoipa::path(post, path = "/admin/clients", request_body = ClientMetadata,
+    responses((status = 201, description = "Created; client_secret is shown only here", body = ClientInfo),
+              (status = 400, description = "invalid_client_metadata, naming the field", body = ErrorBody)))]
+async fn create_client(State(state): State<AppState>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let metadata: ClientMetadata = json_body(&body, AdminError::InvalidClientMetadata)?;
+        admin::create_client(&state, metadata, now).await
+    }
+    .await;
+    respond(StatusCode::CREATED, result)
+}
+
+/// List every client.
+#[utoipa::path(get, path = "/admin/clients", responses((status = 200, body = ClientList)))]
+async fn list_clients(State(state): State<AppState>) -> Response {
+    respond(StatusCode::OK, admin::list_clients(&state).await)
+}
+
+/// Show one client.
+#[utoipa::path(get, path = "/admin/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientInfo), (status = 404, body = ErrorBody)))]
+async fn get_client(State(state): State<AppState>, Path(client_id): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::client(&state, &client_id).await)
+}
+
+/// Delete a client; its tokens stop being active at once.
+#[utoipa::path(delete, path = "/admin/clients/{client_id}", params(("client_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_client(State(state): State<AppState>, Path(client_id): Path<String>) -> Response {
+    match admin::delete_client(&state, &client_id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Replace a client's secret; the new one is shown only here.
+#[utoipa::path(post, path = "/admin/clients/{client_id}/secret", params(("client_id" = String, Path)),
+    responses((status = 200, body = ClientInfo), (status = 404, body = ErrorBody)))]
+async fn rotate_secret(State(state): State<AppState>, Path(client_id): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::rotate_secret(&state, &client_id).await)
+}
+
+/// Generate a signing key; it is published in JWKS and signs only once activated.
+#[utoipa::path(post, path = "/admin/keys", request_body = CreateKey,
+    responses((status = 201, body = KeyInfo), (status = 400, body = ErrorBody)))]
+async fn create_key(State(state): State<AppState>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let request: CreateKey = json_body(&body, AdminError::InvalidRequest)?;
+        admin::create_key(&state, request, now).await
+    }
+    .await;
+    respond(StatusCode::CREATED, result)
+}
+
+/// List signing keys, newest first.
+#[utoipa::path(get, path = "/admin/keys", responses((status = 200, body = KeyList)))]
+async fn list_keys(State(state): State<AppState>) -> Response {
+    respond(StatusCode::OK, Ok(admin::list_keys(&state)))
+}
+
+/// Make a key the signing key.
+#[utoipa::path(post, path = "/admin/keys/{kid}/activate", params(("kid" = String, Path)),
+    responses((status = 200, body = KeyInfo), (status = 404, body = ErrorBody)))]
+async fn activate_key(State(state): State<AppState>, Path(kid): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::activate_key(&state, &kid).await)
+}

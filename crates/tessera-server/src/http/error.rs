@@ -1,0 +1,70 @@
+//! Maps flow errors to status codes and RFC-shaped JSON bodies. Internal causes are logged
+//! here and never sent.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tessera_proto::error::ErrorBody;
+
+use crate::flows::admin::AdminError;
+use crate::flows::error::OAuthError;
+
+pub(crate) fn json_error(status: StatusCode, code: &str, description: Option<&str>) -> Response {
+    (status, Json(ErrorBody::new(code, description))).into_response()
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OAuthError::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            OAuthError::Internal(err) => {
+                tracing::error!(err = format!("{err:#}"), "request failed");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut response = json_error(status, &self.to_string(), self.description().as_deref());
+        if let OAuthError::InvalidClient { basic: true } = self {
+            // RFC 6749 §5.2: a failed Basic authentication answers with a challenge.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\""));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, description) = match &self {
+            AdminError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, Some("an active access token is required".to_owned()))
+            }
+            AdminError::Forbidden => (StatusCode::FORBIDDEN, Some("the token lacks scope tessera:admin".to_owned())),
+            AdminError::InvalidClientMetadata(why) | AdminError::InvalidRequest(why) => {
+                (StatusCode::BAD_REQUEST, Some(why.clone()))
+            }
+            AdminError::NotFound => (StatusCode::NOT_FOUND, None),
+            AdminError::Internal(err) => {
+                tracing::error!(err = format!("{err:#}"), "admin request failed");
+                (StatusCode::SERVICE_UNAVAILABLE, None)
+            }
+        };
+        let mut response = json_error(status, &self.to_string(), description.as_deref());
+        // RFC 6750 §3.
+        let challenge = match self {
+            AdminError::Unauthorized => Some("Bearer realm=\"tessera-admin\", error=\"invalid_token\""),
+            AdminError::Forbidden => {
+                Some("Bearer realm=\"tessera-admin\", error=\"insufficient_scope\", scope=\"tessera:admin\"")
+            }
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        response
+    }
+}

@@ -1,0 +1,139 @@
+//! Axum routers and thin handlers: extract, read the clock once, call one flow, map the result.
+//! Only this module knows status codes.
+
+mod admin;
+mod error;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+
+use crate::AppState;
+use crate::flows::{self, error::OAuthError};
+use crate::form::Form;
+
+pub use admin::admin_app;
+
+/// Request bodies larger than this get 413.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The public listener: protocol endpoints, discovery and health.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/oauth-authorization-server", get(discovery))
+        .route("/jwks.json", get(jwks))
+        .route("/token", post(token))
+        .route("/introspect", post(introspect))
+        .route("/revoke", post(revoke))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => {
+            value.to_str().map(Some).map_err(|_| OAuthError::InvalidRequest("Authorization header is not ASCII".into()))
+        }
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest("more than one Authorization header".into())),
+    }
+}
+
+/// RFC 6749 §3.2: token endpoint requests are `application/x-www-form-urlencoded`.
+fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, OAuthError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::InvalidRequest("the body must be application/x-www-form-urlencoded".into()));
+    }
+    Form::parse(body).map_err(|e| OAuthError::InvalidRequest(e.0))
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let form = form(&headers, &body)?;
+        flows::token::token(&state, authorization(&headers)?, &form, now).await
+    }
+    .await;
+    no_store(match result {
+        Ok(response) => Json(response).into_response(),
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let form = form(&headers, &body)?;
+        flows::introspect::introspect(&state, authorization(&headers)?, &form, now).await
+    }
+    .await;
+    no_store(match result {
+        Ok(response) => Json(response).into_response(),
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let form = form(&headers, &body)?;
+        flows::revoke::revoke(&state, authorization(&headers)?, &form, now).await
+    }
+    .await;
+    no_store(match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn discovery(State(state): State<AppState>) -> Response {
+    let mut response = Json(flows::discovery::metadata(&state.config.issuer)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    response
+}
+
+async fn jwks(State(state): State<AppState>) -> Response {
+    let keys = state.keys.current();
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/jwk-set+json")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+        ],
+        keys.jwks_json.clone(),
+    )
+        .into_response()
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.store.ping().await {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "store unavailable").into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint"))
+}

@@ -1,0 +1,329 @@
+//! Persistence. The only module with SQL. Every single-use or state-changing operation is
+//! one statement (or one short write transaction), never read-then-write, so concurrent
+//! requests cannot both win.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, sqlite::SqliteRow};
+
+use crate::client::{Client, TokenFormat};
+
+/// The store handle: cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// A signing key as stored: the private half sealed with the master key.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub status: String,
+    pub created_at: u64,
+}
+
+/// An opaque access token as stored; the token itself is only kept as its hash.
+#[derive(Debug, Clone)]
+pub struct OpaqueTokenRow {
+    pub token_hash: [u8; 32],
+    pub jti: String,
+    pub client_id: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub revoked: bool,
+}
+
+/// What revoking an opaque token did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The token belonged to the caller and is revoked now (or already was).
+    Revoked,
+    /// The token belongs to another client and stays as it was.
+    NotOwner,
+    /// No such token.
+    Unknown,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn json_list(list: &[String]) -> String {
+    serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn parse_list(text: &str) -> anyhow::Result<Vec<String>> {
+    serde_json::from_str(text).context("corrupt list column")
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `url` in WAL mode and runs migrations.
+    pub async fn open(url: &str) -> anyhow::Result<Store> {
+        let options = SqliteConnectOptions::from_str(url)
+            .with_context(|| format!("database URL {url:?}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("running migrations")?;
+        Ok(Store { pool })
+    }
+
+    /// The path of a SQLite URL, for creating its directory.
+    pub fn sqlite_path(url: &str) -> Option<&Path> {
+        url.strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .map(|p| Path::new(p.split('?').next().unwrap_or(p)))
+    }
+
+    /// Closes every connection after in-flight statements finish.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+        Ok(row.map(|r| r.get("value")))
+    }
+
+    pub async fn set_setting(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // Clients.
+
+    pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32]) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope, token_endpoint_auth_method,
+                redirect_uris, access_token_format, access_token_ttl, audience, introspection, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        )
+        .bind(&client.client_id)
+        .bind(&secret_hash[..])
+        .bind(&client.client_name)
+        .bind(json_list(&client.grant_types))
+        .bind(client.scope.to_string())
+        .bind(client.auth_method.as_str())
+        .bind(json_list(&client.redirect_uris))
+        .bind(client.token_format.as_str())
+        .bind(to_i64(client.access_token_ttl))
+        .bind(json_list(&client.audience))
+        .bind(client.introspection)
+        .bind(to_i64(client.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The client and its secret hash.
+    pub async fn client(&self, client_id: &str) -> anyhow::Result<Option<(Client, Vec<u8>)>> {
+        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok((client_from_row(&row)?, row.get("secret_hash")))).transpose()
+    }
+
+    pub async fn clients(&self) -> anyhow::Result<Vec<Client>> {
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.pool).await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    /// Deletes a client; its opaque tokens go with it (foreign key cascade).
+    pub async fn delete_client(&self, client_id: &str) -> anyhow::Result<bool> {
+        let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.pool).await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8; 32]) -> anyhow::Result<bool> {
+        let res = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
+            .bind(&secret_hash[..])
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    // Signing keys.
+
+    pub async fn insert_key(&self, key: &KeyRow) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&key.kid)
+        .bind(&key.alg)
+        .bind(&key.sealed_private_key)
+        .bind(&key.public_jwk)
+        .bind(&key.status)
+        .bind(to_i64(key.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|row| KeyRow {
+                kid: row.get("kid"),
+                alg: row.get("alg"),
+                sealed_private_key: row.get("sealed_private_key"),
+                public_jwk: row.get("public_jwk"),
+                status: row.get("status"),
+                created_at: to_u64(row.get("created_at")),
+            })
+            .collect())
+    }
+
+    /// Makes `kid` the one active signing key; the previous one stays published.
+    pub async fn activate_key(&self, kid: &str) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE signing_keys SET status = 'published' WHERE status = 'active' AND kid <> $1")
+            .bind(kid)
+            .execute(&mut *tx)
+            .await?;
+        let res =
+            sqlx::query("UPDATE signing_keys SET status = 'active' WHERE kid = $1").bind(kid).execute(&mut *tx).await?;
+        if res.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    // Access tokens.
+
+    /// Stores an opaque token; returns once the write is durable.
+    pub async fn insert_opaque_token(&self, token: &OpaqueTokenRow) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO opaque_tokens (token_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&token.token_hash[..])
+        .bind(&token.jti)
+        .bind(&token.client_id)
+        .bind(&token.sub)
+        .bind(json_list(&token.aud))
+        .bind(&token.scope)
+        .bind(to_i64(token.iat))
+        .bind(to_i64(token.exp))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn opaque_token(&self, token_hash: &[u8; 32]) -> anyhow::Result<Option<OpaqueTokenRow>> {
+        let row = sqlx::query("SELECT * FROM opaque_tokens WHERE token_hash = $1")
+            .bind(&token_hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row: SqliteRow| {
+            let mut token_hash = [0u8; 32];
+            token_hash.copy_from_slice(row.get::<&[u8], _>("token_hash"));
+            Ok(OpaqueTokenRow {
+                token_hash,
+                jti: row.get("jti"),
+                client_id: row.get("client_id"),
+                sub: row.get("sub"),
+                aud: parse_list(row.get("aud"))?,
+                scope: row.get("scope"),
+                iat: to_u64(row.get("iat")),
+                exp: to_u64(row.get("exp")),
+                revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Revokes an opaque token if it belongs to `client_id`.
+    pub async fn revoke_opaque_token(
+        &self,
+        token_hash: &[u8; 32],
+        client_id: &str,
+        now: u64,
+    ) -> anyhow::Result<RevokeOutcome> {
+        let row = sqlx::query(
+            "UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE token_hash = $2 AND client_id = $3 RETURNING jti",
+        )
+        .bind(to_i64(now))
+        .bind(&token_hash[..])
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        if row.is_some() {
+            return Ok(RevokeOutcome::Revoked);
+        }
+        let other = sqlx::query("SELECT 1 FROM opaque_tokens WHERE token_hash = $1")
+            .bind(&token_hash[..])
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(if other.is_some() { RevokeOutcome::NotOwner } else { RevokeOutcome::Unknown })
+    }
+
+    /// Records a JWT access token as revoked until it expires.
+    pub async fn revoke_jwt(&self, jti: &str, client_id: &str, exp: u64, now: u64) -> anyhow::Result<()> {
+        sqlx::query("INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING")
+            .bind(jti)
+            .bind(client_id)
+            .bind(to_i64(exp))
+            .bind(to_i64(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn is_jwt_revoked(&self, jti: &str) -> anyhow::Result<bool> {
+        let row = sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1").bind(jti).fetch_optional(&self.pool).await?;
+        Ok(row.is_some())
+    }
+}
+
+fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {
+    Ok(Client {
+        client_id: row.get("client_id"),
+        client_name: row.get("client_name"),
+        grant_types: parse_list(row.get("grant_types"))?,
+        scope: crate::scope::Scope::parse(row.get("scope")).map_err(|_| anyhow::anyhow!("corrupt scope column"))?,
+        auth_method: row.get::<&str, _>("token_endpoint_auth_method").parse()?,
+        redirect_uris: parse_list(row.get("redirect_uris"))?,
+        token_format: TokenFormat::from_str(row.get("access_token_format"))?,
+        access_token_ttl: to_u64(row.get("access_token_ttl")),
+        audience: parse_list(row.get("audience"))?,
+        introspection: row.get("introspection"),
+        created_at: to_u64(row.get("created_at")),
+    })
+}

@@ -1,0 +1,82 @@
+//! Discovery documents, JWKS and health endpoints.
+
+use expect_test::expect;
+use serde_json::Value;
+use tessera_test_support::spawn_app;
+
+#[tokio::test]
+async fn both_metadata_documents_advertise_only_what_works() {
+    let app = spawn_app().await;
+    let a: Value =
+        app.http.get(app.url("/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let res = app.http.get(app.url("/.well-known/oauth-authorization-server")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+    let b: Value = res.json().await.unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a["issuer"], app.issuer);
+    // Snapshot with the ephemeral address replaced by a placeholder.
+    let doc = serde_json::to_string_pretty(&a).unwrap().replace(&app.issuer, "ISSUER");
+    expect![[r#"
+        {
+          "grant_types_supported": [
+            "client_credentials"
+          ],
+          "introspection_endpoint": "ISSUER/introspect",
+          "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post"
+          ],
+          "issuer": "ISSUER",
+          "jwks_uri": "ISSUER/jwks.json",
+          "response_types_supported": [],
+          "revocation_endpoint": "ISSUER/revoke",
+          "revocation_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post"
+          ],
+          "scopes_supported": [
+            "tessera:admin"
+          ],
+          "token_endpoint": "ISSUER/token",
+          "token_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post"
+          ]
+        }"#]]
+    .assert_eq(&doc);
+}
+
+#[tokio::test]
+async fn jwks_publishes_public_keys_with_cache_control() {
+    let app = spawn_app().await;
+    let res = app.jwks().await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["cache-control"].to_str().unwrap().contains("max-age="));
+    let jwks: Value = res.json().await.unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()),
+        (Some("EC"), Some("P-256"), Some("ES256"), Some("sig"))
+    );
+    assert!(key.get("d").is_none());
+    assert!(key["kid"].is_string());
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    assert_eq!(app.http.get(app.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 200);
+    app.state.store.close().await;
+    assert_eq!(app.http.get(app.url("/readyz")).send().await.unwrap().status(), 503);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_methods_are_json_errors() {
+    let app = spawn_app().await;
+    let res = app.http.get(app.url("/nope")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app.http.get(app.url("/token")).send().await.unwrap();
+    assert_eq!(res.status(), 405);
+}

@@ -1,0 +1,116 @@
+//! `POST /introspect` (RFC 7662): who may see what, and `{"active":false}` for everything else.
+
+use serde_json::{Value, json};
+use tessera_test_support::{TestClient, spawn_app};
+
+async fn body(res: reqwest::Response) -> Value {
+    res.json().await.unwrap()
+}
+
+fn assert_inactive(json: &Value) {
+    assert_eq!(json, &json!({"active": false}));
+}
+
+#[tokio::test]
+async fn own_tokens_are_active_in_both_formats() {
+    let app = spawn_app().await;
+    for client in [app.jwt_client().await, app.opaque_client().await] {
+        let token = app.access_token(&client).await;
+        let res = app.introspect(&client, &token).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let json = body(res).await;
+        assert_eq!(json["active"], true);
+        for member in ["scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "token_type"] {
+            assert!(json.get(member).is_some(), "{member} missing");
+        }
+        assert_eq!(json["client_id"], client.id.as_str());
+        assert_eq!(json["sub"], client.id.as_str());
+        assert_eq!(json["iss"], app.issuer);
+        assert_eq!(json["scope"], "read write");
+        assert_eq!(json["token_type"], "Bearer");
+    }
+}
+
+#[tokio::test]
+async fn hints_do_not_limit_the_search() {
+    let app = spawn_app().await;
+    let client = app.opaque_client().await;
+    let token = app.access_token(&client).await;
+    for hint in ["refresh_token", "access_token", "bogus"] {
+        let res = app.post_form("/introspect", Some(&client), &[("token", &token), ("token_type_hint", hint)]).await;
+        assert_eq!(body(res).await["active"], true, "{hint}");
+    }
+}
+
+#[tokio::test]
+async fn resource_servers_see_tokens_for_their_audience_only() {
+    let app = spawn_app().await;
+    let api = "https://api.example.test";
+    let client = app.create_client(json!({"scope":"read","audience":[api],"access_token_format":"opaque"})).await;
+    let jwt_client = app.create_client(json!({"scope":"read","audience":[api]})).await;
+    let rs = app.create_client(json!({"audience":[api],"introspection":true})).await;
+    let other_rs = app.create_client(json!({"audience":["https://other.example.test"],"introspection":true})).await;
+    let bystander = app.create_client(json!({"audience":[api]})).await;
+    for token in [app.access_token(&client).await, app.access_token(&jwt_client).await] {
+        assert_eq!(body(app.introspect(&rs, &token).await).await["active"], true);
+        // IN-05: another resource server, or a client without `introspection`, sees nothing.
+        assert_inactive(&body(app.introspect(&other_rs, &token).await).await);
+        assert_inactive(&body(app.introspect(&bystander, &token).await).await);
+    }
+}
+
+#[tokio::test]
+async fn expired_unknown_and_malformed_tokens_are_inactive() {
+    let app = spawn_app().await;
+    let jwt = app.jwt_client().await;
+    let opaque = app.opaque_client().await;
+    let jwt_token = app.access_token(&jwt).await;
+    let opaque_token = app.access_token(&opaque).await;
+    let garbage = ["tat_unknown", "x", "a.b.c", "' OR '1'='1", &"A".repeat(20_000), &format!("{jwt_token}x")];
+    for token in garbage {
+        assert_inactive(&body(app.introspect(&jwt, token).await).await);
+    }
+    app.clock.advance(601);
+    assert_inactive(&body(app.introspect(&jwt, &jwt_token).await).await);
+    assert_inactive(&body(app.introspect(&opaque, &opaque_token).await).await);
+}
+
+#[tokio::test]
+async fn a_deleted_clients_tokens_are_inactive() {
+    let app = spawn_app().await;
+    let rs = app.create_client(json!({"introspection":true})).await;
+    for client in [app.jwt_client().await, app.opaque_client().await] {
+        let token = app.access_token(&client).await;
+        assert_eq!(body(app.introspect(&rs, &token).await).await["active"], true);
+        app.admin_delete(&format!("/admin/clients/{}", client.id)).await;
+        assert_inactive(&body(app.introspect(&rs, &token).await).await);
+    }
+}
+
+// IN-01, BF-03.
+#[tokio::test]
+async fn the_caller_must_authenticate() {
+    let app = spawn_app().await;
+    let client = app.jwt_client().await;
+    let token = app.access_token(&client).await;
+    let res = app.post_form("/introspect", None, &[("token", &token)]).await;
+    assert_eq!(res.status(), 401);
+    assert!(res.headers().contains_key("www-authenticate"));
+    let wrong = TestClient { id: client.id.clone(), secret: "wrong".into() };
+    assert_eq!(app.introspect(&wrong, &token).await.status(), 401);
+    let res = app.post_form("/introspect", Some(&client), &[]).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(body(res).await["error"], "invalid_request");
+}
+
+// A JWT from another issuer that happens to use our key id is not ours.
+#[tokio::test]
+async fn tokens_of_another_server_are_inactive() {
+    let app = spawn_app().await;
+    let other = spawn_app().await;
+    let client = app.jwt_client().await;
+    let foreign_client = other.jwt_client().await;
+    let foreign = other.access_token(&foreign_client).await;
+    assert_inactive(&body(app.introspect(&client, &foreign).await).await);
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the authorization server over real HTTP on loopback, with a fresh
+//! SQLite database and a fixed clock per test. One binary, a module per area.
+
+mod admin;
+mod discovery;
+mod introspect;
+mod revoke;
+mod robustness;
+mod token;
