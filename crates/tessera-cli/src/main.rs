@@ -1,1 +1,59 @@
-fn main() {}
+//! The `tessera` binary: `serve` runs the authorization server; `client`, `key` and `token`
+//! drive the admin API and verify tokens. Errors print one line and exit non-zero.
+
+mod admin;
+mod serve;
+mod verify;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "tessera", version, about = "Issue, check and revoke access tokens")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the authorization server.
+    Serve(serve::ServeArgs),
+    /// Manage OAuth clients through the admin API.
+    #[command(subcommand)]
+    Client(admin::ClientCommand),
+    /// Manage signing keys through the admin API.
+    #[command(subcommand)]
+    Key(admin::KeyCommand),
+    /// Work with access tokens.
+    #[command(subcommand)]
+    Token(verify::TokenCommand),
+}
+
+fn main() -> ExitCode {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: starting the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Client(command) => admin::client(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Key(command) => admin::key(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Token(command) => verify::run(command).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

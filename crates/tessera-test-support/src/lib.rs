@@ -64,15 +64,21 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
-/// Starts a server on 127.0.0.1 with ephemeral ports, a fresh data directory and a fixed clock.
+/// Starts a server on 127.0.0.1 with ephemeral ports, a fresh data directory and a clock fixed at [`T0`].
 pub async fn spawn_app() -> TestApp {
+    spawn_app_at(T0).await
+}
+
+/// [`spawn_app`] with the clock fixed at `now`: for independent clients that check times
+/// against their own wall clock.
+pub async fn spawn_app_at(now: u64) -> TestApp {
     install_crypto_provider();
     let data_dir = tempfile::tempdir().unwrap();
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     let config = Config::for_tests(addr, admin_addr, data_dir.path());
-    let clock = FixedClock::at(T0);
+    let clock = FixedClock::at(now);
     let state = AppState::open(config, Arc::new(clock.clone())).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(run(state.clone(), public, admin, async move {

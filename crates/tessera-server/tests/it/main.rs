@@ -1,6 +1,8 @@
 //! Integration tests of the authorization server over real HTTP on loopback, with a fresh
 //! SQLite database and a fixed clock per test. One binary, a module per area.
 
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
 mod admin;
 mod discovery;
 mod introspect;

@@ -1,0 +1,306 @@
+//! `tessera client …` and `tessera key …`: the admin API over HTTP, authenticated with the
+//! bootstrap admin client from `admin.json`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use tessera_proto::admin::{AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+use tessera_proto::error::ErrorBody;
+use tessera_proto::token::TokenResponse;
+
+#[derive(Args)]
+pub(crate) struct Common {
+    /// The admin.json written by `tessera serve`.
+    #[arg(long, env = "TESSERA_ADMIN_CONFIG", default_value = "tessera-data/admin.json", global = true)]
+    admin_config: PathBuf,
+    /// Print JSON instead of a human-readable table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ClientCommand {
+    /// Register a client; its secret is printed once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Human-readable name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Space-separated scopes the client may request.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Grant type (repeatable) [default: client_credentials].
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// client_secret_basic or client_secret_post [default: client_secret_basic].
+        #[arg(long)]
+        auth_method: Option<String>,
+        /// Access-token format: jwt or opaque [default: jwt].
+        #[arg(long)]
+        format: Option<String>,
+        /// Access-token lifetime in seconds [default: 600].
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Allowed audience (repeatable); the first is the default [default: the issuer].
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Redirect URI (repeatable).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// This client is a resource server that may introspect tokens for its audiences.
+        #[arg(long)]
+        introspection: bool,
+    },
+    /// List clients.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one client.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        client_id: String,
+    },
+    /// Delete a client; its tokens stop being active at once.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        client_id: String,
+    },
+    /// Replace a client's secret; the new one is printed once.
+    RotateSecret {
+        #[command(flatten)]
+        common: Common,
+        client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum KeyCommand {
+    /// List signing keys.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Generate a key; it is published at once and signs only after `activate`.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// ES256, EdDSA, RS256 or PS256.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+    },
+    /// Make a key the signing key.
+    Activate {
+        #[command(flatten)]
+        common: Common,
+        kid: String,
+    },
+}
+
+/// An authenticated session with the admin API.
+struct AdminSession {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl AdminSession {
+    async fn open(path: &PathBuf) -> anyhow::Result<AdminSession> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("reading {} (start `tessera serve` first, or pass --admin-config)", path.display())
+        })?;
+        let config: AdminConfig =
+            serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
+        let http = reqwest::Client::builder().build()?;
+        let res = http
+            .post(&config.token_endpoint)
+            .basic_auth(form_encode(&config.client_id), Some(form_encode(&config.client_secret)))
+            .form(&[("grant_type", "client_credentials"), ("scope", "tessera:admin")])
+            .send()
+            .await
+            .with_context(|| format!("reaching {}", config.token_endpoint))?;
+        let token: TokenResponse = parse(res).await.context("getting an admin token")?;
+        Ok(AdminSession { http, base: config.admin_url, token: token.access_token })
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.with_context(|| format!("reaching {}", self.base))
+    }
+}
+
+/// RFC 6749 §2.3.1: Basic credentials are form-urlencoded before base64.
+fn form_encode(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)]).unwrap_or_default().trim_start_matches("v=").to_owned()
+}
+
+async fn parse<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> anyhow::Result<T> {
+    let status = res.status();
+    let bytes = res.bytes().await?;
+    if !status.is_success() {
+        match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(err) => bail!("{} ({status}): {}", err.error, err.error_description.unwrap_or_default()),
+            Err(_) => bail!("server answered {status}"),
+        }
+    }
+    serde_json::from_slice(&bytes).context("unexpected response body")
+}
+
+async fn expect_empty(res: reqwest::Response) -> anyhow::Result<()> {
+    if res.status().is_success() { Ok(()) } else { parse::<Value>(res).await.map(|_| ()) }
+}
+
+/// Prints `value` as JSON with `--json`, or through `human` otherwise.
+fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(value)?);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
+fn print_client(client: &ClientInfo) {
+    println!("client_id:        {}", client.client_id);
+    if let Some(secret) = &client.client_secret {
+        println!("client_secret:    {secret}   (shown once: store it now)");
+    }
+    println!("name:             {}", client.client_name.as_deref().unwrap_or("-"));
+    println!("grant_types:      {}", client.grant_types.join(" "));
+    println!("scope:            {}", client.scope);
+    println!("auth_method:      {}", client.token_endpoint_auth_method);
+    println!("token format:     {} ({} s)", client.access_token_format, client.access_token_ttl);
+    println!("audience:         {}", client.audience.join(" "));
+    println!("introspection:    {}", client.introspection);
+    if !client.redirect_uris.is_empty() {
+        println!("redirect_uris:    {}", client.redirect_uris.join(" "));
+    }
+}
+
+pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Create {
+            common,
+            name,
+            scope,
+            grant_types,
+            auth_method,
+            format,
+            ttl,
+            audiences,
+            redirect_uris,
+            introspection,
+        } => {
+            let metadata = ClientMetadata {
+                client_name: name,
+                grant_types: Some(grant_types).filter(|g| !g.is_empty()),
+                scope,
+                token_endpoint_auth_method: auth_method,
+                redirect_uris: Some(redirect_uris).filter(|r| !r.is_empty()),
+                access_token_format: format,
+                access_token_ttl: ttl,
+                audience: Some(audiences).filter(|a| !a.is_empty()),
+                introspection: Some(introspection),
+            };
+            let session = AdminSession::open(&common.admin_config).await?;
+            let res =
+                session.send(reqwest::Method::POST, "/admin/clients", Some(serde_json::to_value(metadata)?)).await?;
+            let client: ClientInfo = parse(res).await?;
+            emit(common.json, &client, print_client)
+        }
+        ClientCommand::List { common } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let list: ClientList = parse(session.send(reqwest::Method::GET, "/admin/clients", None).await?).await?;
+            emit(common.json, &list, |list| {
+                println!("{:<24} {:<28} {:<7} {:<24} AUDIENCE", "CLIENT_ID", "NAME", "FORMAT", "SCOPE");
+                for c in &list.clients {
+                    println!(
+                        "{:<24} {:<28} {:<7} {:<24} {}",
+                        c.client_id,
+                        c.client_name.as_deref().unwrap_or("-"),
+                        c.access_token_format,
+                        c.scope,
+                        c.audience.join(",")
+                    );
+                }
+            })
+        }
+        ClientCommand::Show { common, client_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let client: ClientInfo = parse(
+                session
+                    .send(reqwest::Method::GET, &format!("/admin/clients/{}", path_segment(&client_id)), None)
+                    .await?,
+            )
+            .await?;
+            emit(common.json, &client, print_client)
+        }
+        ClientCommand::Delete { common, client_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            expect_empty(
+                session
+                    .send(reqwest::Method::DELETE, &format!("/admin/clients/{}", path_segment(&client_id)), None)
+                    .await?,
+            )
+            .await?;
+            emit(common.json, &serde_json::json!({ "deleted": client_id }), |_| println!("deleted {client_id}"))
+        }
+        ClientCommand::RotateSecret { common, client_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/clients/{}/secret", path_segment(&client_id));
+            let client: ClientInfo = parse(session.send(reqwest::Method::POST, &path, None).await?).await?;
+            emit(common.json, &client, print_client)
+        }
+    }
+}
+
+pub(crate) async fn key(command: KeyCommand) -> anyhow::Result<()> {
+    let print_keys = |keys: &[KeyInfo]| {
+        println!("{:<44} {:<6} {:<10} CREATED_AT", "KID", "ALG", "STATUS");
+        for k in keys {
+            println!("{:<44} {:<6} {:<10} {}", k.kid, k.alg, k.status, k.created_at);
+        }
+    };
+    match command {
+        KeyCommand::List { common } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let list: KeyList = parse(session.send(reqwest::Method::GET, "/admin/keys", None).await?).await?;
+            emit(common.json, &list, |list| print_keys(&list.keys))
+        }
+        KeyCommand::Create { common, alg } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let body = serde_json::to_value(CreateKey { alg })?;
+            let key: KeyInfo = parse(session.send(reqwest::Method::POST, "/admin/keys", Some(body)).await?).await?;
+            emit(common.json, &key, |key| print_keys(std::slice::from_ref(key)))
+        }
+        KeyCommand::Activate { common, kid } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/keys/{}/activate", path_segment(&kid));
+            let key: KeyInfo = parse(session.send(reqwest::Method::POST, &path, None).await?).await?;
+            emit(common.json, &key, |key| print_keys(std::slice::from_ref(key)))
+        }
+    }
+}
+
+/// Percent-encodes a value for use as one URL path segment.
+fn path_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,90 @@
+//! `tessera serve`: layers defaults < `tessera.toml` < `TESSERA_*` < flags, sets up logging,
+//! and runs until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tessera_server::clock::SystemClock;
+use tessera_server::config::{Config, LogFormat, RawConfig};
+use tessera_server::{AppState, run as run_server};
+use tokio::net::TcpListener;
+
+#[derive(Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (TOML); settings in it are overridden by TESSERA_* variables and flags.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./tessera-data].
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Public listener [default: 127.0.0.1:8080].
+    #[arg(long, env = "TESSERA_LISTEN")]
+    listen: Option<String>,
+    /// Admin listener [default: 127.0.0.1:8081].
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN")]
+    admin_listen: Option<String>,
+    /// Issuer identifier [default: http://127.0.0.1:8080]; must be https unless on loopback.
+    #[arg(long, env = "TESSERA_ISSUER")]
+    issuer: Option<String>,
+    /// Database URL [default: sqlite://<data-dir>/tessera.db].
+    #[arg(long, env = "TESSERA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let file = match &args.config {
+        Some(path) => RawConfig::from_file(path)?,
+        None => RawConfig::default(),
+    };
+    let overrides = RawConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        data_dir: args.data_dir,
+        database_url: args.database_url,
+        issuer: args.issuer,
+        log_format: args.log_format,
+    };
+    let config = Config::from_raw(file.overlay(overrides))?;
+    init_logging(config.log_format);
+    let public = TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+    let admin =
+        TcpListener::bind(config.admin_listen).await.with_context(|| format!("binding {}", config.admin_listen))?;
+    let state = AppState::open(config, Arc::new(SystemClock)).await?;
+    run_server(state, public, admin, shutdown_signal()).await
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

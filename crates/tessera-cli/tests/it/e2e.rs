@@ -1,0 +1,301 @@
+//! `tessera serve` → `tessera client create` → token → `tessera token verify` → revoke →
+//! introspect → restart, all with the built binary.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tessera_test_support::basic;
+
+const BIN: &str = env!("CARGO_BIN_EXE_tessera");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub(crate) struct Server {
+    child: Child,
+    pub(crate) issuer: String,
+    pub(crate) admin_config: std::path::PathBuf,
+}
+
+impl Server {
+    pub(crate) fn start(dir: &Path, public: u16, admin: u16) -> Server {
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{public}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--issuer")
+            .arg(format!("http://127.0.0.1:{public}"))
+            .env_remove("TESSERA_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join(format!("serve-{public}.log"))).unwrap())
+            .spawn()
+            .unwrap();
+        let server =
+            Server { child, issuer: format!("http://127.0.0.1:{public}"), admin_config: dir.join("data/admin.json") };
+        wait_ready(&format!("{}/readyz", server.issuer));
+        server
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub(crate) fn stop(mut self) {
+        let pid = i32::try_from(self.child.id()).unwrap();
+        // kill(1) rather than libc::kill: the workspace forbids unsafe code.
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "tessera serve exited with {exit}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls readiness of a process that is starting; bounded to 20 s.
+pub(crate) fn wait_ready(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if probe::blocking_get(url).is_ok_and(|status| status == 200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+mod probe {
+    //! A tiny blocking GET over std, so the e2e test needs no async runtime.
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub(crate) fn blocking_get(url: &str) -> std::io::Result<u16> {
+        let rest = url.strip_prefix("http://").unwrap();
+        let (host, path) = rest.split_once('/').unwrap();
+        let mut stream = TcpStream::connect(host)?;
+        write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0))
+    }
+}
+
+pub(crate) fn tessera(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn json_out(output: &Output) -> Value {
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Form POST with curl-free std HTTP is tedious; use the test-support client on a runtime.
+pub(crate) fn post_form(url: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        tessera_test_support::install_crypto_provider();
+        let res = reqwest::Client::new()
+            .post(url)
+            .header("authorization", basic(id, secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+}
+
+#[test]
+fn serve_create_token_verify_revoke_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let server = Server::start(dir.path(), public, admin);
+    let issuer = server.issuer.clone();
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+
+    let jwt_client = json_out(&tessera(&[
+        "client",
+        "create",
+        "--admin-config",
+        &admin_config,
+        "--json",
+        "--scope",
+        "read write",
+        "--name",
+        "e2e",
+    ]));
+    let opaque_client = json_out(&tessera(&[
+        "client",
+        "create",
+        "--admin-config",
+        &admin_config,
+        "--json",
+        "--format",
+        "opaque",
+        "--scope",
+        "read",
+    ]));
+    let id = jwt_client["client_id"].as_str().unwrap();
+    let secret = jwt_client["client_secret"].as_str().unwrap();
+    let (opaque_id, opaque_secret) =
+        (opaque_client["client_id"].as_str().unwrap(), opaque_client["client_secret"].as_str().unwrap());
+
+    let token_url = format!("{issuer}/token");
+    let (status, body) = post_form(&token_url, id, secret, &[("grant_type", "client_credentials")]);
+    assert_eq!(status, 200);
+    let jwt = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = post_form(&token_url, opaque_id, opaque_secret, &[("grant_type", "client_credentials")]);
+    let opaque = body["access_token"].as_str().unwrap().to_owned();
+    let (_, body) = post_form(&token_url, id, secret, &[("grant_type", "client_credentials")]);
+    let second_jwt = body["access_token"].as_str().unwrap().to_owned();
+
+    let verify =
+        |token: &str| tessera(&["token", "verify", token, "--issuer", &issuer, "--audience", &issuer, "--discover"]);
+    let out = verify(&jwt);
+    let claims = json_out(&out);
+    assert_eq!(claims["client_id"], id);
+    let out = tessera(&[
+        "token",
+        "verify",
+        &jwt,
+        "--issuer",
+        &issuer,
+        "--audience",
+        "https://elsewhere.example",
+        "--discover",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("wrong audience"));
+
+    // Revoke the JWT and the opaque token; introspection reflects it at once.
+    let revoke_url = format!("{issuer}/revoke");
+    assert_eq!(post_form(&revoke_url, id, secret, &[("token", &jwt)]).0, 200);
+    assert_eq!(post_form(&revoke_url, opaque_id, opaque_secret, &[("token", &opaque)]).0, 200);
+    let introspect_url = format!("{issuer}/introspect");
+    assert_eq!(post_form(&introspect_url, id, secret, &[("token", &jwt)]).1, serde_json::json!({"active": false}));
+    assert_eq!(
+        post_form(&introspect_url, opaque_id, opaque_secret, &[("token", &opaque)]).1,
+        serde_json::json!({"active": false})
+    );
+
+    let listed = json_out(&tessera(&["client", "list", "--admin-config", &admin_config, "--json"]));
+    assert_eq!(listed["clients"].as_array().unwrap().len(), 3);
+    let keys_before = json_out(&tessera(&["key", "list", "--admin-config", &admin_config, "--json"]));
+
+    server.stop();
+    let server = Server::start(dir.path(), public, admin);
+
+    // Keys persisted: the old JWT still verifies, and the key list is the same.
+    json_out(&verify(&second_jwt));
+    assert_eq!(json_out(&tessera(&["key", "list", "--admin-config", &admin_config, "--json"])), keys_before);
+    // Revocations persisted.
+    assert_eq!(post_form(&introspect_url, id, secret, &[("token", &jwt)]).1, serde_json::json!({"active": false}));
+    assert_eq!(
+        post_form(&introspect_url, opaque_id, opaque_secret, &[("token", &opaque)]).1,
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(post_form(&introspect_url, id, secret, &[("token", &second_jwt)]).1["active"], true);
+    // The CLI reuses admin.json after a restart.
+    let out = tessera(&["client", "show", id, "--admin-config", &admin_config]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("e2e"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
+    // Deleting through the CLI makes its tokens inactive.
+    assert!(tessera(&["client", "delete", id, "--admin-config", &admin_config]).status.success());
+    assert_eq!(post_form(&introspect_url, opaque_id, opaque_secret, &[("token", &second_jwt)]).1["active"], false);
+    server.stop();
+
+    // No secret or token ever reached the logs.
+    let logs: String = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(logs.contains("tessera serving"));
+    for secret in [secret, opaque_secret, &jwt, &opaque, &second_jwt] {
+        assert!(!logs.contains(secret));
+    }
+    let admin_json: Value = serde_json::from_slice(&std::fs::read(&admin_config).unwrap()).unwrap();
+    assert!(!logs.contains(admin_json["client_secret"].as_str().unwrap()));
+}
+
+#[test]
+fn cli_errors_are_one_clear_line() {
+    let out = tessera(&["client", "list", "--admin-config", "/nonexistent/admin.json"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: reading /nonexistent/admin.json"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, r#"{"keys":[]}"#).unwrap();
+    let out = tessera(&[
+        "token",
+        "verify",
+        "a.b.c",
+        "--issuer",
+        "https://as",
+        "--audience",
+        "https://api",
+        "--jwks",
+        jwks.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("invalid token: "));
+
+    let out =
+        tessera(&["serve", "--issuer", "http://id.example.com", "--data-dir", dir.path().join("d").to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must use https"));
+}
+
+/// The README quick start, word for word: `tessera serve` with no flags in an empty directory
+/// listens on the documented defaults and writes `tessera-data/admin.json`, which the CLI reads.
+#[test]
+fn readme_quick_start() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains("cargo run --release -p tessera-cli -- serve"),
+        "README run command changed; update this test"
+    );
+    assert!(readme.contains("scripts/test"), "README test command changed; update this test");
+    if std::net::TcpListener::bind("127.0.0.1:8080").is_err() || std::net::TcpListener::bind("127.0.0.1:8081").is_err()
+    {
+        panic!("ports 8080/8081 are taken on this machine; the quick-start test needs the documented defaults");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_ready("http://127.0.0.1:8080/readyz");
+    let out = Command::new(BIN).args(["client", "list"]).current_dir(dir.path()).output().unwrap();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let exit = child.wait().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Tessera bootstrap admin"));
+    assert!(exit.success());
+    let admin: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("tessera-data/admin.json")).unwrap()).unwrap();
+    assert_eq!(admin["issuer"], "http://127.0.0.1:8080");
+    assert_eq!(admin["admin_url"], "http://127.0.0.1:8081");
+}

@@ -1,0 +1,39 @@
+//! Interoperability: the independent npm client `oauth4webapi` drives Tessera over real HTTP
+//! (tests/interop). `scripts/test` installs it from the committed lockfile; a missing install
+//! fails this test rather than skipping it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::json;
+use tessera_server::clock::{Clock, SystemClock};
+use tessera_test_support::spawn_app_at;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth4webapi_completes_client_credentials_introspection_and_revocation() {
+    let interop = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop"));
+    assert!(
+        interop.join("node_modules/oauth4webapi").exists(),
+        "oauth4webapi is not installed: run `npm ci --prefix tests/interop` (scripts/test does)"
+    );
+    // oauth4webapi checks exp and iat against its own wall clock, so this server's clock is
+    // fixed at the real current time.
+    let app = spawn_app_at(SystemClock.now().secs()).await;
+    let api = "https://api.example.test";
+    let jwt = app.create_client(json!({"scope":"read write","audience":[api]})).await;
+    let opaque = app.create_client(json!({"scope":"read write","access_token_format":"opaque"})).await;
+    let output = Command::new("node")
+        .arg("client_credentials.mjs")
+        .current_dir(&interop)
+        .env("ISSUER", &app.issuer)
+        .env("AUDIENCE", api)
+        .env("JWT_CLIENT_ID", &jwt.id)
+        .env("JWT_CLIENT_SECRET", &jwt.secret)
+        .env("OPAQUE_CLIENT_ID", &opaque.id)
+        .env("OPAQUE_CLIENT_SECRET", &opaque.secret)
+        .output()
+        .expect("node is required for the interop tests");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "oauth4webapi failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("interop: 1 passed, 0 failed"));
+}

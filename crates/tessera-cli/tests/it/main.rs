@@ -1,0 +1,6 @@
+//! End-to-end tests of the `tessera` binary: real processes, real ports, the README quick start.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
+
+mod e2e;
+mod interop;
