@@ -55,8 +55,16 @@ impl AppState {
     /// Opens the data directory and store, loads (or on first start creates) the signing keys
     /// and the bootstrap admin client, and writes `admin.json`.
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        if !config.data_dir.exists() {
+            std::fs::create_dir_all(&config.data_dir)
+                .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+            // The directory holds the master key and the database: owner only.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700))?;
+            }
+        }
         if let Some(parent) = Store::sqlite_path(&config.database_url).and_then(|p| p.parent()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }

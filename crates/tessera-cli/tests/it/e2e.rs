@@ -297,5 +297,54 @@ fn readme_quick_start() {
     let admin: Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("tessera-data/admin.json")).unwrap()).unwrap();
     assert_eq!(admin["issuer"], "http://127.0.0.1:8080");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(
+            (mode("tessera-data"), mode("tessera-data/admin.json"), mode("tessera-data/master.key")),
+            (0o700, 0o600, 0o600)
+        );
+    }
     assert_eq!(admin["admin_url"], "http://127.0.0.1:8081");
+}
+
+/// Defaults < tessera.toml < TESSERA_* < flags.
+#[test]
+fn configuration_layers_in_the_documented_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (file_port, env_port, flag_port, admin_port) = (free_port(), free_port(), free_port(), free_port());
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!("listen = \"127.0.0.1:{file_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\nissuer = \"http://127.0.0.1:{file_port}\"\nlog_format = \"json\"\n"),
+    )
+    .unwrap();
+    let start = |env_listen: Option<u16>, flag_listen: Option<u16>| {
+        let mut command = Command::new(BIN);
+        command.arg("serve").arg("--config").arg(&config).arg("--data-dir").arg(dir.path().join("data"));
+        if let Some(port) = env_listen {
+            command.env("TESSERA_LISTEN", format!("127.0.0.1:{port}"));
+        }
+        if let Some(port) = flag_listen {
+            command.args(["--listen", &format!("127.0.0.1:{port}")]);
+        }
+        command.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    for (env_listen, flag_listen, expected) in
+        [(None, None, file_port), (Some(env_port), None, env_port), (Some(env_port), Some(flag_port), flag_port)]
+    {
+        let child = start(env_listen, flag_listen);
+        wait_ready(&format!("http://127.0.0.1:{expected}/readyz"));
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success());
+        // log_format = "json" came from the file.
+        let first = String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or("").to_owned();
+        assert!(serde_json::from_str::<Value>(&first).is_ok(), "{first}");
+    }
+    let out =
+        Command::new(BIN).args(["serve", "--config"]).arg(&config).args(["--log-format", "yaml"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("log format"));
 }
