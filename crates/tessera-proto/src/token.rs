@@ -41,43 +41,72 @@ impl Audience {
     }
 }
 
-/// An introspection response (RFC 7662 §2.2). An inactive token serializes as exactly
-/// `{"active":false}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An introspection response (RFC 7662 §2.2). Every member but `active` is optional on the
+/// wire; Tessera sends all of them for an active token and none for an inactive one, which
+/// therefore serializes as exactly `{"active":false}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntrospectionResponse {
     /// Whether the token is currently active for this caller.
     pub active: bool,
-    /// The remaining members; absent for inactive tokens.
-    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<ActiveToken>,
-}
-
-/// The members of an active introspection response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActiveToken {
     /// Granted scope, space separated.
-    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// The client the token was issued to.
-    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
     /// The subject of the token.
-    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
     /// The audience(s) of the token.
-    pub aud: Audience,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Audience>,
     /// The issuer identifier.
-    pub iss: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
     /// Expiry, seconds since the epoch.
-    pub exp: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<u64>,
     /// Issuance time, seconds since the epoch.
-    pub iat: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
     /// The token's unique identifier.
-    pub jti: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
     /// `Bearer`.
-    pub token_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
 }
 
 impl IntrospectionResponse {
     /// `{"active":false}`.
     pub fn inactive() -> IntrospectionResponse {
-        IntrospectionResponse { active: false, details: None }
+        IntrospectionResponse::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7662 §2.2 example: unknown members such as extension_field are ignored.
+    #[test]
+    fn rfc7662_examples_parse() {
+        let active: IntrospectionResponse = serde_json::from_str(
+            r#"{"active":true,"client_id":"l238j323ds-23ij4","username":"jdoe","scope":"read write dolphin","sub":"Z5O3upPC88QrAjx00dis","aud":"https://protected.example.net/resource","iss":"https://server.example.com/","exp":1419356238,"iat":1419350238,"extension_field":"twenty-seven"}"#,
+        )
+        .unwrap();
+        assert!(active.active);
+        assert_eq!(active.client_id.as_deref(), Some("l238j323ds-23ij4"));
+        assert_eq!(active.aud, Some(Audience::One("https://protected.example.net/resource".into())));
+        assert_eq!(active.exp, Some(1419356238));
+        let inactive: IntrospectionResponse = serde_json::from_str(r#"{"active":false}"#).unwrap();
+        assert_eq!(inactive, IntrospectionResponse::inactive());
+        assert_eq!(serde_json::to_string(&IntrospectionResponse::inactive()).unwrap(), r#"{"active":false}"#);
+    }
+
+    #[test]
+    fn audience_is_a_string_for_one_value_and_an_array_otherwise() {
+        assert_eq!(serde_json::to_string(&Audience::from_list(vec!["a".into()])).unwrap(), r#""a""#);
+        assert_eq!(serde_json::to_string(&Audience::from_list(vec!["a".into(), "b".into()])).unwrap(), r#"["a","b"]"#);
     }
 }

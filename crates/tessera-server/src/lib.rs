@@ -42,6 +42,8 @@ pub struct Inner {
     pub store: Store,
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
+    /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
+    pub server_errors: std::sync::atomic::AtomicU64,
 }
 
 impl std::ops::Deref for AppState {
@@ -71,7 +73,8 @@ impl AppState {
         let store = Store::open(&config.database_url).await?;
         let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
         let keys = KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await?;
-        let state = AppState { inner: Arc::new(Inner { config, store, keys, clock }) };
+        let state =
+            AppState { inner: Arc::new(Inner { config, store, keys, clock, server_errors: Default::default() }) };
         state.bootstrap().await?;
         Ok(state)
     }

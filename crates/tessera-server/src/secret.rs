@@ -58,3 +58,33 @@ impl std::fmt::Debug for SecretString {
         f.write_str("SecretString([redacted])")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn credentials_have_a_prefix_and_256_random_bits(prefix in "(tat_|tcs_)") {
+            let credential = new_credential(&prefix);
+            let random = credential.expose().strip_prefix(prefix.as_str()).unwrap();
+            prop_assert_eq!(URL_SAFE_NO_PAD.decode(random).unwrap().len(), 32);
+            // RFC 6749 Appendix A.12: VSCHAR only.
+            prop_assert!(credential.expose().bytes().all(|b| (0x20..=0x7e).contains(&b)));
+            let other = new_credential(&prefix);
+            prop_assert_ne!(credential.expose(), other.expose());
+        }
+
+        #[test]
+        fn hashes_compare_equal_only_for_equal_secrets(a in ".{0,64}", b in ".{0,64}") {
+            prop_assert_eq!(hashes_equal(&hash(&a), &hash(&b)), a == b);
+        }
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        assert_eq!(format!("{:?}", new_credential(CLIENT_SECRET_PREFIX)), "SecretString([redacted])");
+    }
+}

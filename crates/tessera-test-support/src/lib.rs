@@ -111,6 +111,16 @@ fn serde_urlencoded_component(s: &str) -> String {
     encoded.query().unwrap().trim_start_matches("v=").to_owned()
 }
 
+/// Every test's server must finish without a single 5xx response or panic.
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let errors = self.state.server_errors.load(Ordering::Relaxed);
+        if errors > 0 && !std::thread::panicking() {
+            panic!("the server answered {errors} request(s) with a 5xx status or panicked");
+        }
+    }
+}
+
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

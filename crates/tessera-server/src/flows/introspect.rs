@@ -2,7 +2,7 @@
 //! API: a token is active only if known, unexpired, unrevoked and its client still exists.
 
 use tessera_proto::UnixTime;
-use tessera_proto::token::{ActiveToken, Audience, IntrospectionResponse};
+use tessera_proto::token::{Audience, IntrospectionResponse};
 
 use crate::AppState;
 use crate::client::Client;
@@ -85,16 +85,14 @@ pub async fn introspect(
     };
     Ok(IntrospectionResponse {
         active: true,
-        details: Some(ActiveToken {
-            scope: active.scope,
-            client_id: active.client_id,
-            sub: active.sub,
-            aud: Audience::from_list(active.aud),
-            iss: state.config.issuer.as_str().to_owned(),
-            exp: active.exp,
-            iat: active.iat,
-            jti: active.jti,
-            token_type: "Bearer".into(),
-        }),
+        scope: Some(active.scope),
+        client_id: Some(active.client_id),
+        sub: Some(active.sub),
+        aud: Some(Audience::from_list(active.aud)),
+        iss: Some(state.config.issuer.as_str().to_owned()),
+        exp: Some(active.exp),
+        iat: Some(active.iat),
+        jti: Some(active.jti),
+        token_type: Some("Bearer".into()),
     })
 }

@@ -33,7 +33,24 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
         .with_state(state)
+}
+
+/// Counts 5xx responses (a panic caught below becomes a 500) so tests and operators can see
+/// that none happened. A not-ready `/readyz` is an answer, not an error.
+pub(crate) async fn count_server_errors(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let readiness = request.uri().path() == "/readyz";
+    let response = next.run(request).await;
+    if response.status().is_server_error() && !readiness {
+        state.server_errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    response
 }
 
 fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
