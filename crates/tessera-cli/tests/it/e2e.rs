@@ -348,3 +348,73 @@ fn configuration_layers_in_the_documented_order() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("log format"));
 }
+
+/// The key and secret commands, and `token verify` with a JWKS file, a JWKS URL and `--now`.
+#[test]
+fn keys_secrets_and_offline_verification_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let issuer = server.issuer.clone();
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let cli = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--admin-config", &admin_config, "--json"]);
+        json_out(&tessera(&all))
+    };
+    let client = cli(&["client", "create", "--scope", "read"]);
+    let id = client["client_id"].as_str().unwrap().to_owned();
+    let rotated = cli(&["client", "rotate-secret", &id]);
+    let secret = rotated["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(client["client_secret"], rotated["client_secret"]);
+    let token_url = format!("{issuer}/token");
+    let grant = [("grant_type", "client_credentials")];
+    assert_eq!(post_form(&token_url, &id, client["client_secret"].as_str().unwrap(), &grant).0, 401);
+
+    let key = cli(&["key", "create", "--alg", "EdDSA"]);
+    assert_eq!(key["status"], "published");
+    let kid = key["kid"].as_str().unwrap();
+    assert_eq!(cli(&["key", "activate", kid])["status"], "active");
+    let keys = cli(&["key", "list"]);
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+
+    let (status, body) = post_form(&token_url, &id, &secret, &grant);
+    assert_eq!(status, 200);
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let jwks_url = format!("{issuer}/jwks.json");
+    let jwks_file = dir.path().join("jwks.json");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let jwks_text = runtime.block_on(async { reqwest::get(&jwks_url).await.unwrap().text().await.unwrap() });
+    std::fs::write(&jwks_file, jwks_text).unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["token", "verify", &token, "--issuer", &issuer, "--audience", &issuer];
+        args.extend(extra);
+        tessera(&args)
+    };
+    let claims = json_out(&verify(&["--jwks", jwks_file.to_str().unwrap()]));
+    let exp = claims["exp"].as_u64().unwrap();
+    json_out(&verify(&["--jwks", &jwks_url]));
+    // Just inside and just outside the default 60 s leeway, then with no leeway at all.
+    let at = |t: u64| t.to_string();
+    assert!(verify(&["--jwks", &jwks_url, "--now", &at(exp + 59)]).status.success());
+    let out = verify(&["--jwks", &jwks_url, "--now", &at(exp + 61)]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expired"));
+    assert_eq!(verify(&["--jwks", &jwks_url, "--now", &at(exp + 1), "--leeway", "0"]).status.code(), Some(1));
+    let out = verify(&["--jwks", &jwks_url, "--now", &at(exp + 61), "--json"]);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["valid"].as_bool(), report["error"].as_str()), (Some(false), Some("invalid_token")));
+    // The token from standard input.
+    let mut child = Command::new(BIN)
+        .args(["token", "verify", "-", "--issuer", &issuer, "--audience", &issuer, "--jwks", &jwks_url])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), token.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    // An issuer whose metadata names another issuer is refused by --discover.
+    let out =
+        tessera(&["token", "verify", &token, "--issuer", &format!("{issuer}/"), "--audience", &issuer, "--discover"]);
+    assert!(!out.status.success());
+    server.stop();
+}
