@@ -1,6 +1,7 @@
 //! The Tessera authorization server: `AppState` holds the store, keys, clock and config;
 //! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
 
+pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod config;
@@ -42,6 +43,7 @@ pub struct Inner {
     pub store: Store,
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
+    pub active_tokens: flows::introspect::ActiveTokenCache,
     /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
     pub server_errors: std::sync::atomic::AtomicU64,
 }
@@ -73,8 +75,16 @@ impl AppState {
         let store = Store::open(&config.database_url).await?;
         let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
         let keys = KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await?;
-        let state =
-            AppState { inner: Arc::new(Inner { config, store, keys, clock, server_errors: Default::default() }) };
+        let state = AppState {
+            inner: Arc::new(Inner {
+                config,
+                store,
+                keys,
+                clock,
+                active_tokens: Default::default(),
+                server_errors: Default::default(),
+            }),
+        };
         state.bootstrap().await?;
         Ok(state)
     }

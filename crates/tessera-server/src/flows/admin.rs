@@ -70,8 +70,8 @@ pub async fn list_clients(state: &AppState) -> Result<ClientList, AdminError> {
 }
 
 pub async fn client(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
-    let (client, _) = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
-    Ok(client.info(None))
+    let stored = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+    Ok(stored.client.info(None))
 }
 
 /// Deletes a client; its tokens stop being active at once. The bootstrap admin client is kept
@@ -94,8 +94,8 @@ pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientIn
         return Err(AdminError::NotFound);
     }
     tracing::info!(%client_id, "client secret rotated");
-    let (client, _) = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
-    Ok(client.info(Some(client_secret.expose().to_owned())))
+    let stored = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+    Ok(stored.client.info(Some(client_secret.expose().to_owned())))
 }
 
 pub async fn create_key(state: &AppState, request: CreateKey, now: UnixTime) -> Result<KeyInfo, AdminError> {

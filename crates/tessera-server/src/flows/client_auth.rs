@@ -76,7 +76,7 @@ pub async fn authenticate(state: &AppState, credentials: PresentedCredentials) -
     let found = state.store.client(&credentials.client_id).await?;
     let presented_hash = secret::hash(credentials.secret.expose());
     let (stored_hash, client) = match &found {
-        Some((client, hash)) => (hash.as_slice(), Some(client)),
+        Some(stored) => (stored.secret_hash.as_slice(), Some(&stored.client)),
         None => (&DUMMY_HASH[..], None),
     };
     let secret_ok = secret::hashes_equal(&presented_hash, stored_hash);

@@ -1,10 +1,13 @@
 //! `POST /introspect` (RFC 7662) and the token lookup it shares with revocation and the admin
 //! API: a token is active only if known, unexpired, unrevoked and its client still exists.
 
+use std::sync::Arc;
+
 use tessera_proto::UnixTime;
 use tessera_proto::token::{Audience, IntrospectionResponse};
 
 use crate::AppState;
+use crate::cache::InvalidatingCache;
 use crate::client::Client;
 use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
@@ -28,10 +31,57 @@ pub fn verified_jwt(state: &AppState, token: &str, now: UnixTime) -> Option<tess
     state.keys.current().verifier.verify(token, now).ok()
 }
 
+/// Tokens found active recently, by SHA-256 of the token: repeated introspection of one token
+/// (what gateways do) costs no query and no signature check. A revocation on this node
+/// invalidates the entry after its commit; expiry and client deletion are checked on every hit.
+pub struct ActiveTokenCache(InvalidatingCache<[u8; 32], Arc<ActiveAccessToken>>);
+
+impl Default for ActiveTokenCache {
+    fn default() -> ActiveTokenCache {
+        ActiveTokenCache(InvalidatingCache::new(20_000, std::time::Duration::from_secs(60)))
+    }
+}
+
+impl ActiveTokenCache {
+    /// Call after `token` was revoked.
+    pub fn revoked(&self, token: &str) {
+        self.0.invalidate(&secret::hash(token));
+    }
+}
+
 /// Looks a token up in every format (RFC 7662 §2.1: the hint is only an optimisation).
-pub async fn resolve(state: &AppState, token: &str, now: UnixTime) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    let found = if token.starts_with(ACCESS_TOKEN_PREFIX) {
-        match state.store.opaque_token(&secret::hash(token)).await? {
+pub async fn resolve(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<Arc<ActiveAccessToken>>, OAuthError> {
+    let token_hash = secret::hash(token);
+    let cache = &state.active_tokens.0;
+    let found = match cache.get(&token_hash) {
+        Some(cached) => cached,
+        None => {
+            let ticket = cache.ticket();
+            let Some(found) = lookup(state, token, &token_hash, now).await? else { return Ok(None) };
+            let found = Arc::new(found);
+            cache.insert(ticket, token_hash, found.clone());
+            found
+        }
+    };
+    // Expiry and a deleted client end a token at once, cached or not.
+    if found.exp <= now.secs() || state.store.client(&found.client_id).await?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(found))
+}
+
+async fn lookup(
+    state: &AppState,
+    token: &str,
+    token_hash: &[u8; 32],
+    now: UnixTime,
+) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    Ok(if token.starts_with(ACCESS_TOKEN_PREFIX) {
+        match state.store.opaque_token(token_hash).await? {
             Some(row) if !row.revoked && row.exp > now.secs() => Some(ActiveAccessToken {
                 jti: row.jti,
                 client_id: row.client_id,
@@ -56,13 +106,7 @@ pub async fn resolve(state: &AppState, token: &str, now: UnixTime) -> Result<Opt
             }),
             _ => None,
         }
-    };
-    let Some(found) = found else { return Ok(None) };
-    // A deleted client's tokens stop being active at once.
-    if state.store.client(&found.client_id).await?.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(found))
+    })
 }
 
 /// RFC 7662 §2.1 with our caller rule: the token was issued to the caller, or the caller is a
@@ -85,14 +129,14 @@ pub async fn introspect(
     };
     Ok(IntrospectionResponse {
         active: true,
-        scope: Some(active.scope),
-        client_id: Some(active.client_id),
-        sub: Some(active.sub),
-        aud: Some(Audience::from_list(active.aud)),
+        scope: Some(active.scope.clone()),
+        client_id: Some(active.client_id.clone()),
+        sub: Some(active.sub.clone()),
+        aud: Some(Audience::from_list(active.aud.clone())),
         iss: Some(state.config.issuer.as_str().to_owned()),
         exp: Some(active.exp),
         iat: Some(active.iat),
-        jti: Some(active.jti),
+        jti: Some(active.jti.clone()),
         token_type: Some("Bearer".into()),
     })
 }

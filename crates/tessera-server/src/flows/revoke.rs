@@ -27,6 +27,7 @@ pub async fn revoke(
     if token.starts_with(ACCESS_TOKEN_PREFIX) {
         return match state.store.revoke_opaque_token(&secret::hash(token), &caller.client_id, now.secs()).await? {
             RevokeOutcome::Revoked => {
+                state.active_tokens.revoked(token);
                 tracing::info!(client_id = %caller.client_id, "opaque access token revoked");
                 Ok(())
             }
@@ -40,6 +41,7 @@ pub async fn revoke(
         return Err(not_yours);
     }
     state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, now.secs()).await?;
+    state.active_tokens.revoked(token);
     tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");
     Ok(())
 }

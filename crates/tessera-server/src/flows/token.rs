@@ -132,7 +132,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 exp,
                 revoked: false,
             };
-            state.store.insert_opaque_token(&row).await?;
+            state.store.insert_opaque_token(row).await?;
             token.expose().to_owned()
         }
     };

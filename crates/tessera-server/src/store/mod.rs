@@ -1,21 +1,58 @@
 //! Persistence. The only module with SQL. Every single-use or state-changing operation is
 //! one statement (or one short write transaction), never read-then-write, so concurrent
 //! requests cannot both win.
+//!
+//! SQLite allows one writer at a time, and its busy handler waits by sleeping, so writes never
+//! compete on many connections: reads use a pool of their own, security-critical writes
+//! (clients, keys, revocations) one connection with `synchronous=FULL` (fsync before the
+//! commit returns), and opaque-token issuance one connection fed by a group-commit task that
+//! writes every waiting token in one statement with `synchronous=NORMAL`: committed to the
+//! WAL before the response is sent, so it survives the process being killed; a power loss can
+//! lose the newest tokens, which then fail closed (the client gets `invalid_token` and asks
+//! again), while a revocation is never lost.
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, sqlite::SqliteRow};
+use tokio::sync::{mpsc, oneshot};
 
+use crate::cache::InvalidatingCache;
 use crate::client::{Client, TokenFormat};
 
+/// The most tokens written by one group commit.
+const MAX_BATCH: usize = 64;
+
 /// The store handle: cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    read: SqlitePool,
+    critical: SqlitePool,
+    issuance: SqlitePool,
+    batcher: mpsc::Sender<PendingInsert>,
+    clients: InvalidatingCache<String, Arc<StoredClient>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// A client with the SHA-256 hash of its secret.
+#[derive(Debug)]
+pub struct StoredClient {
+    pub client: Client,
+    pub secret_hash: Vec<u8>,
+}
+
+struct PendingInsert {
+    row: OpaqueTokenRow,
+    done: oneshot::Sender<Result<(), String>>,
 }
 
 /// A signing key as stored: the private half sealed with the master key.
@@ -80,14 +117,21 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await
-            .with_context(|| format!("opening {url}"))?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await.context("running migrations")?;
-        Ok(Store { pool })
+        let pool = |size: u32, options: SqliteConnectOptions| {
+            SqlitePoolOptions::new()
+                .max_connections(size)
+                .min_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+        };
+        let critical = pool(1, options.clone()).await.with_context(|| format!("opening {url}"))?;
+        sqlx::migrate!("./migrations/sqlite").run(&critical).await.context("running migrations")?;
+        let issuance = pool(1, options.clone().synchronous(SqliteSynchronous::Normal)).await?;
+        let read = pool(4, options).await?;
+        let (batcher, rx) = mpsc::channel(4 * MAX_BATCH);
+        tokio::spawn(group_commit(issuance.clone(), rx));
+        let clients = InvalidatingCache::new(10_000, Duration::from_secs(300));
+        Ok(Store { read, critical, issuance, batcher, clients })
     }
 
     /// The path of a SQLite URL, for creating its directory.
@@ -99,17 +143,19 @@ impl Store {
 
     /// Closes every connection after in-flight statements finish.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.issuance.close().await;
+        self.critical.close().await;
+        self.read.close().await;
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
     }
 
     pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
         let row =
-            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.read).await?;
         Ok(row.map(|r| r.get("value")))
     }
 
@@ -117,7 +163,7 @@ impl Store {
         sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
             .bind(name)
             .bind(value)
-            .execute(&self.pool)
+            .execute(&self.critical)
             .await?;
         Ok(())
     }
@@ -142,28 +188,42 @@ impl Store {
         .bind(json_list(&client.audience))
         .bind(client.introspection)
         .bind(to_i64(client.created_at))
-        .execute(&self.pool)
+        .execute(&self.critical)
         .await?;
         Ok(())
     }
 
-    /// The client and its secret hash.
-    pub async fn client(&self, client_id: &str) -> anyhow::Result<Option<(Client, Vec<u8>)>> {
+    /// The client and its secret hash, from a cache that every client change on this node
+    /// invalidates.
+    pub async fn client(&self, client_id: &str) -> anyhow::Result<Option<Arc<StoredClient>>> {
+        if let Some(found) = self.clients.get(client_id) {
+            return Ok(Some(found));
+        }
+        let ticket = self.clients.ticket();
         let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
-        row.map(|row| Ok((client_from_row(&row)?, row.get("secret_hash")))).transpose()
+        let Some(row) = row else { return Ok(None) };
+        let stored = Arc::new(StoredClient { client: client_from_row(&row)?, secret_hash: row.get("secret_hash") });
+        self.clients.insert(ticket, client_id.to_owned(), stored.clone());
+        Ok(Some(stored))
+    }
+
+    fn client_changed(&self, client_id: &str) {
+        self.clients.invalidate(client_id);
     }
 
     pub async fn clients(&self) -> anyhow::Result<Vec<Client>> {
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.read).await?;
         rows.iter().map(client_from_row).collect()
     }
 
     /// Deletes a client; its opaque tokens go with it (foreign key cascade).
     pub async fn delete_client(&self, client_id: &str) -> anyhow::Result<bool> {
-        let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.pool).await?;
+        let res =
+            sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.critical).await?;
+        self.client_changed(client_id);
         Ok(res.rows_affected() == 1)
     }
 
@@ -171,8 +231,9 @@ impl Store {
         let res = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
             .bind(&secret_hash[..])
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&self.critical)
             .await?;
+        self.client_changed(client_id);
         Ok(res.rows_affected() == 1)
     }
 
@@ -188,14 +249,14 @@ impl Store {
         .bind(&key.public_jwk)
         .bind(&key.status)
         .bind(to_i64(key.created_at))
-        .execute(&self.pool)
+        .execute(&self.critical)
         .await?;
         Ok(())
     }
 
     pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
         let rows =
-            sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.pool).await?;
+            sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.read).await?;
         Ok(rows
             .iter()
             .map(|row| KeyRow {
@@ -211,7 +272,7 @@ impl Store {
 
     /// Makes `kid` the one active signing key; the previous one stays published.
     pub async fn activate_key(&self, kid: &str) -> anyhow::Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.critical.begin().await?;
         sqlx::query("UPDATE signing_keys SET status = 'published' WHERE status = 'active' AND kid <> $1")
             .bind(kid)
             .execute(&mut *tx)
@@ -228,28 +289,17 @@ impl Store {
 
     // Access tokens.
 
-    /// Stores an opaque token; returns once the write is durable.
-    pub async fn insert_opaque_token(&self, token: &OpaqueTokenRow) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO opaque_tokens (token_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&token.token_hash[..])
-        .bind(&token.jti)
-        .bind(&token.client_id)
-        .bind(&token.sub)
-        .bind(json_list(&token.aud))
-        .bind(&token.scope)
-        .bind(to_i64(token.iat))
-        .bind(to_i64(token.exp))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Stores an opaque token through the group commit; returns once it is committed.
+    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.batcher.send(PendingInsert { row, done }).await.map_err(|_| anyhow!("the store is closed"))?;
+        wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
     }
 
     pub async fn opaque_token(&self, token_hash: &[u8; 32]) -> anyhow::Result<Option<OpaqueTokenRow>> {
         let row = sqlx::query("SELECT * FROM opaque_tokens WHERE token_hash = $1")
             .bind(&token_hash[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         row.map(|row: SqliteRow| {
             let mut token_hash = [0u8; 32];
@@ -282,14 +332,14 @@ impl Store {
         .bind(to_i64(now))
         .bind(&token_hash[..])
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.read)
         .await?;
         if row.is_some() {
             return Ok(RevokeOutcome::Revoked);
         }
         let other = sqlx::query("SELECT 1 FROM opaque_tokens WHERE token_hash = $1")
             .bind(&token_hash[..])
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.read)
             .await?;
         Ok(if other.is_some() { RevokeOutcome::NotOwner } else { RevokeOutcome::Unknown })
     }
@@ -301,14 +351,59 @@ impl Store {
             .bind(client_id)
             .bind(to_i64(exp))
             .bind(to_i64(now))
-            .execute(&self.pool)
+            .execute(&self.critical)
             .await?;
         Ok(())
     }
 
     pub async fn is_jwt_revoked(&self, jti: &str) -> anyhow::Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1").bind(jti).fetch_optional(&self.pool).await?;
+        let row = sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1").bind(jti).fetch_optional(&self.read).await?;
         Ok(row.is_some())
+    }
+}
+
+/// Writes waiting tokens in one multi-row INSERT per round: while one commit runs, the next
+/// requests queue up and share the following one.
+async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let mut sql =
+            String::from("INSERT INTO opaque_tokens (token_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
+        for i in 0..batch.len() {
+            let n = i * 8;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5,
+                n + 6,
+                n + 7,
+                n + 8
+            ));
+        }
+        // The statement text is built only from placeholders; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for pending in &batch {
+            let token = &pending.row;
+            query = query
+                .bind(&token.token_hash[..])
+                .bind(&token.jti)
+                .bind(&token.client_id)
+                .bind(&token.sub)
+                .bind(json_list(&token.aud))
+                .bind(&token.scope)
+                .bind(to_i64(token.iat))
+                .bind(to_i64(token.exp));
+        }
+        let result = query.execute(&pool).await.map(|_| ()).map_err(|e| e.to_string());
+        for pending in batch.drain(..) {
+            let _ = pending.done.send(result.clone());
+        }
     }
 }
 
