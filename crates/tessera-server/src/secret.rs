@@ -24,12 +24,55 @@ pub fn new_credential(prefix: &str) -> SecretString {
     SecretString(format!("{prefix}{}", random_b64(32)))
 }
 
-/// SHA-256 of a presented secret: what we store and look up.
-pub fn hash(secret: &str) -> [u8; 32] {
-    let digest = digest::digest(&digest::SHA256, secret.as_bytes());
+/// An opaque access token: `tat_` + base64url(id as 8 bytes big-endian ‖ 32 random bytes).
+/// The id selects the stored row; the random part is the secret, stored only as its SHA-256
+/// (the split selector/verifier design, so lookups need no index on random keys).
+pub struct OpaqueToken {
+    pub id: u64,
+    pub secret: [u8; 32],
+}
+
+impl OpaqueToken {
+    /// A fresh secret for a token whose id the store assigns.
+    pub fn secret() -> [u8; 32] {
+        let mut secret = [0u8; 32];
+        #[allow(clippy::expect_used)]
+        rand::fill(&mut secret).expect("system random number generator failed");
+        secret
+    }
+
+    pub fn encode(&self) -> SecretString {
+        let mut bytes = [0u8; 40];
+        bytes[..8].copy_from_slice(&self.id.to_be_bytes());
+        bytes[8..].copy_from_slice(&self.secret);
+        SecretString(format!("{ACCESS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    }
+
+    /// Parses a presented token; anything malformed is `None`.
+    pub fn parse(token: &str) -> Option<OpaqueToken> {
+        let bytes = URL_SAFE_NO_PAD.decode(token.strip_prefix(ACCESS_TOKEN_PREFIX)?).ok()?;
+        let bytes: [u8; 40] = bytes.try_into().ok()?;
+        let mut secret = [0u8; 32];
+        secret.copy_from_slice(&bytes[8..]);
+        Some(OpaqueToken { id: u64::from_be_bytes(bytes[..8].try_into().ok()?), secret })
+    }
+
+    pub fn secret_hash(&self) -> [u8; 32] {
+        hash_bytes(&self.secret)
+    }
+}
+
+/// SHA-256 of bytes.
+pub fn hash_bytes(bytes: &[u8]) -> [u8; 32] {
+    let digest = digest::digest(&digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+/// SHA-256 of a presented secret: what we store and look up.
+pub fn hash(secret: &str) -> [u8; 32] {
+    hash_bytes(secret.as_bytes())
 }
 
 /// Compares two stored hashes in constant time.
@@ -80,6 +123,23 @@ mod tests {
         #[test]
         fn hashes_compare_equal_only_for_equal_secrets(a in ".{0,64}", b in ".{0,64}") {
             prop_assert_eq!(hashes_equal(&hash(&a), &hash(&b)), a == b);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn opaque_tokens_round_trip(id in any::<u64>(), secret in any::<[u8; 32]>()) {
+            let token = OpaqueToken { id, secret }.encode();
+            prop_assert!(token.expose().starts_with(ACCESS_TOKEN_PREFIX));
+            prop_assert!(token.expose().bytes().all(|b| (0x20..=0x7e).contains(&b)));
+            let parsed = OpaqueToken::parse(token.expose()).unwrap();
+            prop_assert_eq!((parsed.id, parsed.secret), (id, secret));
+        }
+
+        #[test]
+        fn malformed_opaque_tokens_do_not_parse(junk in "tat_[A-Za-z0-9_-]{0,80}") {
+            prop_assume!(junk.len() != 4 + 54);
+            prop_assert!(OpaqueToken::parse(&junk).is_none());
         }
     }
 

@@ -26,10 +26,15 @@ CREATE TABLE signing_keys (
 -- At most one active signing key.
 CREATE UNIQUE INDEX signing_keys_one_active ON signing_keys (status) WHERE status = 'active';
 
+-- Opaque access tokens: `tat_` + base64url(id as 8 bytes big-endian ‖ 32 random bytes).
+-- The id is the public selector (a rowid, so inserts append); only SHA-256 of the random
+-- part is kept, compared in constant time. No other index: a deleted client's tokens are
+-- inactive at once through the client check and are purged by retention.
 CREATE TABLE opaque_tokens (
-    token_hash BLOB PRIMARY KEY NOT NULL,
-    jti TEXT NOT NULL UNIQUE,
-    client_id TEXT NOT NULL REFERENCES clients (client_id) ON DELETE CASCADE,
+    id INTEGER PRIMARY KEY,
+    secret_hash BLOB NOT NULL,
+    jti TEXT NOT NULL,
+    client_id TEXT NOT NULL,
     sub TEXT NOT NULL,
     aud TEXT NOT NULL,
     scope TEXT NOT NULL,
@@ -37,9 +42,6 @@ CREATE TABLE opaque_tokens (
     exp INTEGER NOT NULL,
     revoked_at INTEGER
 ) STRICT;
-
-CREATE INDEX opaque_tokens_client ON opaque_tokens (client_id);
-CREATE INDEX opaque_tokens_exp ON opaque_tokens (exp);
 
 -- Revoked JWT access tokens, kept until they expire.
 CREATE TABLE revoked_jwts (

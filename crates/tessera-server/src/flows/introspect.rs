@@ -12,7 +12,7 @@ use crate::client::Client;
 use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
 use crate::form::Form;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX};
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, OpaqueToken};
 
 /// An access token that is active right now, whatever its format.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub async fn resolve(
         Some(cached) => cached,
         None => {
             let ticket = cache.ticket();
-            let Some(found) = lookup(state, token, &token_hash, now).await? else { return Ok(None) };
+            let Some(found) = lookup(state, token, now).await? else { return Ok(None) };
             let found = Arc::new(found);
             cache.insert(ticket, token_hash, found.clone());
             found
@@ -74,39 +74,37 @@ pub async fn resolve(
     Ok(Some(found))
 }
 
-async fn lookup(
-    state: &AppState,
-    token: &str,
-    token_hash: &[u8; 32],
-    now: UnixTime,
-) -> Result<Option<ActiveAccessToken>, OAuthError> {
-    Ok(if token.starts_with(ACCESS_TOKEN_PREFIX) {
-        match state.store.opaque_token(token_hash).await? {
-            Some(row) if !row.revoked && row.exp > now.secs() => Some(ActiveAccessToken {
-                jti: row.jti,
-                client_id: row.client_id,
-                sub: row.sub,
-                aud: row.aud,
-                scope: row.scope,
-                iat: row.iat,
-                exp: row.exp,
-            }),
-            _ => None,
+async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    if token.starts_with(ACCESS_TOKEN_PREFIX) {
+        let Some(presented) = OpaqueToken::parse(token) else { return Ok(None) };
+        let Some(row) = state.store.opaque_token(presented.id).await? else { return Ok(None) };
+        let genuine = secret::hashes_equal(&presented.secret_hash(), &row.secret_hash);
+        if !genuine || row.revoked || row.exp <= now.secs() {
+            return Ok(None);
         }
-    } else {
-        match verified_jwt(state, token, now) {
-            Some(claims) if !state.store.is_jwt_revoked(&claims.jti).await? => Some(ActiveAccessToken {
-                jti: claims.jti,
-                client_id: claims.client_id,
-                sub: claims.sub,
-                aud: claims.aud,
-                scope: claims.scope.unwrap_or_default(),
-                iat: claims.iat,
-                exp: claims.exp,
-            }),
-            _ => None,
-        }
-    })
+        return Ok(Some(ActiveAccessToken {
+            jti: row.jti,
+            client_id: row.client_id,
+            sub: row.sub,
+            aud: row.aud,
+            scope: row.scope,
+            iat: row.iat,
+            exp: row.exp,
+        }));
+    }
+    let Some(claims) = verified_jwt(state, token, now) else { return Ok(None) };
+    if state.store.is_jwt_revoked(&claims.jti).await? {
+        return Ok(None);
+    }
+    Ok(Some(ActiveAccessToken {
+        jti: claims.jti,
+        client_id: claims.client_id,
+        sub: claims.sub,
+        aud: claims.aud,
+        scope: claims.scope.unwrap_or_default(),
+        iat: claims.iat,
+        exp: claims.exp,
+    }))
 }
 
 /// RFC 7662 §2.1 with our caller rule: the token was issued to the caller, or the caller is a

@@ -8,8 +8,7 @@ use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::verified_jwt;
 use crate::form::Form;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX};
-use crate::store::RevokeOutcome;
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken};
 
 pub async fn revoke(
     state: &AppState,
@@ -25,15 +24,19 @@ pub async fn revoke(
     }
     let not_yours = OAuthError::UnauthorizedClient("the token was not issued to this client");
     if token.starts_with(ACCESS_TOKEN_PREFIX) {
-        return match state.store.revoke_opaque_token(&secret::hash(token), &caller.client_id, now.secs()).await? {
-            RevokeOutcome::Revoked => {
-                state.active_tokens.revoked(token);
-                tracing::info!(client_id = %caller.client_id, "opaque access token revoked");
-                Ok(())
-            }
-            RevokeOutcome::Unknown => Ok(()),
-            RevokeOutcome::NotOwner => Err(not_yours),
-        };
+        // RFC 7009 §2.2: an invalid or unknown token is answered with 200.
+        let Some(presented) = OpaqueToken::parse(token) else { return Ok(()) };
+        let Some(row) = state.store.opaque_token(presented.id).await? else { return Ok(()) };
+        if !secret::hashes_equal(&presented.secret_hash(), &row.secret_hash) {
+            return Ok(());
+        }
+        if row.client_id != caller.client_id {
+            return Err(not_yours);
+        }
+        state.store.revoke_opaque_token(row.id, now.secs()).await?;
+        state.active_tokens.revoked(token);
+        tracing::info!(client_id = %caller.client_id, jti = %row.jti, "opaque access token revoked");
+        return Ok(());
     }
     // RFC 7009 §2.2: an invalid, expired or unknown token is answered with 200.
     let Some(claims) = verified_jwt(state, token, now) else { return Ok(()) };

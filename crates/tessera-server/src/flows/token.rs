@@ -11,7 +11,7 @@ use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
 use crate::form::Form;
 use crate::scope::Scope;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX};
+use crate::secret::{self, OpaqueToken};
 use crate::store::OpaqueTokenRow;
 
 /// RFC 9068 §2.2 claims of a JWT access token.
@@ -120,9 +120,10 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
             state.keys.current().signing.sign_jws(&payload)?
         }
         TokenFormat::Opaque => {
-            let token = secret::new_credential(ACCESS_TOKEN_PREFIX);
+            let secret = OpaqueToken::secret();
             let row = OpaqueTokenRow {
-                token_hash: secret::hash(token.expose()),
+                id: 0,
+                secret_hash: secret::hash_bytes(&secret),
                 jti: jti.clone(),
                 client_id: client.client_id.clone(),
                 sub: grant.sub.to_owned(),
@@ -132,8 +133,8 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 exp,
                 revoked: false,
             };
-            state.store.insert_opaque_token(row).await?;
-            token.expose().to_owned()
+            let id = state.store.insert_opaque_token(row).await?;
+            OpaqueToken { id, secret }.encode().expose().to_owned()
         }
     };
     tracing::info!(client_id = %client.client_id, %jti, format = client.token_format.as_str(), "access token issued");

@@ -52,7 +52,7 @@ pub struct StoredClient {
 
 struct PendingInsert {
     row: OpaqueTokenRow,
-    done: oneshot::Sender<Result<(), String>>,
+    done: oneshot::Sender<Result<u64, String>>,
 }
 
 /// A signing key as stored: the private half sealed with the master key.
@@ -66,10 +66,12 @@ pub struct KeyRow {
     pub created_at: u64,
 }
 
-/// An opaque access token as stored; the token itself is only kept as its hash.
+/// An opaque access token as stored; its secret part is only kept as its hash.
 #[derive(Debug, Clone)]
 pub struct OpaqueTokenRow {
-    pub token_hash: [u8; 32],
+    /// Assigned by the store on insert.
+    pub id: u64,
+    pub secret_hash: [u8; 32],
     pub jti: String,
     pub client_id: String,
     pub sub: String,
@@ -78,17 +80,6 @@ pub struct OpaqueTokenRow {
     pub iat: u64,
     pub exp: u64,
     pub revoked: bool,
-}
-
-/// What revoking an opaque token did.
-#[derive(Debug, PartialEq, Eq)]
-pub enum RevokeOutcome {
-    /// The token belonged to the caller and is revoked now (or already was).
-    Revoked,
-    /// The token belongs to another client and stays as it was.
-    NotOwner,
-    /// No such token.
-    Unknown,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -289,23 +280,24 @@ impl Store {
 
     // Access tokens.
 
-    /// Stores an opaque token through the group commit; returns once it is committed.
-    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<()> {
+    /// Stores an opaque token through the group commit; returns its id once it is committed.
+    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<u64> {
         let (done, wait) = oneshot::channel();
         self.batcher.send(PendingInsert { row, done }).await.map_err(|_| anyhow!("the store is closed"))?;
         wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
     }
 
-    pub async fn opaque_token(&self, token_hash: &[u8; 32]) -> anyhow::Result<Option<OpaqueTokenRow>> {
-        let row = sqlx::query("SELECT * FROM opaque_tokens WHERE token_hash = $1")
-            .bind(&token_hash[..])
+    pub async fn opaque_token(&self, id: u64) -> anyhow::Result<Option<OpaqueTokenRow>> {
+        let row = sqlx::query("SELECT * FROM opaque_tokens WHERE id = $1")
+            .bind(to_i64(id))
             .fetch_optional(&self.read)
             .await?;
         row.map(|row: SqliteRow| {
-            let mut token_hash = [0u8; 32];
-            token_hash.copy_from_slice(row.get::<&[u8], _>("token_hash"));
+            let stored: &[u8] = row.get("secret_hash");
+            let secret_hash: [u8; 32] = stored.try_into().map_err(|_| anyhow!("corrupt secret_hash for token {id}"))?;
             Ok(OpaqueTokenRow {
-                token_hash,
+                id,
+                secret_hash,
                 jti: row.get("jti"),
                 client_id: row.get("client_id"),
                 sub: row.get("sub"),
@@ -319,29 +311,14 @@ impl Store {
         .transpose()
     }
 
-    /// Revokes an opaque token if it belongs to `client_id`.
-    pub async fn revoke_opaque_token(
-        &self,
-        token_hash: &[u8; 32],
-        client_id: &str,
-        now: u64,
-    ) -> anyhow::Result<RevokeOutcome> {
-        let row = sqlx::query(
-            "UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE token_hash = $2 AND client_id = $3 RETURNING jti",
-        )
-        .bind(to_i64(now))
-        .bind(&token_hash[..])
-        .bind(client_id)
-        .fetch_optional(&self.read)
-        .await?;
-        if row.is_some() {
-            return Ok(RevokeOutcome::Revoked);
-        }
-        let other = sqlx::query("SELECT 1 FROM opaque_tokens WHERE token_hash = $1")
-            .bind(&token_hash[..])
-            .fetch_optional(&self.read)
+    /// Marks an opaque token revoked; the caller has checked its secret and owner.
+    pub async fn revoke_opaque_token(&self, id: u64, now: u64) -> anyhow::Result<()> {
+        sqlx::query("UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            .bind(to_i64(now))
+            .bind(to_i64(id))
+            .execute(&self.critical)
             .await?;
-        Ok(if other.is_some() { RevokeOutcome::NotOwner } else { RevokeOutcome::Unknown })
+        Ok(())
     }
 
     /// Records a JWT access token as revoked until it expires.
@@ -367,44 +344,57 @@ impl Store {
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut sql =
-            String::from("INSERT INTO opaque_tokens (token_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
-        for i in 0..batch.len() {
-            let n = i * 8;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5,
-                n + 6,
-                n + 7,
-                n + 8
-            ));
-        }
-        // The statement text is built only from placeholders; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for pending in &batch {
-            let token = &pending.row;
-            query = query
-                .bind(&token.token_hash[..])
-                .bind(&token.jti)
-                .bind(&token.client_id)
-                .bind(&token.sub)
-                .bind(json_list(&token.aud))
-                .bind(&token.scope)
-                .bind(to_i64(token.iat))
-                .bind(to_i64(token.exp));
-        }
-        let result = query.execute(&pool).await.map(|_| ()).map_err(|e| e.to_string());
-        for pending in batch.drain(..) {
-            let _ = pending.done.send(result.clone());
+        let result = insert_batch(&pool, &batch).await;
+        for (i, pending) in batch.drain(..).enumerate() {
+            let _ = pending.done.send(result.as_ref().map(|ids| ids[i]).map_err(|e| format!("{e:#}")));
         }
     }
+}
+
+/// One multi-row INSERT; returns the assigned ids in the order of `batch`.
+async fn insert_batch(pool: &SqlitePool, batch: &[PendingInsert]) -> anyhow::Result<Vec<u64>> {
+    let mut sql =
+        String::from("INSERT INTO opaque_tokens (secret_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
+    for i in 0..batch.len() {
+        let n = i * 8;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5,
+            n + 6,
+            n + 7,
+            n + 8
+        ));
+    }
+    sql.push_str(" RETURNING id, secret_hash");
+    // The statement text is built only from placeholders; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for pending in batch {
+        let token = &pending.row;
+        query = query
+            .bind(&token.secret_hash[..])
+            .bind(&token.jti)
+            .bind(&token.client_id)
+            .bind(&token.sub)
+            .bind(json_list(&token.aud))
+            .bind(&token.scope)
+            .bind(to_i64(token.iat))
+            .bind(to_i64(token.exp));
+    }
+    let rows = query.fetch_all(pool).await?;
+    // RETURNING order is unspecified: match rows back by their (unique, random) secret hash.
+    let ids: std::collections::HashMap<Vec<u8>, u64> =
+        rows.iter().map(|row| (row.get::<Vec<u8>, _>("secret_hash"), to_u64(row.get("id")))).collect();
+    batch
+        .iter()
+        .map(|p| ids.get(&p.row.secret_hash[..]).copied().ok_or_else(|| anyhow!("a stored token was not returned")))
+        .collect()
 }
 
 fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {

@@ -67,7 +67,10 @@ async fn expired_unknown_and_malformed_tokens_are_inactive() {
     let opaque = app.opaque_client().await;
     let jwt_token = app.access_token(&jwt).await;
     let opaque_token = app.access_token(&opaque).await;
-    let garbage = ["tat_unknown", "x", "a.b.c", "' OR '1'='1", &"A".repeat(20_000), &format!("{jwt_token}x")];
+    // A forged opaque token: the real selector with another secret.
+    let mut forged = opaque_token.clone();
+    forged.replace_range(opaque_token.len() - 4.., "AAAA");
+    let garbage = ["tat_unknown", "x", "a.b.c", "' OR '1'='1", &"A".repeat(20_000), &format!("{jwt_token}x"), &forged];
     for token in garbage {
         assert_inactive(&body(app.introspect(&jwt, token).await).await);
     }

@@ -84,3 +84,18 @@ async fn revocation_survives_a_restart_of_the_state() {
     .unwrap();
     assert!(found.is_none());
 }
+
+// A forged opaque token that reuses a real selector with a wrong secret revokes nothing and
+// does not reveal whose token the selector belongs to.
+#[tokio::test]
+async fn a_forged_opaque_token_revokes_nothing() {
+    let app = spawn_app().await;
+    let owner = app.opaque_client().await;
+    let attacker = app.opaque_client().await;
+    let token = app.access_token(&owner).await;
+    let mut forged = token.clone();
+    forged.replace_range(token.len() - 4.., "AAAA");
+    assert_eq!(app.revoke(&attacker, &forged).await.status(), 200);
+    assert_eq!(app.revoke(&owner, &forged).await.status(), 200);
+    assert!(active(&app, &owner, &token).await);
+}

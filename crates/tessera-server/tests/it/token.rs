@@ -53,13 +53,16 @@ async fn opaque_access_token_is_random_prefixed_and_stored_hashed() {
     let client = app.opaque_client().await;
     let token = app.access_token(&client).await;
     let random = token.strip_prefix("tat_").expect("readable prefix");
-    assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(random).unwrap().len(), 32);
+    // 8 bytes of row id (the public selector), then 32 random bytes.
+    assert_eq!(base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(random).unwrap().len(), 40);
     assert!(token.bytes().all(|b| (0x20..=0x7e).contains(&b)));
-    // The database holds no copy of the token.
+    // The database holds no copy of the secret part, in any encoding.
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(random).unwrap()[8..].to_vec();
     let db = std::fs::read(app.data_dir.path().join("tessera.db")).unwrap();
     let wal = std::fs::read(app.data_dir.path().join("tessera.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
         assert!(!bytes.windows(random.len()).any(|w| w == random.as_bytes()));
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_slice()));
     }
     let second = app.access_token(&client).await;
     assert_ne!(token, second);
