@@ -342,59 +342,61 @@ impl Store {
 /// Writes waiting tokens in one multi-row INSERT per round: while one commit runs, the next
 /// requests queue up and share the following one.
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
+    // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
+    // RETURNING round trip. An id used by a failed batch is simply never used again.
+    let mut next_id: u64 =
+        match sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM opaque_tokens").fetch_one(&pool).await {
+            Ok(row) => to_u64(row.get("max_id")) + 1,
+            Err(err) => {
+                tracing::error!(err = %err, "cannot read the opaque token sequence; issuance disabled");
+                return;
+            }
+        };
+    let statements: Vec<String> = (0..=MAX_BATCH).map(insert_statement).collect();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let result = insert_batch(&pool, &batch).await;
+        // Let request tasks that are already runnable reach the queue before this round
+        // commits: on a busy node that turns many small commits into a few large ones.
+        while batch.len() < MAX_BATCH {
+            tokio::task::yield_now().await;
+            let room = MAX_BATCH - batch.len();
+            if rx.is_empty() || rx.recv_many(&mut batch, room).await == 0 {
+                break;
+            }
+        }
+        let first = next_id;
+        next_id += batch.len() as u64;
+        // The statement text is built only from placeholders; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statements[batch.len()].clone()));
+        for (i, pending) in batch.iter().enumerate() {
+            let token = &pending.row;
+            query = query
+                .bind(to_i64(first + i as u64))
+                .bind(&token.secret_hash[..])
+                .bind(&token.jti)
+                .bind(&token.client_id)
+                .bind(&token.sub)
+                .bind(json_list(&token.aud))
+                .bind(&token.scope)
+                .bind(to_i64(token.iat))
+                .bind(to_i64(token.exp));
+        }
+        let result = query.execute(&pool).await.map_err(|e| e.to_string());
         for (i, pending) in batch.drain(..).enumerate() {
-            let _ = pending.done.send(result.as_ref().map(|ids| ids[i]).map_err(|e| format!("{e:#}")));
+            let _ = pending.done.send(result.as_ref().map(|_| first + i as u64).map_err(Clone::clone));
         }
     }
 }
 
-/// One multi-row INSERT; returns the assigned ids in the order of `batch`.
-async fn insert_batch(pool: &SqlitePool, batch: &[PendingInsert]) -> anyhow::Result<Vec<u64>> {
+/// `INSERT … VALUES (?, …), …` for `rows` rows, with anonymous `?` placeholders: sqlx
+/// resolves `$N` names one by one, which is quadratic in the number of parameters.
+fn insert_statement(rows: usize) -> String {
     let mut sql =
-        String::from("INSERT INTO opaque_tokens (secret_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
-    for i in 0..batch.len() {
-        let n = i * 8;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5,
-            n + 6,
-            n + 7,
-            n + 8
-        ));
+        String::from("INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
+    for i in 0..rows {
+        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" });
     }
-    sql.push_str(" RETURNING id, secret_hash");
-    // The statement text is built only from placeholders; every value is bound.
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for pending in batch {
-        let token = &pending.row;
-        query = query
-            .bind(&token.secret_hash[..])
-            .bind(&token.jti)
-            .bind(&token.client_id)
-            .bind(&token.sub)
-            .bind(json_list(&token.aud))
-            .bind(&token.scope)
-            .bind(to_i64(token.iat))
-            .bind(to_i64(token.exp));
-    }
-    let rows = query.fetch_all(pool).await?;
-    // RETURNING order is unspecified: match rows back by their (unique, random) secret hash.
-    let ids: std::collections::HashMap<Vec<u8>, u64> =
-        rows.iter().map(|row| (row.get::<Vec<u8>, _>("secret_hash"), to_u64(row.get("id")))).collect();
-    batch
-        .iter()
-        .map(|p| ids.get(&p.row.secret_hash[..]).copied().ok_or_else(|| anyhow!("a stored token was not returned")))
-        .collect()
+    sql
 }
 
 fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {
