@@ -9,6 +9,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+// The token endpoint allocates many small, short-lived buffers per request; glibc's malloc
+// spent a quarter of the CPU of the opaque-issuance benchmark (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Issue, check and revoke access tokens")]
 struct Cli {

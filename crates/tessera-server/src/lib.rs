@@ -17,6 +17,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tessera_proto::admin::{AdminConfig, ClientMetadata};
 use tokio::net::TcpListener;
 
@@ -149,8 +150,15 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tracing::info!(public = %public.local_addr()?, admin = %admin.local_addr()?, issuer = %state.config.issuer.as_str(), "tessera serving");
-    let public_server = axum::serve(public, app(state.clone())).with_graceful_shutdown(wait(rx.clone()));
-    let admin_server = axum::serve(admin, admin_app(state.clone())).with_graceful_shutdown(wait(rx));
+    // Small request/response exchanges: never let Nagle's algorithm hold a response back.
+    let nodelay = |stream: &mut tokio::net::TcpStream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
+        }
+    };
+    let public_server =
+        axum::serve(public.tap_io(nodelay), app(state.clone())).with_graceful_shutdown(wait(rx.clone()));
+    let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");

@@ -11,7 +11,7 @@ use tessera_test_support::basic;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -54,6 +54,14 @@ impl Server {
         assert!(status.success());
         let exit = self.child.wait().unwrap();
         assert!(exit.success(), "tessera serve exited with {exit}");
+    }
+}
+
+impl Server {
+    /// SIGKILL: no shutdown of any kind.
+    pub(crate) fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 }
 

@@ -2,5 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod durability;
 mod e2e;
 mod interop;

@@ -117,10 +117,14 @@ impl Store {
         };
         let critical = pool(1, options.clone()).await.with_context(|| format!("opening {url}"))?;
         sqlx::migrate!("./migrations/sqlite").run(&critical).await.context("running migrations")?;
-        let issuance = pool(1, options.clone().synchronous(SqliteSynchronous::Normal)).await?;
+        // The issuance connection never checkpoints: a checkpoint inside its commit would stall
+        // every request in that round. A background task checkpoints instead (below).
+        let issuance =
+            pool(1, options.clone().synchronous(SqliteSynchronous::Normal).pragma("wal_autocheckpoint", "0")).await?;
         let read = pool(4, options).await?;
         let (batcher, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(group_commit(issuance.clone(), rx));
+        tokio::spawn(checkpoint_regularly(critical.clone()));
         let clients = InvalidatingCache::new(10_000, Duration::from_secs(300));
         Ok(Store { read, critical, issuance, batcher, clients })
     }
@@ -384,6 +388,22 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
         let result = query.execute(&pool).await.map_err(|e| e.to_string());
         for (i, pending) in batch.drain(..).enumerate() {
             let _ = pending.done.send(result.as_ref().map(|_| first + i as u64).map_err(Clone::clone));
+        }
+    }
+}
+
+/// Copies the WAL back into the database once a second without blocking writers (a PASSIVE
+/// checkpoint), so the WAL stays small although the issuance connection never checkpoints.
+async fn checkpoint_regularly(pool: SqlitePool) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            tracing::warn!(err = %err, "WAL checkpoint failed");
         }
     }
 }
