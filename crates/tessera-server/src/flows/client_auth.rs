@@ -83,7 +83,9 @@ pub async fn authenticate(state: &AppState, credentials: PresentedCredentials) -
     match client {
         Some(client) if secret_ok && client.auth_method == credentials.method => Ok(client.clone()),
         _ => {
-            tracing::info!(client_id = %credentials.client_id, method = credentials.method.as_str(), "client authentication failed");
+            // The id is attacker-chosen: log it escaped (Debug) and bounded.
+            let client_id: String = credentials.client_id.chars().take(128).collect();
+            tracing::info!(client_id = ?client_id, method = credentials.method.as_str(), "client authentication failed");
             Err(failure)
         }
     }
