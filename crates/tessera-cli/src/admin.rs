@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
-use tessera_proto::admin::{AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+use tessera_proto::admin::{
+    AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+};
 use tessera_proto::error::ErrorBody;
 use tessera_proto::token::TokenResponse;
 
@@ -99,6 +101,59 @@ pub(crate) enum KeyCommand {
         #[command(flatten)]
         common: Common,
         kid: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Register a user. The password is read from standard input (never from a flag).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The login name.
+        #[arg(long)]
+        username: String,
+        /// Read the password from standard input (its first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Email address.
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Mark the email address as verified.
+        #[arg(long)]
+        email_verified: bool,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Show one user.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
+    },
+    /// Disable a user: they can no longer sign in.
+    Disable {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
+    },
+    /// Enable a disabled user.
+    Enable {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
+    },
+    /// Delete a user.
+    Delete {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
     },
 }
 
@@ -293,6 +348,71 @@ pub(crate) async fn key(command: KeyCommand) -> anyhow::Result<()> {
             emit(common.json, &key, |key| print_keys(std::slice::from_ref(key)))
         }
     }
+}
+
+fn print_user(user: &UserInfo) {
+    println!("id:              {}", user.id);
+    println!("username:        {}", user.username);
+    println!(
+        "email:           {}{}",
+        user.email.as_deref().unwrap_or("-"),
+        if user.email_verified { " (verified)" } else { "" }
+    );
+    println!("name:            {}", user.name.as_deref().unwrap_or("-"));
+    println!("disabled:        {}", user.disabled);
+    println!("created_at:      {}", user.created_at);
+}
+
+pub(crate) async fn user(command: UserCommand) -> anyhow::Result<()> {
+    match command {
+        UserCommand::Create { common, username, password_stdin: _, email, name, email_verified } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let request = CreateUser { username, password, email, name, email_verified: Some(email_verified) };
+            let session = AdminSession::open(&common.admin_config).await?;
+            let res = session.send(reqwest::Method::POST, "/admin/users", Some(serde_json::to_value(request)?)).await?;
+            let user: UserInfo = parse(res).await?;
+            emit(common.json, &user, print_user)
+        }
+        UserCommand::List { common } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let list: UserList = parse(session.send(reqwest::Method::GET, "/admin/users", None).await?).await?;
+            emit(common.json, &list, |list| {
+                println!("{:<24} {:<24} {:<32} DISABLED", "ID", "USERNAME", "EMAIL");
+                for u in &list.users {
+                    println!(
+                        "{:<24} {:<24} {:<32} {}",
+                        u.id,
+                        u.username,
+                        u.email.as_deref().unwrap_or("-"),
+                        u.disabled
+                    );
+                }
+            })
+        }
+        UserCommand::Show { common, user_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/users/{}", path_segment(&user_id));
+            let user: UserInfo = parse(session.send(reqwest::Method::GET, &path, None).await?).await?;
+            emit(common.json, &user, print_user)
+        }
+        UserCommand::Disable { common, user_id } => set_disabled(common, &user_id, "disable").await,
+        UserCommand::Enable { common, user_id } => set_disabled(common, &user_id, "enable").await,
+        UserCommand::Delete { common, user_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/users/{}", path_segment(&user_id));
+            expect_empty(session.send(reqwest::Method::DELETE, &path, None).await?).await?;
+            emit(common.json, &serde_json::json!({ "deleted": user_id }), |_| println!("deleted {user_id}"))
+        }
+    }
+}
+
+async fn set_disabled(common: Common, user_id: &str, action: &str) -> anyhow::Result<()> {
+    let session = AdminSession::open(&common.admin_config).await?;
+    let path = format!("/admin/users/{}/{action}", path_segment(user_id));
+    let user: UserInfo = parse(session.send(reqwest::Method::POST, &path, None).await?).await?;
+    emit(common.json, &user, print_user)
 }
 
 /// Percent-encodes a value for use as one URL path segment.

@@ -28,6 +28,9 @@ enum Command {
     /// Manage OAuth clients through the admin API.
     #[command(subcommand)]
     Client(admin::ClientCommand),
+    /// Manage users through the admin API.
+    #[command(subcommand)]
+    User(admin::UserCommand),
     /// Manage signing keys through the admin API.
     #[command(subcommand)]
     Key(admin::KeyCommand),
@@ -51,6 +54,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(command) => admin::client(command).await.map(|()| ExitCode::SUCCESS),
             Command::Key(command) => admin::key(command).await.map(|()| ExitCode::SUCCESS),
+            Command::User(command) => admin::user(command).await.map(|()| ExitCode::SUCCESS),
             Command::Token(command) => verify::run(command).await,
         }
     });

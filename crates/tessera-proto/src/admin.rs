@@ -127,3 +127,65 @@ pub struct AdminConfig {
     /// The bootstrap admin client's secret.
     pub client_secret: String,
 }
+
+/// `POST /admin/users`. `Debug` never prints the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    /// Unique, compared case-insensitively; 1 to 64 characters without spaces or control characters.
+    pub username: String,
+    /// At least 8 characters (NIST SP 800-63B); stored only as an argon2id hash.
+    pub password: String,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the email address is known to belong to the user. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("password", &"[redacted]")
+            .field("email", &self.email)
+            .field("name", &self.name)
+            .field("email_verified", &self.email_verified)
+            .finish()
+    }
+}
+
+/// A user as the admin API shows it. The password hash never leaves the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserInfo {
+    /// Server-assigned, stable identifier: the `sub` of the user's tokens.
+    pub id: String,
+    /// The login name.
+    pub username: String,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Whether the email address is verified.
+    pub email_verified: bool,
+    /// A disabled user cannot sign in.
+    pub disabled: bool,
+    /// When the user was created, seconds since the epoch.
+    pub created_at: u64,
+}
+
+/// `GET /admin/users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserList {
+    /// Every user, oldest first.
+    pub users: Vec<UserInfo>,
+}

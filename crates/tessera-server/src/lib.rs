@@ -12,6 +12,7 @@ pub mod keys;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod user;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -378,6 +378,34 @@ fn keys_secrets_and_offline_verification_through_the_cli() {
     let grant = [("grant_type", "client_credentials")];
     assert_eq!(post_form(&token_url, &id, client["client_secret"].as_str().unwrap(), &grant).0, 401);
 
+    // Users: the password comes from standard input only.
+    let mut child = Command::new(BIN)
+        .args([
+            "user",
+            "create",
+            "--username",
+            "erin",
+            "--password-stdin",
+            "--email",
+            "erin@example.com",
+            "--admin-config",
+            &admin_config,
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"correct horse battery\n").unwrap();
+    let erin = json_out(&child.wait_with_output().unwrap());
+    let erin_id = erin["id"].as_str().unwrap();
+    assert_eq!(cli(&["user", "disable", erin_id])["disabled"], true);
+    assert_eq!(cli(&["user", "enable", erin_id])["disabled"], false);
+    assert_eq!(cli(&["user", "list"])["users"][0]["username"], "erin");
+    assert_eq!(cli(&["user", "show", erin_id])["email"], "erin@example.com");
+    cli(&["user", "delete", erin_id]);
+    assert!(!tessera(&["user", "create", "--username", "x", "--admin-config", &admin_config]).status.success());
+
     let key = cli(&["key", "create", "--alg", "EdDSA"]);
     assert_eq!(key["status"], "published");
     let kid = key["kid"].as_str().unwrap();

@@ -2,13 +2,16 @@
 //! active access token from this server with scope `tessera:admin`.
 
 use tessera_proto::UnixTime;
-use tessera_proto::admin::{ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+use tessera_proto::admin::{
+    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+};
 
 use crate::client::Client;
 use crate::flows::introspect;
 use crate::keys::SigningAlg;
 use crate::scope::Scope;
 use crate::secret::{self, CLIENT_SECRET_PREFIX};
+use crate::user::{self, NewUser};
 use crate::{ADMIN_SCOPE, AppState};
 
 /// Admin API errors. `Display` is the wire code.
@@ -26,6 +29,9 @@ pub enum AdminError {
     InvalidRequest(String),
     #[error("not_found")]
     NotFound,
+    /// The resource exists already (a taken username).
+    #[error("conflict")]
+    Conflict(String),
     #[error("server_error")]
     Internal(#[from] anyhow::Error),
 }
@@ -118,4 +124,41 @@ pub async fn activate_key(state: &AppState, kid: &str) -> Result<KeyInfo, AdminE
     state.keys.reload(&state.store).await?;
     tracing::info!(%kid, "signing key activated");
     state.keys.current().infos.iter().find(|k| k.kid == kid).cloned().ok_or(AdminError::NotFound)
+}
+
+/// Registers a user; the password is hashed with argon2id before anything is stored.
+pub async fn create_user(state: &AppState, request: CreateUser, now: UnixTime) -> Result<UserInfo, AdminError> {
+    let new =
+        NewUser::parse(secret::random_b64(16), request, now.secs()).map_err(|e| AdminError::InvalidRequest(e.0))?;
+    let hash = user::hash_password(new.password).await?;
+    if !state.store.insert_user(&new.user, &hash).await? {
+        return Err(AdminError::Conflict(format!("username {:?} is taken", new.user.username)));
+    }
+    tracing::info!(user_id = %new.user.id, "user created");
+    Ok(new.user.info())
+}
+
+pub async fn list_users(state: &AppState) -> Result<UserList, AdminError> {
+    Ok(UserList { users: state.store.users().await?.iter().map(|u| u.info()).collect() })
+}
+
+pub async fn user(state: &AppState, id: &str) -> Result<UserInfo, AdminError> {
+    Ok(state.store.user(id).await?.ok_or(AdminError::NotFound)?.info())
+}
+
+pub async fn delete_user(state: &AppState, id: &str) -> Result<(), AdminError> {
+    if !state.store.delete_user(id).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user_id = %id, "user deleted");
+    Ok(())
+}
+
+/// Disables or enables a user; a disabled user cannot sign in.
+pub async fn set_user_disabled(state: &AppState, id: &str, disabled: bool) -> Result<UserInfo, AdminError> {
+    if !state.store.set_user_disabled(id, disabled).await? {
+        return Err(AdminError::NotFound);
+    }
+    tracing::info!(user_id = %id, disabled, "user updated");
+    user(state, id).await
 }

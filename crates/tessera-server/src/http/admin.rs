@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use tessera_proto::admin::{ClientInfo, ClientList, ClientMetadata, CreateKey, KeyInfo, KeyList};
+use tessera_proto::admin::{
+    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+};
 use tessera_proto::error::ErrorBody;
 use utoipa::OpenApi;
 
@@ -18,8 +20,13 @@ use crate::flows::admin::{self, AdminError};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Tessera admin API", description = "Clients and signing keys. Every operation needs a Bearer access token with scope tessera:admin."),
-    paths(create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key),
-    components(schemas(ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, ErrorBody)),
+    paths(
+        create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key,
+        create_user, list_users, get_user, delete_user, disable_user, enable_user
+    ),
+    components(schemas(
+        ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList, ErrorBody
+    )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
 )]
@@ -46,6 +53,10 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
         .route("/admin/keys", post(create_key).get(list_keys))
         .route("/admin/keys/{kid}/activate", post(activate_key))
+        .route("/admin/users", post(create_user).get(list_users))
+        .route("/admin/users/{user_id}", get(get_user).delete(delete_user))
+        .route("/admin/users/{user_id}/disable", post(disable_user))
+        .route("/admin/users/{user_id}/enable", post(enable_user))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/admin/openapi.json", get(openapi))
@@ -150,4 +161,54 @@ async fn list_keys(State(state): State<AppState>) -> Response {
     responses((status = 200, body = KeyInfo), (status = 404, body = ErrorBody)))]
 async fn activate_key(State(state): State<AppState>, Path(kid): Path<String>) -> Response {
     respond(StatusCode::OK, admin::activate_key(&state, &kid).await)
+}
+
+/// Register a user; the password is stored only as an argon2id hash.
+#[utoipa::path(post, path = "/admin/users", request_body = CreateUser,
+    responses((status = 201, body = UserInfo), (status = 400, body = ErrorBody), (status = 409, description = "username taken", body = ErrorBody)))]
+async fn create_user(State(state): State<AppState>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let request: CreateUser = json_body(&body, AdminError::InvalidRequest)?;
+        admin::create_user(&state, request, now).await
+    }
+    .await;
+    respond(StatusCode::CREATED, result)
+}
+
+/// List every user.
+#[utoipa::path(get, path = "/admin/users", responses((status = 200, body = UserList)))]
+async fn list_users(State(state): State<AppState>) -> Response {
+    respond(StatusCode::OK, admin::list_users(&state).await)
+}
+
+/// Show one user.
+#[utoipa::path(get, path = "/admin/users/{user_id}", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody)))]
+async fn get_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::user(&state, &user_id).await)
+}
+
+/// Delete a user.
+#[utoipa::path(delete, path = "/admin/users/{user_id}", params(("user_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn delete_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+    match admin::delete_user(&state, &user_id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Disable a user: they can no longer sign in.
+#[utoipa::path(post, path = "/admin/users/{user_id}/disable", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody)))]
+async fn disable_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, true).await)
+}
+
+/// Enable a disabled user.
+#[utoipa::path(post, path = "/admin/users/{user_id}/enable", params(("user_id" = String, Path)),
+    responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody)))]
+async fn enable_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
+    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, false).await)
 }

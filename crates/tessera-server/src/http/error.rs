@@ -48,6 +48,7 @@ impl IntoResponse for AdminError {
                 (StatusCode::BAD_REQUEST, Some(why.clone()))
             }
             AdminError::NotFound => (StatusCode::NOT_FOUND, None),
+            AdminError::Conflict(why) => (StatusCode::CONFLICT, Some(why.clone())),
             AdminError::Internal(err) => {
                 tracing::error!(err = format!("{err:#}"), "admin request failed");
                 (StatusCode::SERVICE_UNAVAILABLE, None)

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::cache::InvalidatingCache;
 use crate::client::{Client, TokenFormat};
+use crate::user::User;
 
 /// The most tokens written by one group commit.
 const MAX_BATCH: usize = 64;
@@ -232,6 +233,58 @@ impl Store {
         Ok(res.rows_affected() == 1)
     }
 
+    // Users.
+
+    /// Inserts a user; `Ok(false)` when the username is taken.
+    pub async fn insert_user(&self, user: &User, password_hash: &str) -> anyhow::Result<bool> {
+        let res = sqlx::query(
+            "INSERT INTO users (id, username, password_hash, email, name, email_verified, disabled, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(password_hash)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(user.email_verified)
+        .bind(user.disabled)
+        .bind(to_i64(user.created_at))
+        .execute(&self.critical)
+        .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// The user and their password hash, by username (case-insensitive).
+    pub async fn user_by_username(&self, username: &str) -> anyhow::Result<Option<(User, String)>> {
+        let row =
+            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.read).await?;
+        Ok(row.map(|row| (user_from_row(&row), row.get("password_hash"))))
+    }
+
+    pub async fn users(&self) -> anyhow::Result<Vec<User>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(&self.read).await?;
+        Ok(rows.iter().map(user_from_row).collect())
+    }
+
+    pub async fn delete_user(&self, id: &str) -> anyhow::Result<bool> {
+        let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.critical).await?;
+        Ok(res.rows_affected() == 1)
+    }
+
+    pub async fn set_user_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<bool> {
+        let res = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+            .bind(disabled)
+            .bind(id)
+            .execute(&self.critical)
+            .await?;
+        Ok(res.rows_affected() == 1)
+    }
+
     // Signing keys.
 
     pub async fn insert_key(&self, key: &KeyRow) -> anyhow::Result<()> {
@@ -417,6 +470,18 @@ fn insert_statement(rows: usize) -> String {
         sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" });
     }
     sql
+}
+
+fn user_from_row(row: &SqliteRow) -> User {
+    User {
+        id: row.get("id"),
+        username: row.get("username"),
+        email: row.get("email"),
+        name: row.get("name"),
+        email_verified: row.get("email_verified"),
+        disabled: row.get("disabled"),
+        created_at: to_u64(row.get("created_at")),
+    }
 }
 
 fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {

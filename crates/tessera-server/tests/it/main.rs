@@ -9,3 +9,4 @@ mod introspect;
 mod revoke;
 mod robustness;
 mod token;
+mod users;
