@@ -412,8 +412,9 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
     let statements: Vec<String> = (0..=MAX_BATCH).map(insert_statement).collect();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Let request tasks that are already runnable reach the queue before this round
-        // commits: on a busy node that turns many small commits into a few large ones.
+        // Let request tasks that are already runnable join this round before it commits. It
+        // cannot wait for requests still in socket buffers (tokio polls I/O only when it parks), so
+        // measured rounds stay small (about 4 tokens at 64 connections, BENCHMARKS.md).
         while batch.len() < MAX_BATCH {
             tokio::task::yield_now().await;
             let room = MAX_BATCH - batch.len();
