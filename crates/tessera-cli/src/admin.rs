@@ -1,5 +1,5 @@
-//! `tessera client …` and `tessera key …`: the admin API over HTTP, authenticated with the
-//! bootstrap admin client from `admin.json`.
+//! `tessera client …`, `tessera key …`, `tessera user …` and `tessera revoke`: the admin API over
+//! HTTP, authenticated with the bootstrap admin client from `admin.json`.
 
 use std::path::PathBuf;
 
@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tessera_proto::admin::{
-    AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+    AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, RevocationRequest,
+    RevocationResult, SetPassword, UserInfo, UserList,
 };
 use tessera_proto::error::ErrorBody;
 use tessera_proto::token::TokenResponse;
@@ -22,6 +23,8 @@ pub(crate) struct Common {
     json: bool,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub(crate) enum ClientCommand {
     /// Register a client; its secret is printed once.
@@ -55,6 +58,21 @@ pub(crate) enum ClientCommand {
         /// This client is a resource server that may introspect tokens for its audiences.
         #[arg(long)]
         introspection: bool,
+        /// Where RP-initiated logout may return to (repeatable).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
+        /// Authorization requests must be pushed to /par.
+        #[arg(long)]
+        require_par: bool,
+        /// A first-party application: users are not asked for consent.
+        #[arg(long)]
+        first_party: bool,
+        /// Keep refresh tokens instead of rotating them (confidential clients only).
+        #[arg(long)]
+        no_refresh_rotation: bool,
+        /// ID-token algorithm: RS256 or ES256 [default: RS256].
+        #[arg(long)]
+        id_token_alg: Option<String>,
     },
     /// List clients.
     List {
@@ -155,6 +173,39 @@ pub(crate) enum UserCommand {
         common: Common,
         user_id: String,
     },
+    /// Set a user's password (read from standard input); their sessions and tokens are revoked.
+    SetPassword {
+        #[command(flatten)]
+        common: Common,
+        user_id: String,
+        /// Read the password from standard input (its first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+/// `tessera revoke`: end sessions and revoke refresh families and access tokens.
+#[derive(Args)]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Everything of this user ("sign out all devices").
+    #[arg(long, conflicts_with_all = ["session", "client"], required_unless_present_any = ["session", "client"])]
+    user: Option<String>,
+    /// One session.
+    #[arg(long, conflicts_with = "client")]
+    session: Option<String>,
+    /// Everything issued to this client.
+    #[arg(long)]
+    client: Option<String>,
+}
+
+pub(crate) async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let request = RevocationRequest { user_id: args.user, session_id: args.session, client_id: args.client };
+    let session = AdminSession::open(&args.common.admin_config).await?;
+    let res = session.send(reqwest::Method::POST, "/admin/revocations", Some(serde_json::to_value(request)?)).await?;
+    let result: RevocationResult = parse(res).await?;
+    emit(args.common.json, &result, |r| println!("ended {} session(s), revoked {} grant(s)", r.sessions, r.grants))
 }
 
 /// An authenticated session with the admin API.
@@ -258,8 +309,19 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             audiences,
             redirect_uris,
             introspection,
+            post_logout_redirect_uris,
+            require_par,
+            first_party,
+            no_refresh_rotation,
+            id_token_alg,
         } => {
             let metadata = ClientMetadata {
+                post_logout_redirect_uris: Some(post_logout_redirect_uris).filter(|r| !r.is_empty()),
+                require_pushed_authorization_requests: Some(require_par).filter(|r| *r),
+                first_party: Some(first_party).filter(|f| *f),
+                refresh_token_rotation: Some(false).filter(|_| no_refresh_rotation),
+                id_token_signed_response_alg: id_token_alg,
+                response_types: None,
                 client_name: name,
                 grant_types: Some(grant_types).filter(|g| !g.is_empty()),
                 scope,
@@ -366,9 +428,7 @@ fn print_user(user: &UserInfo) {
 pub(crate) async fn user(command: UserCommand) -> anyhow::Result<()> {
     match command {
         UserCommand::Create { common, username, password_stdin: _, email, name, email_verified } => {
-            let mut password = String::new();
-            std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
-            let password = password.trim_end_matches(['\r', '\n']).to_owned();
+            let password = read_password()?;
             let request = CreateUser { username, password, email, name, email_verified: Some(email_verified) };
             let session = AdminSession::open(&common.admin_config).await?;
             let res = session.send(reqwest::Method::POST, "/admin/users", Some(serde_json::to_value(request)?)).await?;
@@ -399,6 +459,14 @@ pub(crate) async fn user(command: UserCommand) -> anyhow::Result<()> {
         }
         UserCommand::Disable { common, user_id } => set_disabled(common, &user_id, "disable").await,
         UserCommand::Enable { common, user_id } => set_disabled(common, &user_id, "enable").await,
+        UserCommand::SetPassword { common, user_id, password_stdin: _ } => {
+            let password = read_password()?;
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/users/{}/password", path_segment(&user_id));
+            let body = serde_json::to_value(SetPassword { password })?;
+            let user: UserInfo = parse(session.send(reqwest::Method::POST, &path, Some(body)).await?).await?;
+            emit(common.json, &user, print_user)
+        }
         UserCommand::Delete { common, user_id } => {
             let session = AdminSession::open(&common.admin_config).await?;
             let path = format!("/admin/users/{}", path_segment(&user_id));
@@ -406,6 +474,12 @@ pub(crate) async fn user(command: UserCommand) -> anyhow::Result<()> {
             emit(common.json, &serde_json::json!({ "deleted": user_id }), |_| println!("deleted {user_id}"))
         }
     }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+    Ok(password.trim_end_matches(['\r', '\n']).to_owned())
 }
 
 async fn set_disabled(common: Common, user_id: &str, action: &str) -> anyhow::Result<()> {

@@ -37,6 +37,8 @@ enum Command {
     /// Work with access tokens.
     #[command(subcommand)]
     Token(verify::TokenCommand),
+    /// End sessions and revoke tokens of a user, a session or a client.
+    Revoke(admin::RevokeArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +58,7 @@ fn main() -> ExitCode {
             Command::Key(command) => admin::key(command).await.map(|()| ExitCode::SUCCESS),
             Command::User(command) => admin::user(command).await.map(|()| ExitCode::SUCCESS),
             Command::Token(command) => verify::run(command).await,
+            Command::Revoke(args) => admin::revoke(args).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

@@ -34,6 +34,21 @@ pub(crate) struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Directory of page templates overriding the built-in ones.
+    #[arg(long, env = "TESSERA_TEMPLATES_DIR")]
+    templates_dir: Option<PathBuf>,
+    /// Absolute refresh-token lifetime in seconds [default: 2592000].
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_TTL")]
+    refresh_token_ttl: Option<u64>,
+    /// Refresh-token inactivity lifetime in seconds [default: 1209600].
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_IDLE_TTL")]
+    refresh_token_idle_ttl: Option<u64>,
+    /// Refresh rotation grace window in seconds, 0 for none [default: 10].
+    #[arg(long, env = "TESSERA_REFRESH_TOKEN_GRACE_PERIOD")]
+    refresh_token_grace_period: Option<u64>,
+    /// Browser session lifetime in seconds [default: 1209600].
+    #[arg(long, env = "TESSERA_SESSION_TTL")]
+    session_ttl: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -48,6 +63,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database_url: args.database_url,
         issuer: args.issuer,
         log_format: args.log_format,
+        templates_dir: args.templates_dir,
+        refresh_token_ttl: args.refresh_token_ttl,
+        refresh_token_idle_ttl: args.refresh_token_idle_ttl,
+        refresh_token_grace_period: args.refresh_token_grace_period,
+        session_ttl: args.session_ttl,
     };
     let config = Config::from_raw(file.overlay(overrides))?;
     init_logging(config.log_format);

@@ -35,6 +35,25 @@ pub struct ClientMetadata {
     /// Whether this client is a resource server that may introspect tokens addressed to its audiences.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection: Option<bool>,
+    /// Response types; only `["code"]` is supported (the default for code-flow clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_types: Option<Vec<String>>,
+    /// Where RP-initiated logout may return to, compared by exact string match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// RFC 9126 §6: authorization requests must come through `/par`. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// A first-party client skips the consent page. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_party: Option<bool>,
+    /// Rotate refresh tokens on every use, with reuse detection. Defaults to true; always on for
+    /// public clients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_rotation: Option<bool>,
+    /// `RS256` (default, OpenID Connect Core §2) or `ES256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
 }
 
 /// A registered client as the admin API shows it. `client_secret` appears only in the
@@ -71,6 +90,18 @@ pub struct ClientInfo {
     pub audience: Vec<String>,
     /// Whether the client may introspect tokens addressed to its audiences.
     pub introspection: bool,
+    /// Response types.
+    pub response_types: Vec<String>,
+    /// Where RP-initiated logout may return to.
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Whether authorization requests must be pushed (RFC 9126).
+    pub require_pushed_authorization_requests: bool,
+    /// Whether the client skips the consent page.
+    pub first_party: bool,
+    /// Whether refresh tokens rotate on use.
+    pub refresh_token_rotation: bool,
+    /// The ID-token signing algorithm.
+    pub id_token_signed_response_alg: String,
 }
 
 /// `GET /admin/clients`.
@@ -188,4 +219,45 @@ pub struct UserInfo {
 pub struct UserList {
     /// Every user, oldest first.
     pub users: Vec<UserInfo>,
+}
+
+/// `POST /admin/users/{id}/password`. `Debug` never prints the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    /// At least 8 characters; stored only as an argon2id hash.
+    pub password: String,
+}
+
+impl std::fmt::Debug for SetPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetPassword").field("password", &"[redacted]").finish()
+    }
+}
+
+/// `POST /admin/revocations`: exactly one of the three members.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RevocationRequest {
+    /// Every session, refresh family and access token of this user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// One session with its refresh families and access tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    /// Every refresh family and access token of this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// What a revocation ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RevocationResult {
+    /// Sessions ended.
+    pub sessions: u64,
+    /// Grants (refresh families with their access tokens) revoked.
+    pub grants: u64,
 }

@@ -25,6 +25,34 @@ pub struct ProviderMetadata {
     pub revocation_endpoint_auth_methods_supported: Vec<String>,
     /// Scopes known to this server.
     pub scopes_supported: Vec<String>,
-    /// Empty until the authorization endpoint exists.
+    /// `["code"]`.
     pub response_types_supported: Vec<String>,
+    /// `GET|POST /authorize`.
+    pub authorization_endpoint: String,
+    /// `POST /par` (RFC 9126).
+    pub pushed_authorization_request_endpoint: String,
+    /// `GET|POST /userinfo`.
+    pub userinfo_endpoint: String,
+    /// RP-initiated logout.
+    pub end_session_endpoint: String,
+    /// `["query"]`.
+    pub response_modes_supported: Vec<String>,
+    /// `["S256"]`.
+    pub code_challenge_methods_supported: Vec<String>,
+    /// `["public"]`.
+    pub subject_types_supported: Vec<String>,
+    /// ID-token algorithms, RS256 first.
+    pub id_token_signing_alg_values_supported: Vec<String>,
+    /// Claims the server can supply.
+    pub claims_supported: Vec<String>,
+    /// RFC 9207: `iss` is in every authorization response.
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Request objects are not supported.
+    pub request_parameter_supported: bool,
+    /// `request_uri` works only with values from the PAR endpoint.
+    pub request_uri_parameter_supported: bool,
+    /// The `claims` request parameter is not supported.
+    pub claims_parameter_supported: bool,
+    /// Authentication methods at the PAR endpoint.
+    pub pushed_authorization_request_endpoint_auth_methods_supported: Vec<String>,
 }

@@ -14,6 +14,12 @@ pub struct TokenResponse {
     /// The granted scope, space separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// A refresh token (authorization code and refresh grants).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// An OpenID Connect ID token, when the scope holds `openid`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// The `aud` claim: a single string or an array (RFC 7519 §4.1.3).

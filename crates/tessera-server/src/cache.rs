@@ -51,6 +51,12 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'sta
         }
     }
 
+    /// Call after a change to the source that may touch any entry.
+    pub fn clear(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.entries.invalidate_all();
+    }
+
     /// Call after the source changed.
     pub fn invalidate<Q: Hash + Eq + ?Sized>(&self, key: &Q)
     where

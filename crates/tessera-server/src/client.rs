@@ -8,7 +8,10 @@ use crate::config::IssuerUrl;
 use crate::scope::Scope;
 
 /// Grant types this server implements today.
-pub const SUPPORTED_GRANT_TYPES: [&str; 1] = ["client_credentials"];
+pub const SUPPORTED_GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+
+/// Algorithms an ID token may be signed with.
+pub const ID_TOKEN_ALGS: [&str; 2] = ["RS256", "ES256"];
 
 /// How a client authenticates at the token, introspection and revocation endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +20,8 @@ pub enum AuthMethod {
     ClientSecretBasic,
     /// RFC 6749 §2.3.1, form body.
     ClientSecretPost,
+    /// A public client (RFC 6749 §2.1): identified by `client_id` only, PKCE required.
+    None,
 }
 
 impl AuthMethod {
@@ -24,6 +29,7 @@ impl AuthMethod {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
         }
     }
 }
@@ -34,6 +40,7 @@ impl FromStr for AuthMethod {
         match s {
             "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
+            "none" => Ok(AuthMethod::None),
             other => anyhow::bail!("unsupported token_endpoint_auth_method {other:?}"),
         }
     }
@@ -81,6 +88,13 @@ pub struct Client {
     pub access_token_ttl: u64,
     pub audience: Vec<String>,
     pub introspection: bool,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub require_par: bool,
+    pub first_party: bool,
+    pub refresh_rotation: bool,
+    pub id_token_alg: String,
+    /// Tokens of this client issued before this instant are inactive.
+    pub tokens_not_before: u64,
     pub created_at: u64,
 }
 
@@ -115,11 +129,40 @@ impl Client {
             .map_err(|_| InvalidMetadata("scope: not a space-separated list of scope tokens".into()))?;
         let auth_method =
             metadata.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic").parse().map_err(|_| {
-                InvalidMetadata("token_endpoint_auth_method: use client_secret_basic or client_secret_post".into())
+                InvalidMetadata(
+                    "token_endpoint_auth_method: use client_secret_basic, client_secret_post or none".into(),
+                )
             })?;
+        let code_flow = grant_types.iter().any(|g| g == "authorization_code");
+        if grant_types.iter().any(|g| g == "refresh_token") && !code_flow {
+            return invalid("grant_types: refresh_token needs authorization_code".into());
+        }
+        if auth_method == AuthMethod::None && grant_types.iter().any(|g| g == "client_credentials") {
+            return invalid("token_endpoint_auth_method: a public client (none) cannot use client_credentials".into());
+        }
+        match metadata.response_types.as_deref() {
+            None => {}
+            Some([only]) if only == "code" && code_flow => {}
+            Some(_) => return invalid("response_types: only [\"code\"], with the authorization_code grant".into()),
+        }
         let redirect_uris = metadata.redirect_uris.unwrap_or_default();
         for uri in &redirect_uris {
-            check_redirect_uri(uri)?;
+            check_redirect_uri(uri, "redirect_uris")?;
+        }
+        if code_flow && redirect_uris.is_empty() {
+            return invalid("redirect_uris: required with the authorization_code grant".into());
+        }
+        let post_logout_redirect_uris = metadata.post_logout_redirect_uris.unwrap_or_default();
+        for uri in &post_logout_redirect_uris {
+            check_redirect_uri(uri, "post_logout_redirect_uris")?;
+        }
+        let refresh_rotation = metadata.refresh_token_rotation.unwrap_or(true);
+        if auth_method == AuthMethod::None && !refresh_rotation {
+            return invalid("refresh_token_rotation: always on for public clients (RFC 9700 §4.14.2)".into());
+        }
+        let id_token_alg = metadata.id_token_signed_response_alg.unwrap_or_else(|| "RS256".to_owned());
+        if !ID_TOKEN_ALGS.contains(&id_token_alg.as_str()) {
+            return invalid("id_token_signed_response_alg: use RS256 or ES256".into());
         }
         let token_format = metadata
             .access_token_format
@@ -150,7 +193,13 @@ impl Client {
             token_format,
             access_token_ttl,
             audience,
-            introspection: metadata.introspection.unwrap_or(false),
+            introspection: metadata.introspection.unwrap_or(false) && auth_method != AuthMethod::None,
+            post_logout_redirect_uris,
+            require_par: metadata.require_pushed_authorization_requests.unwrap_or(false),
+            first_party: metadata.first_party.unwrap_or(false),
+            refresh_rotation,
+            id_token_alg,
+            tokens_not_before: 0,
             created_at: now,
         })
     }
@@ -171,8 +220,43 @@ impl Client {
             access_token_ttl: self.access_token_ttl,
             audience: self.audience.clone(),
             introspection: self.introspection,
+            response_types: if self.may_use("authorization_code") { vec!["code".to_owned()] } else { Vec::new() },
+            post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
+            require_pushed_authorization_requests: self.require_par,
+            first_party: self.first_party,
+            refresh_token_rotation: self.refresh_rotation,
+            id_token_signed_response_alg: self.id_token_alg.clone(),
         }
     }
+
+    /// Whether the client is registered for `grant_type`.
+    pub fn may_use(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// A public client cannot keep a secret.
+    pub fn is_public(&self) -> bool {
+        self.auth_method == AuthMethod::None
+    }
+}
+
+/// RFC 9700 §4.1.3: a redirect URI matches a registered one by simple string comparison. The
+/// one exception is RFC 8252 §7.3: a native app's loopback redirect registered as
+/// `http://127.0.0.1/…` or `http://[::1]/…` (IP literals, never `localhost`) may carry any port.
+pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
+    if registered.iter().any(|r| r == requested) {
+        return true;
+    }
+    for host in ["http://127.0.0.1", "http://[::1]"] {
+        let Some(rest) = requested.strip_prefix(host).and_then(|r| r.strip_prefix(':')) else { continue };
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !(1..=5).contains(&digits) {
+            return false;
+        }
+        let without_port = format!("{host}{}", &rest[digits..]);
+        return registered.contains(&without_port);
+    }
+    false
 }
 
 /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
@@ -182,8 +266,8 @@ pub fn is_resource_uri(s: &str) -> bool {
 
 /// RFC 9700 §2.1, §4.1.3: absolute, no fragment, https (or http on loopback for native apps),
 /// or a private-use scheme; never a script-bearing scheme.
-fn check_redirect_uri(uri: &str) -> Result<(), InvalidMetadata> {
-    let bad = || InvalidMetadata(format!("redirect_uris: {uri:?} is not an acceptable redirect URI"));
+fn check_redirect_uri(uri: &str, field: &str) -> Result<(), InvalidMetadata> {
+    let bad = || InvalidMetadata(format!("{field}: {uri:?} is not an acceptable redirect URI"));
     let url = url::Url::parse(uri).map_err(|_| bad())?;
     if url.fragment().is_some() {
         return Err(bad());
@@ -233,6 +317,29 @@ mod tests {
                 "token_endpoint_auth_method",
             ),
             (
+                ClientMetadata { token_endpoint_auth_method: Some("private_key_jwt".into()), ..Default::default() },
+                "token_endpoint_auth_method",
+            ),
+            (
+                ClientMetadata { grant_types: Some(vec!["authorization_code".into()]), ..Default::default() },
+                "redirect_uris",
+            ),
+            (ClientMetadata { grant_types: Some(vec!["refresh_token".into()]), ..Default::default() }, "grant_types"),
+            (
+                ClientMetadata { id_token_signed_response_alg: Some("none".into()), ..Default::default() },
+                "id_token_signed_response_alg",
+            ),
+            (
+                ClientMetadata {
+                    grant_types: Some(vec!["authorization_code".into()]),
+                    redirect_uris: Some(vec!["https://c.example/cb".into()]),
+                    token_endpoint_auth_method: Some("none".into()),
+                    refresh_token_rotation: Some(false),
+                    ..Default::default()
+                },
+                "refresh_token_rotation",
+            ),
+            (
                 ClientMetadata { access_token_format: Some("paseto".into()), ..Default::default() },
                 "access_token_format",
             ),
@@ -272,6 +379,41 @@ mod tests {
             let err = register(metadata).unwrap_err();
             assert!(err.0.starts_with(field), "{err:?} should name {field}");
         }
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly_except_loopback_ports() {
+        let registered = vec!["https://client.example.org/cb".to_owned(), "http://127.0.0.1/cb".to_owned()];
+        assert!(redirect_uri_matches(&registered, "https://client.example.org/cb"));
+        assert!(redirect_uri_matches(&registered, "http://127.0.0.1:51004/cb"));
+        assert!(redirect_uri_matches(&registered, "http://127.0.0.1/cb"));
+        for bad in [
+            "https://client.example.org/cb/",
+            "https://client.example.org/cb/x",
+            "https://client.example.org/cbx",
+            "https://client.example.org/cb?x=1",
+            "https://client.example.org/cb#f",
+            "https://CLIENT.example.org/cb",
+            "https://client.example.org:443/cb",
+            "http://client.example.org/cb",
+            "https://client.example.org/cb/../evil",
+            "https://client.example.org/cb/..;/evil",
+            "https://client.example.org/cb%2F..%2Fevil",
+            "https://client.example.org.evil.example/cb",
+            "https://client.example.org@evil.example/cb",
+            "https://evil.example@@client.example.org/cb",
+            "http://localhost.evil.example:51004/cb",
+            "http://127.0.0.1:51004/cb/",
+            "http://127.0.0.1:/cb",
+            "http://127.0.0.1:123456/cb",
+            "http://127.0.0.1:80@evil.example/cb",
+        ] {
+            assert!(!redirect_uri_matches(&registered, bad), "{bad}");
+        }
+        // A registered localhost is not a wildcard (CVE-2024-8883).
+        let localhost = vec!["http://localhost/cb".to_owned()];
+        assert!(!redirect_uri_matches(&localhost, "http://localhost:8080/cb"));
+        assert!(!redirect_uri_matches(&localhost, "http://localhost.evil.example/cb"));
     }
 
     #[test]

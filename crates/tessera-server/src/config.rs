@@ -24,6 +24,17 @@ pub struct RawConfig {
     pub issuer: Option<String>,
     /// `text` or `json`.
     pub log_format: Option<String>,
+    /// Directory of page templates and `style.css` overriding the built-in ones.
+    pub templates_dir: Option<PathBuf>,
+    /// Absolute refresh-token (grant) lifetime in seconds.
+    pub refresh_token_ttl: Option<u64>,
+    /// A refresh token unused for this long expires, in seconds.
+    pub refresh_token_idle_ttl: Option<u64>,
+    /// Seconds after a rotation in which presenting the previous refresh token again returns
+    /// the same successor instead of counting as reuse; 0 disables the grace window.
+    pub refresh_token_grace_period: Option<u64>,
+    /// Browser session lifetime in seconds.
+    pub session_ttl: Option<u64>,
 }
 
 impl RawConfig {
@@ -42,6 +53,11 @@ impl RawConfig {
             database_url: over.database_url.or(self.database_url),
             issuer: over.issuer.or(self.issuer),
             log_format: over.log_format.or(self.log_format),
+            templates_dir: over.templates_dir.or(self.templates_dir),
+            refresh_token_ttl: over.refresh_token_ttl.or(self.refresh_token_ttl),
+            refresh_token_idle_ttl: over.refresh_token_idle_ttl.or(self.refresh_token_idle_ttl),
+            refresh_token_grace_period: over.refresh_token_grace_period.or(self.refresh_token_grace_period),
+            session_ttl: over.session_ttl.or(self.session_ttl),
         }
     }
 }
@@ -112,6 +128,16 @@ pub struct Config {
     pub admin_url: String,
     /// Log format.
     pub log_format: LogFormat,
+    /// Directory of templates overriding the built-in pages.
+    pub templates_dir: Option<PathBuf>,
+    /// Absolute refresh-token lifetime (seconds).
+    pub refresh_token_ttl: u64,
+    /// Refresh-token inactivity lifetime (seconds).
+    pub refresh_token_idle_ttl: u64,
+    /// Rotation grace window (seconds); 0 = none.
+    pub refresh_token_grace_period: u64,
+    /// Browser session lifetime (seconds).
+    pub session_ttl: u64,
 }
 
 impl Config {
@@ -141,7 +167,30 @@ impl Config {
             }
             _ => format!("http://{admin_host}:{}", admin_listen.port()),
         };
-        Ok(Config { listen, admin_listen, data_dir, database_url, issuer, admin_url, log_format })
+        let refresh_token_ttl = raw.refresh_token_ttl.unwrap_or(30 * 86_400);
+        let refresh_token_idle_ttl = raw.refresh_token_idle_ttl.unwrap_or(14 * 86_400);
+        let refresh_token_grace_period = raw.refresh_token_grace_period.unwrap_or(10);
+        let session_ttl = raw.session_ttl.unwrap_or(14 * 86_400);
+        if refresh_token_ttl == 0 || refresh_token_idle_ttl == 0 || session_ttl == 0 {
+            bail!("refresh_token_ttl, refresh_token_idle_ttl and session_ttl must be positive");
+        }
+        if refresh_token_grace_period > 300 {
+            bail!("refresh_token_grace_period must be at most 300 seconds");
+        }
+        Ok(Config {
+            listen,
+            admin_listen,
+            data_dir,
+            database_url,
+            issuer,
+            admin_url,
+            log_format,
+            templates_dir: raw.templates_dir,
+            refresh_token_ttl,
+            refresh_token_idle_ttl,
+            refresh_token_grace_period,
+            session_ttl,
+        })
     }
 
     /// A configuration for tests: listeners already bound by the harness, a fresh data directory.

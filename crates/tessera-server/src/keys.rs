@@ -142,6 +142,8 @@ pub fn thumbprint(jwk: &Value) -> anyhow::Result<String> {
 /// Seals private keys with AES-256-GCM under a master key kept in the data directory.
 pub struct Sealer {
     key: LessSafeKey,
+    /// HKDF pseudo-random key from the master key, for deriving purpose-bound HMAC keys.
+    prk: aws_lc_rs::hkdf::Prk,
 }
 
 impl Sealer {
@@ -159,7 +161,16 @@ impl Sealer {
         };
         let unbound =
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| anyhow!("{} is not a 32-byte key", path.display()))?;
-        Ok(Sealer { key: LessSafeKey::new(unbound) })
+        let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"tessera master key").extract(&bytes);
+        Ok(Sealer { key: LessSafeKey::new(unbound), prk })
+    }
+
+    /// An HMAC-SHA256 key for one purpose, derived from the master key with HKDF (RFC 5869), so
+    /// every node sharing the master key derives the same one.
+    pub fn derive_hmac_key(&self, purpose: &str) -> anyhow::Result<aws_lc_rs::hmac::Key> {
+        let info = [purpose.as_bytes()];
+        let okm = self.prk.expand(&info, aws_lc_rs::hmac::HMAC_SHA256).map_err(|_| anyhow!("HKDF failed"))?;
+        Ok(aws_lc_rs::hmac::Key::from(okm))
     }
 
     fn seal(&self, kid: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
@@ -209,11 +220,22 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// Everything derived from the stored keys at one moment; swapped whole on change.
 pub struct KeySnapshot {
     pub signing: SigningKey,
+    /// ID-token signers (`typ: JWT`), one per algorithm of [`crate::client::ID_TOKEN_ALGS`].
+    pub id_token_signers: Vec<(SigningAlg, SigningKey)>,
+    /// Every published key, for checking our own ID tokens (`id_token_hint`).
+    pub published: KeySet,
     pub jwks: JwkSet,
     pub jwks_json: String,
     /// Verifies our own tokens (every check except the audience, which depends on the caller).
     pub verifier: Verifier,
     pub infos: Vec<KeyInfo>,
+}
+
+impl KeySnapshot {
+    /// The key that signs ID tokens with `alg`.
+    pub fn id_token_signer(&self, alg: &str) -> Option<&SigningKey> {
+        self.id_token_signers.iter().find(|(a, _)| a.as_str() == alg).map(|(_, key)| key)
+    }
 }
 
 /// The key ring shared by all requests.
@@ -230,6 +252,12 @@ impl KeyRing {
             let row = generate(&sealer, SigningAlg::Es256, "active", now)?;
             store.insert_key(&row).await?;
             tracing::info!(kid = %row.kid, alg = %row.alg, "generated the first signing key");
+        }
+        // OpenID Connect's default ID-token algorithm is RS256 (Core §3.1.3.7): keep one published.
+        if !store.keys().await?.iter().any(|k| k.alg == "RS256") {
+            let row = generate(&sealer, SigningAlg::Rs256, "published", now)?;
+            store.insert_key(&row).await?;
+            tracing::info!(kid = %row.kid, "generated an RS256 key for ID tokens");
         }
         let snapshot = snapshot(&sealer, store.keys().await?, issuer)?;
         Ok(KeyRing { issuer: issuer.to_owned(), sealer: Arc::new(sealer), current: RwLock::new(Arc::new(snapshot)) })
@@ -294,6 +322,22 @@ fn snapshot(sealer: &Sealer, rows: Vec<KeyRow>, issuer: &str) -> anyhow::Result<
     let (pair, _) = SigningKey::from_pkcs8(alg, &pkcs8)?;
     let header = json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": active.kid});
     let signing = SigningKey { kid: active.kid.clone(), pair, header_b64: URL_SAFE_NO_PAD.encode(header.to_string()) };
+    // For each ID-token algorithm: the active key if it has that algorithm, else the newest one.
+    let mut id_token_signers = Vec::new();
+    for alg in [SigningAlg::Rs256, SigningAlg::Es256] {
+        let Some(row) = rows
+            .iter()
+            .filter(|r| r.alg == alg.as_str())
+            .max_by_key(|r| (r.status == "active", r.created_at, r.kid.clone()))
+        else {
+            continue;
+        };
+        let pkcs8 = sealer.open(&row.kid, &row.sealed_private_key)?;
+        let (pair, _) = SigningKey::from_pkcs8(alg, &pkcs8)?;
+        let header = json!({"alg": alg.as_str(), "typ": "JWT", "kid": row.kid});
+        let key = SigningKey { kid: row.kid.clone(), pair, header_b64: URL_SAFE_NO_PAD.encode(header.to_string()) };
+        id_token_signers.push((alg, key));
+    }
     let keys = rows
         .iter()
         .map(|r| serde_json::from_str(&r.public_jwk).context("corrupt public JWK"))
@@ -304,8 +348,16 @@ fn snapshot(sealer: &Sealer, rows: Vec<KeyRow>, issuer: &str) -> anyhow::Result<
         .iter()
         .map(|r| KeyInfo { kid: r.kid.clone(), alg: r.alg.clone(), status: r.status.clone(), created_at: r.created_at })
         .collect();
-    let verifier = Verifier::for_issuer_itself(issuer, verify_keys).with_leeway(0);
-    Ok(KeySnapshot { signing, jwks_json: serde_json::to_string(&jwks)?, jwks, verifier, infos })
+    let verifier = Verifier::for_issuer_itself(issuer, verify_keys.clone()).with_leeway(0);
+    Ok(KeySnapshot {
+        signing,
+        id_token_signers,
+        published: verify_keys,
+        jwks_json: serde_json::to_string(&jwks)?,
+        jwks,
+        verifier,
+        infos,
+    })
 }
 
 #[cfg(test)]

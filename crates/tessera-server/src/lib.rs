@@ -9,6 +9,7 @@ pub mod flows;
 pub mod form;
 pub mod http;
 pub mod keys;
+pub mod pages;
 pub mod scope;
 pub mod secret;
 pub mod store;
@@ -46,6 +47,12 @@ pub struct Inner {
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
     pub active_tokens: flows::introspect::ActiveTokenCache,
+    /// Signs CSRF tokens of the HTML forms (derived from the master key).
+    pub csrf_key: aws_lc_rs::hmac::Key,
+    /// Derives refresh-token successors (derived from the master key).
+    pub refresh_key: aws_lc_rs::hmac::Key,
+    /// Login, consent, account and error pages.
+    pub pages: pages::Pages,
     /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
     pub server_errors: std::sync::atomic::AtomicU64,
 }
@@ -76,6 +83,9 @@ impl AppState {
         }
         let store = Store::open(&config.database_url).await?;
         let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
+        let csrf_key = sealer.derive_hmac_key("tessera csrf v1")?;
+        let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;
+        let pages = pages::Pages::load(config.templates_dir.as_deref())?;
         let keys = KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await?;
         let state = AppState {
             inner: Arc::new(Inner {
@@ -84,6 +94,9 @@ impl AppState {
                 keys,
                 clock,
                 active_tokens: Default::default(),
+                csrf_key,
+                refresh_key,
+                pages,
                 server_errors: Default::default(),
             }),
         };
@@ -157,8 +170,11 @@ pub async fn run(
             tracing::debug!(err = %err, "cannot set TCP_NODELAY");
         }
     };
-    let public_server =
-        axum::serve(public.tap_io(nodelay), app(state.clone())).with_graceful_shutdown(wait(rx.clone()));
+    let public_server = axum::serve(
+        public.tap_io(nodelay),
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(rx.clone()));
     let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
     tokio::spawn(async move {
         shutdown.await;

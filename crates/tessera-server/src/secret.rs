@@ -9,6 +9,10 @@ use subtle::ConstantTimeEq;
 pub const ACCESS_TOKEN_PREFIX: &str = "tat_";
 /// Prefix of client secrets.
 pub const CLIENT_SECRET_PREFIX: &str = "tcs_";
+/// Prefix of refresh tokens (same selector/verifier layout as opaque access tokens).
+pub const REFRESH_TOKEN_PREFIX: &str = "trt_";
+/// Prefix of authorization codes.
+pub const CODE_PREFIX: &str = "tac_";
 
 /// `n` bytes from the system CSPRNG, base64url without padding.
 pub fn random_b64(n: usize) -> String {
@@ -42,15 +46,25 @@ impl OpaqueToken {
     }
 
     pub fn encode(&self) -> SecretString {
+        self.encode_as(ACCESS_TOKEN_PREFIX)
+    }
+
+    /// Encodes with another type prefix (refresh tokens).
+    pub fn encode_as(&self, prefix: &str) -> SecretString {
         let mut bytes = [0u8; 40];
         bytes[..8].copy_from_slice(&self.id.to_be_bytes());
         bytes[8..].copy_from_slice(&self.secret);
-        SecretString(format!("{ACCESS_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        SecretString(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// Parses a presented token; anything malformed is `None`.
     pub fn parse(token: &str) -> Option<OpaqueToken> {
-        let bytes = URL_SAFE_NO_PAD.decode(token.strip_prefix(ACCESS_TOKEN_PREFIX)?).ok()?;
+        OpaqueToken::parse_as(token, ACCESS_TOKEN_PREFIX)
+    }
+
+    /// Parses a token with another type prefix.
+    pub fn parse_as(token: &str, prefix: &str) -> Option<OpaqueToken> {
+        let bytes = URL_SAFE_NO_PAD.decode(token.strip_prefix(prefix)?).ok()?;
         let bytes: [u8; 40] = bytes.try_into().ok()?;
         let mut secret = [0u8; 32];
         secret.copy_from_slice(&bytes[8..]);

@@ -54,10 +54,7 @@ impl NewUser {
         {
             return invalid("username: 1 to 64 characters without spaces or control characters");
         }
-        // NIST SP 800-63B §5.1.1.2: at least 8 characters, any characters, a generous maximum.
-        if request.password.chars().count() < 8 || request.password.len() > 1024 {
-            return invalid("password: between 8 characters and 1024 bytes");
-        }
+        let password = check_password(request.password)?;
         if let Some(email) = &request.email
             && (email.len() > 254 || !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
@@ -76,9 +73,17 @@ impl NewUser {
                 disabled: false,
                 created_at: now,
             },
-            password: SecretString::new(request.password),
+            password,
         })
     }
+}
+
+/// NIST SP 800-63B §5.1.1.2: at least 8 characters, any characters, a generous maximum.
+pub fn check_password(password: String) -> Result<SecretString, InvalidUser> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(InvalidUser("password: between 8 characters and 1024 bytes".into()));
+    }
+    Ok(SecretString::new(password))
 }
 
 /// Hashes a password into a PHC string on a blocking thread.

@@ -52,10 +52,20 @@ impl<'a> CompactJws<'a> {
         })
     }
 
-    pub(crate) fn check_header(&self) -> Result<(), VerifyError> {
-        if let Some(name) = FORBIDDEN_HEADERS.iter().find(|name| self.unverified_header.contains_key(**name)) {
-            return Err(VerifyError::ForbiddenHeader(name));
+    pub(crate) fn check_forbidden_headers(&self) -> Result<(), VerifyError> {
+        match FORBIDDEN_HEADERS.iter().find(|name| self.unverified_header.contains_key(**name)) {
+            Some(name) => Err(VerifyError::ForbiddenHeader(name)),
+            None => Ok(()),
         }
+    }
+
+    /// The `typ` header, if it is a string.
+    pub(crate) fn typ(&self) -> Option<&str> {
+        self.unverified_header.get("typ").and_then(Value::as_str)
+    }
+
+    pub(crate) fn check_header(&self) -> Result<(), VerifyError> {
+        self.check_forbidden_headers()?;
         // RFC 9068 §4: typ is at+jwt or application/at+jwt. Media types are case-insensitive.
         match self.unverified_header.get("typ").and_then(Value::as_str) {
             Some(typ) if typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt") => Ok(()),

@@ -55,6 +55,23 @@ impl KeySet {
         Ok(KeySet { keys })
     }
 
+    /// Verifies the signature of a compact JWS of type `typ` (case-insensitive) made with one of
+    /// these keys, and returns its payload. Nothing else is checked: no claims, no expiry. For an
+    /// issuer reading back its own tokens, such as an ID token presented as `id_token_hint`.
+    pub fn verify_signature(&self, token: &str, typ: &str) -> Result<serde_json::Map<String, Value>, VerifyError> {
+        let jws = crate::jose::CompactJws::parse(token)?;
+        jws.check_forbidden_headers()?;
+        if !jws.typ().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+            return Err(VerifyError::WrongType);
+        }
+        let key = self.get(jws.kid()?).ok_or(VerifyError::UnknownKey)?;
+        if jws.alg()? != key.alg_name() {
+            return Err(VerifyError::AlgorithmMismatch);
+        }
+        key.verify(jws.signing_input(), jws.signature_b64())?;
+        Ok(jws.into_payload())
+    }
+
     pub(crate) fn get(&self, kid: &str) -> Option<&VerificationKey> {
         self.keys.get(kid)
     }

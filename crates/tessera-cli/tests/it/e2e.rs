@@ -411,7 +411,7 @@ fn keys_secrets_and_offline_verification_through_the_cli() {
     let kid = key["kid"].as_str().unwrap();
     assert_eq!(cli(&["key", "activate", kid])["status"], "active");
     let keys = cli(&["key", "list"]);
-    assert_eq!(keys["keys"].as_array().unwrap().len(), 2);
+    assert_eq!(keys["keys"].as_array().unwrap().len(), 3);
 
     let (status, body) = post_form(&token_url, &id, &secret, &grant);
     assert_eq!(status, 200);

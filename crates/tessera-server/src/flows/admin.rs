@@ -1,16 +1,18 @@
-//! The admin API's operations: clients and signing keys, and the check that a caller holds an
-//! active access token from this server with scope `tessera:admin`.
+//! The admin API's operations: clients, signing keys, users and revocations, and the check that
+//! a caller holds an active access token from this server with scope `tessera:admin`.
 
 use tessera_proto::UnixTime;
 use tessera_proto::admin::{
-    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, RevocationRequest,
+    RevocationResult, SetPassword, UserInfo, UserList,
 };
 
 use crate::client::Client;
-use crate::flows::introspect;
+use crate::flows::{introspect, session};
 use crate::keys::SigningAlg;
 use crate::scope::Scope;
 use crate::secret::{self, CLIENT_SECRET_PREFIX};
+use crate::store::RevocationTarget;
 use crate::user::{self, NewUser};
 use crate::{ADMIN_SCOPE, AppState};
 
@@ -65,10 +67,12 @@ pub async fn create_client(
 ) -> Result<ClientInfo, AdminError> {
     let client = Client::register(secret::random_b64(16), metadata, &state.config.issuer, now.secs())
         .map_err(|e| AdminError::InvalidClientMetadata(e.0))?;
+    // A public client gets no secret; the stored hash is of a random value nobody ever sees.
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
     state.store.insert_client(&client, &secret::hash(client_secret.expose())).await?;
     tracing::info!(client_id = %client.client_id, "client created");
-    Ok(client.info(Some(client_secret.expose().to_owned())))
+    let shown = (!client.is_public()).then(|| client_secret.expose().to_owned());
+    Ok(client.info(shown))
 }
 
 pub async fn list_clients(state: &AppState) -> Result<ClientList, AdminError> {
@@ -95,6 +99,9 @@ pub async fn delete_client(state: &AppState, client_id: &str) -> Result<(), Admi
 
 /// Replaces a client's secret; the old one stops working at once.
 pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
+    if state.store.client(client_id).await?.is_some_and(|c| c.client.is_public()) {
+        return Err(AdminError::InvalidRequest("a public client has no secret".into()));
+    }
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
     if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose())).await? {
         return Err(AdminError::NotFound);
@@ -150,15 +157,68 @@ pub async fn delete_user(state: &AppState, id: &str) -> Result<(), AdminError> {
     if !state.store.delete_user(id).await? {
         return Err(AdminError::NotFound);
     }
+    // Grants went with the user; tokens issued under them read as revoked from now on.
+    state.active_tokens.clear();
     tracing::info!(user_id = %id, "user deleted");
     Ok(())
 }
 
-/// Disables or enables a user; a disabled user cannot sign in.
-pub async fn set_user_disabled(state: &AppState, id: &str, disabled: bool) -> Result<UserInfo, AdminError> {
+/// Disables or enables a user. A disabled user cannot sign in, and disabling ends every session
+/// and revokes every grant and token of the user.
+pub async fn set_user_disabled(
+    state: &AppState,
+    id: &str,
+    disabled: bool,
+    now: UnixTime,
+) -> Result<UserInfo, AdminError> {
     if !state.store.set_user_disabled(id, disabled).await? {
         return Err(AdminError::NotFound);
     }
+    if disabled {
+        session::revoke(state, RevocationTarget::User(id), now).await?;
+    }
     tracing::info!(user_id = %id, disabled, "user updated");
     user(state, id).await
+}
+
+/// Sets a user's password; every session and grant of the user is revoked.
+pub async fn set_password(
+    state: &AppState,
+    id: &str,
+    request: SetPassword,
+    now: UnixTime,
+) -> Result<UserInfo, AdminError> {
+    let password = user::check_password(request.password).map_err(|e| AdminError::InvalidRequest(e.0))?;
+    let hash = user::hash_password(password).await?;
+    if !state.store.set_user_password(id, &hash).await? {
+        return Err(AdminError::NotFound);
+    }
+    session::revoke(state, RevocationTarget::User(id), now).await?;
+    tracing::info!(user_id = %id, "password changed; sessions revoked");
+    user(state, id).await
+}
+
+/// `POST /admin/revocations`: everything under one user, session or client.
+pub async fn revoke(
+    state: &AppState,
+    request: RevocationRequest,
+    now: UnixTime,
+) -> Result<RevocationResult, AdminError> {
+    let target = match (&request.user_id, &request.session_id, &request.client_id) {
+        (Some(user_id), None, None) => {
+            state.store.user(user_id).await?.ok_or(AdminError::NotFound)?;
+            RevocationTarget::User(user_id)
+        }
+        (None, Some(session_id), None) => {
+            state.store.session(session_id).await?.ok_or(AdminError::NotFound)?;
+            RevocationTarget::Session(session_id)
+        }
+        (None, None, Some(client_id)) => {
+            state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+            RevocationTarget::Client(client_id)
+        }
+        _ => return Err(AdminError::InvalidRequest("give exactly one of user_id, session_id, client_id".into())),
+    };
+    let (sessions, grants) = session::revoke(state, target, now).await?;
+    Ok(RevocationResult { sessions, grants })
 }

@@ -1,5 +1,6 @@
-//! Client authentication at the token, introspection and revocation endpoints
-//! (RFC 6749 §2.3.1): `client_secret_basic` and `client_secret_post`, exactly one per request.
+//! Client authentication at the token, PAR, introspection and revocation endpoints
+//! (RFC 6749 §2.3.1): `client_secret_basic` and `client_secret_post`, exactly one per request,
+//! and `none` for public clients, which only name themselves with `client_id`.
 
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 
@@ -27,6 +28,11 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
                 client_id: id.to_owned(),
                 secret: SecretString::new(secret.to_owned()),
                 method: AuthMethod::ClientSecretPost,
+            }),
+            (Some(id), None) => Some(PresentedCredentials {
+                client_id: id.to_owned(),
+                secret: SecretString::new(String::new()),
+                method: AuthMethod::None,
             }),
             _ => None,
         });
@@ -81,6 +87,10 @@ pub async fn authenticate(state: &AppState, credentials: PresentedCredentials) -
     };
     let secret_ok = secret::hashes_equal(&presented_hash, stored_hash);
     match client {
+        // A public client has no secret: naming it is all there is (RFC 6749 §2.1).
+        Some(client) if credentials.method == AuthMethod::None && client.auth_method == AuthMethod::None => {
+            Ok(client.clone())
+        }
         Some(client) if secret_ok && client.auth_method == credentials.method => Ok(client.clone()),
         _ => {
             // The id is attacker-chosen: log it escaped (Debug) and bounded.
@@ -91,10 +101,24 @@ pub async fn authenticate(state: &AppState, credentials: PresentedCredentials) -
     }
 }
 
-/// Presented and checked in one step; missing credentials are `invalid_client`.
+/// Presented and checked in one step; missing credentials are `invalid_client`. Public
+/// clients pass.
 pub async fn require(state: &AppState, authorization: Option<&str>, form: &Form) -> Result<Client, OAuthError> {
     match presented(authorization, form)? {
         Some(credentials) => authenticate(state, credentials).await,
         None => Err(OAuthError::InvalidClient { basic: true }),
     }
+}
+
+/// [`require`] for endpoints that public clients may not use (introspection).
+pub async fn require_confidential(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+) -> Result<Client, OAuthError> {
+    let client = require(state, authorization, form).await?;
+    if client.is_public() {
+        return Err(OAuthError::InvalidClient { basic: false });
+    }
+    Ok(client)
 }

@@ -1,4 +1,5 @@
-//! Authorization server metadata (RFC 8414), advertising only what works.
+//! Authorization server metadata (RFC 8414, OpenID Connect Discovery 1.0), advertising only
+//! what works.
 
 use tessera_proto::discovery::ProviderMetadata;
 
@@ -6,10 +7,11 @@ use crate::client::SUPPORTED_GRANT_TYPES;
 use crate::config::IssuerUrl;
 
 /// Scopes with a meaning to the server itself.
-pub const SERVER_SCOPES: [&str; 1] = [crate::ADMIN_SCOPE];
+pub const SERVER_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", crate::ADMIN_SCOPE];
 
 pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
-    let auth_methods = || vec!["client_secret_basic".to_owned(), "client_secret_post".to_owned()];
+    let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let auth_methods = || strings(&["client_secret_basic", "client_secret_post"]);
     ProviderMetadata {
         issuer: issuer.as_str().to_owned(),
         token_endpoint: issuer.join("/token"),
@@ -17,10 +19,28 @@ pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
         introspection_endpoint: issuer.join("/introspect"),
         revocation_endpoint: issuer.join("/revoke"),
         grant_types_supported: SUPPORTED_GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
-        token_endpoint_auth_methods_supported: auth_methods(),
+        token_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post", "none"]),
         introspection_endpoint_auth_methods_supported: auth_methods(),
-        revocation_endpoint_auth_methods_supported: auth_methods(),
+        revocation_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post", "none"]),
         scopes_supported: SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        response_types_supported: Vec::new(),
+        response_types_supported: strings(&["code"]),
+        authorization_endpoint: issuer.join("/authorize"),
+        pushed_authorization_request_endpoint: issuer.join("/par"),
+        userinfo_endpoint: issuer.join("/userinfo"),
+        end_session_endpoint: issuer.join("/logout"),
+        response_modes_supported: strings(&["query"]),
+        code_challenge_methods_supported: strings(&["S256"]),
+        subject_types_supported: strings(&["public"]),
+        id_token_signing_alg_values_supported: strings(&crate::client::ID_TOKEN_ALGS),
+        claims_supported: strings(&crate::flows::userinfo::CLAIMS_SUPPORTED),
+        authorization_response_iss_parameter_supported: true,
+        request_parameter_supported: false,
+        request_uri_parameter_supported: true,
+        claims_parameter_supported: false,
+        pushed_authorization_request_endpoint_auth_methods_supported: strings(&[
+            "client_secret_basic",
+            "client_secret_post",
+            "none",
+        ]),
     }
 }

@@ -9,10 +9,10 @@ use tessera_proto::token::{Audience, IntrospectionResponse};
 use crate::AppState;
 use crate::cache::InvalidatingCache;
 use crate::client::Client;
-use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
+use crate::flows::{client_auth, code_grant};
 use crate::form::Form;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, OpaqueToken};
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, OpaqueToken, REFRESH_TOKEN_PREFIX};
 
 /// An access token that is active right now, whatever its format.
 #[derive(Debug, Clone)]
@@ -47,6 +47,11 @@ impl ActiveTokenCache {
     pub fn revoked(&self, token: &str) {
         self.0.invalidate(&secret::hash(token));
     }
+
+    /// Call after a revocation that may cover any number of tokens (a grant, session, user or client).
+    pub fn clear(&self) {
+        self.0.clear();
+    }
 }
 
 /// Looks a token up in every format (RFC 7662 §2.1: the hint is only an optimisation).
@@ -67,8 +72,9 @@ pub async fn resolve(
             found
         }
     };
-    // Expiry and a deleted client end a token at once, cached or not.
-    if found.exp <= now.secs() || state.store.client(&found.client_id).await?.is_none() {
+    // Expiry, a deleted client and a client-wide revocation end a token at once, cached or not.
+    let client = state.store.client(&found.client_id).await?;
+    if found.exp <= now.secs() || client.is_none_or(|c| found.iat < c.client.tokens_not_before) {
         return Ok(None);
     }
     Ok(Some(found))
@@ -80,6 +86,11 @@ async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<A
         let Some(row) = state.store.opaque_token(presented.id).await? else { return Ok(None) };
         let genuine = secret::hashes_equal(&presented.secret_hash(), &row.secret_hash);
         if !genuine || row.revoked || row.exp <= now.secs() {
+            return Ok(None);
+        }
+        if let Some(grant_id) = &row.grant_id
+            && !state.store.grant_is_active(grant_id).await?
+        {
             return Ok(None);
         }
         return Ok(Some(ActiveAccessToken {
@@ -120,8 +131,28 @@ pub async fn introspect(
     form: &Form,
     now: UnixTime,
 ) -> Result<IntrospectionResponse, OAuthError> {
-    let caller = client_auth::require(state, authorization, form).await?;
+    let caller = client_auth::require_confidential(state, authorization, form).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    // RFC 7662 §2.1: the hint only orders the search; refresh tokens are found whatever it says.
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        let Some((grant, row)) =
+            code_grant::active_refresh(state, token, now).await?.filter(|(g, _)| g.client_id == caller.client_id)
+        else {
+            return Ok(IntrospectionResponse::inactive());
+        };
+        return Ok(IntrospectionResponse {
+            active: true,
+            scope: Some(grant.scope.clone()),
+            client_id: Some(grant.client_id.clone()),
+            sub: Some(grant.user_id.clone()),
+            aud: None,
+            iss: Some(state.config.issuer.as_str().to_owned()),
+            exp: Some(row.idle_expires_at.min(grant.expires_at)),
+            iat: Some(row.created_at),
+            jti: None,
+            token_type: Some("refresh_token".into()),
+        });
+    }
     let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else {
         return Ok(IntrospectionResponse::inactive());
     };

@@ -1,9 +1,13 @@
 //! Protocol flows: plain functions of `(state, request, now)`. No HTTP types, no status codes.
 
 pub mod admin;
+pub mod authorize;
 pub mod client_auth;
+pub mod code_grant;
 pub mod discovery;
 pub mod error;
 pub mod introspect;
 pub mod revoke;
+pub mod session;
 pub mod token;
+pub mod userinfo;

@@ -1,14 +1,15 @@
-//! `POST /revoke` (RFC 7009): a client revokes its own access tokens. JWTs are revoked by
-//! `jti` until they expire; opaque tokens are marked revoked in place.
+//! `POST /revoke` (RFC 7009): a client revokes its own tokens. JWTs are revoked by `jti` until
+//! they expire; opaque tokens are marked revoked in place; a refresh token takes its whole
+//! grant (refresh family and access tokens) with it.
 
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::verified_jwt;
+use crate::flows::{client_auth, code_grant};
 use crate::form::Form;
-use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken};
+use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken, REFRESH_TOKEN_PREFIX};
 
 pub async fn revoke(
     state: &AppState,
@@ -23,6 +24,17 @@ pub async fn revoke(
         return Err(OAuthError::UnsupportedTokenType);
     }
     let not_yours = OAuthError::UnauthorizedClient("the token was not issued to this client");
+    if token.starts_with(REFRESH_TOKEN_PREFIX) {
+        // RFC 7009 §2.1: revoking a refresh token revokes its grant and the grant's access tokens.
+        let Some((grant, _)) = code_grant::active_refresh(state, token, now).await? else { return Ok(()) };
+        if grant.client_id != caller.client_id {
+            return Err(not_yours);
+        }
+        state.store.revoke_grant(&grant.id, now.secs()).await?;
+        state.active_tokens.clear();
+        tracing::info!(client_id = %caller.client_id, grant_id = %grant.id, "refresh token revoked with its grant");
+        return Ok(());
+    }
     if token.starts_with(ACCESS_TOKEN_PREFIX) {
         // RFC 7009 §2.2: an invalid or unknown token is answered with 200.
         let Some(presented) = OpaqueToken::parse(token) else { return Ok(()) };

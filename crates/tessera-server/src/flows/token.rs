@@ -1,5 +1,6 @@
-//! `POST /token` (RFC 6749 §4.4 client credentials) and access-token issuance in both formats:
-//! RFC 9068 JWTs and opaque reference tokens stored only as their hash.
+//! `POST /token`: dispatch by grant type, RFC 6749 §4.4 client credentials, and access-token
+//! issuance in both formats: RFC 9068 JWTs and opaque reference tokens stored only as their
+//! hash. The code and refresh grants live in [`crate::flows::code_grant`].
 
 use serde::Serialize;
 use tessera_proto::UnixTime;
@@ -7,8 +8,8 @@ use tessera_proto::token::{Audience, TokenResponse};
 
 use crate::AppState;
 use crate::client::{Client, TokenFormat, is_resource_uri};
-use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
+use crate::flows::{client_auth, code_grant};
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken};
@@ -33,6 +34,8 @@ pub struct Grant<'a> {
     pub sub: &'a str,
     pub scope: Scope,
     pub audience: Vec<String>,
+    /// The grant (code redemption) this token belongs to; revoking the grant revokes the token.
+    pub grant_id: Option<&'a str>,
 }
 
 pub async fn token(
@@ -46,6 +49,8 @@ pub async fn token(
     let client = client_auth::require(state, authorization, form).await?;
     match grant_type {
         "client_credentials" => client_credentials(state, &client, form, now).await,
+        "authorization_code" => code_grant::redeem(state, &client, form, now).await,
+        "refresh_token" => code_grant::refresh(state, &client, form, now).await,
         _ => Err(OAuthError::UnsupportedGrantType),
     }
 }
@@ -57,7 +62,7 @@ async fn client_credentials(
     form: &Form,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.grant_types.iter().any(|g| g == "client_credentials") {
+    if !client.may_use("client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use client_credentials"));
     }
     let scope = match form.get("scope") {
@@ -71,12 +76,12 @@ async fn client_credentials(
         }
     };
     let audience = select_audience(client, form.resources())?;
-    issue(state, Grant { client, sub: &client.client_id, scope, audience }, now).await
+    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None }, now).await
 }
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
 /// the client's default audience.
-fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<String>, OAuthError> {
+pub fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<String>, OAuthError> {
     if resources.is_empty() {
         return Ok(client.audience.iter().take(1).cloned().collect());
     }
@@ -117,7 +122,11 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 jti: &jti,
             };
             let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
-            state.keys.current().signing.sign_jws(&payload)?
+            let token = state.keys.current().signing.sign_jws(&payload)?;
+            if let Some(grant_id) = grant.grant_id {
+                state.store.record_grant_jwt(&jti, grant_id, exp).await?;
+            }
+            token
         }
         TokenFormat::Opaque => {
             let secret = OpaqueToken::secret();
@@ -132,6 +141,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 iat,
                 exp,
                 revoked: false,
+                grant_id: grant.grant_id.map(str::to_owned),
             };
             let id = state.store.insert_opaque_token(row).await?;
             OpaqueToken { id, secret }.encode().expose().to_owned()
@@ -143,5 +153,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
         token_type: "Bearer".into(),
         expires_in: ttl,
         scope: Some(scope).filter(|s| !s.is_empty()),
+        refresh_token: None,
+        id_token: None,
     })
 }

@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use tessera_proto::admin::{
-    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, UserInfo, UserList,
+    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, RevocationRequest,
+    RevocationResult, SetPassword, UserInfo, UserList,
 };
 use tessera_proto::error::ErrorBody;
 use utoipa::OpenApi;
@@ -19,13 +20,14 @@ use crate::flows::admin::{self, AdminError};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Tessera admin API", description = "Clients and signing keys. Every operation needs a Bearer access token with scope tessera:admin."),
+    info(title = "Tessera admin API", description = "Clients, signing keys, users and revocations. Every operation needs a Bearer access token with scope tessera:admin."),
     paths(
         create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key,
-        create_user, list_users, get_user, delete_user, disable_user, enable_user
+        create_user, list_users, get_user, delete_user, disable_user, enable_user, set_password, revoke
     ),
     components(schemas(
-        ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList, ErrorBody
+        ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList,
+        SetPassword, RevocationRequest, RevocationResult, ErrorBody
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -57,6 +59,8 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/users/{user_id}", get(get_user).delete(delete_user))
         .route("/admin/users/{user_id}/disable", post(disable_user))
         .route("/admin/users/{user_id}/enable", post(enable_user))
+        .route("/admin/users/{user_id}/password", post(set_password))
+        .route("/admin/revocations", post(revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     Router::new()
         .route("/admin/openapi.json", get(openapi))
@@ -203,12 +207,41 @@ async fn delete_user(State(state): State<AppState>, Path(user_id): Path<String>)
 #[utoipa::path(post, path = "/admin/users/{user_id}/disable", params(("user_id" = String, Path)),
     responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody)))]
 async fn disable_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
-    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, true).await)
+    let now = state.clock.now();
+    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, true, now).await)
 }
 
 /// Enable a disabled user.
 #[utoipa::path(post, path = "/admin/users/{user_id}/enable", params(("user_id" = String, Path)),
     responses((status = 200, body = UserInfo), (status = 404, body = ErrorBody)))]
 async fn enable_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
-    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, false).await)
+    let now = state.clock.now();
+    respond(StatusCode::OK, admin::set_user_disabled(&state, &user_id, false, now).await)
+}
+
+/// Set a user's password; every session and token of the user is revoked.
+#[utoipa::path(post, path = "/admin/users/{user_id}/password", params(("user_id" = String, Path)), request_body = SetPassword,
+    responses((status = 200, body = UserInfo), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn set_password(State(state): State<AppState>, Path(user_id): Path<String>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let request: SetPassword = json_body(&body, AdminError::InvalidRequest)?;
+        admin::set_password(&state, &user_id, request, now).await
+    }
+    .await;
+    respond(StatusCode::OK, result)
+}
+
+/// Revoke everything under one user, session or client: sessions end, refresh families and
+/// their access tokens (opaque and JWT) are inactive at introspection at once.
+#[utoipa::path(post, path = "/admin/revocations", request_body = RevocationRequest,
+    responses((status = 200, body = RevocationResult), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn revoke(State(state): State<AppState>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let request: RevocationRequest = json_body(&body, AdminError::InvalidRequest)?;
+        admin::revoke(&state, request, now).await
+    }
+    .await;
+    respond(StatusCode::OK, result)
 }

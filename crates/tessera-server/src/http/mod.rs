@@ -2,6 +2,7 @@
 //! Only this module knows status codes.
 
 mod admin;
+mod browser;
 mod error;
 
 use axum::extract::{DefaultBodyLimit, State};
@@ -29,6 +30,9 @@ pub fn app(state: AppState) -> Router {
         .route("/token", post(token))
         .route("/introspect", post(introspect))
         .route("/revoke", post(revoke))
+        .route("/par", post(par))
+        .route("/userinfo", get(userinfo).post(userinfo))
+        .merge(browser::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -116,6 +120,53 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     no_store(match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => err.into_response(),
+    })
+}
+
+async fn par(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let form = form(&headers, &body)?;
+        flows::authorize::push(&state, authorization(&headers)?, &form, now).await
+    }
+    .await;
+    no_store(match result {
+        Ok((request_uri, expires_in)) => {
+            (StatusCode::CREATED, Json(serde_json::json!({"request_uri": request_uri, "expires_in": expires_in})))
+                .into_response()
+        }
+        Err(err) => err.into_response(),
+    })
+}
+
+async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use flows::userinfo::UserinfoError;
+    let now = state.clock.now();
+    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let result = flows::userinfo::userinfo(&state, authorization, now).await;
+    no_store(match result {
+        Ok(claims) => Json(claims).into_response(),
+        Err(err) => {
+            // RFC 6750 §3.
+            let (status, challenge) = match &err {
+                UserinfoError::NoToken => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
+                UserinfoError::InvalidToken => {
+                    (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\", error=\"invalid_token\"")
+                }
+                UserinfoError::InsufficientScope => {
+                    (StatusCode::FORBIDDEN, "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"")
+                }
+                UserinfoError::Internal(err) => {
+                    tracing::error!(err = format!("{err:#}"), "userinfo failed");
+                    let mut response = error::json_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None);
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return no_store(response);
+                }
+            };
+            let mut response = error::json_error(status, &err.to_string(), None);
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response
+        }
     })
 }
 

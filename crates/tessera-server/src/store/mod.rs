@@ -25,6 +25,10 @@ use crate::cache::InvalidatingCache;
 use crate::client::{Client, TokenFormat};
 use crate::user::User;
 
+mod sign_in;
+
+pub use sign_in::*;
+
 /// The most tokens written by one group commit.
 const MAX_BATCH: usize = 64;
 
@@ -81,6 +85,8 @@ pub struct OpaqueTokenRow {
     pub iat: u64,
     pub exp: u64,
     pub revoked: bool,
+    /// The grant (code redemption) the token was issued under, if any.
+    pub grant_id: Option<String>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -169,8 +175,10 @@ impl Store {
     pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32]) -> anyhow::Result<()> {
         sqlx::query(
             "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope, token_endpoint_auth_method,
-                redirect_uris, access_token_format, access_token_ttl, audience, introspection, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                redirect_uris, access_token_format, access_token_ttl, audience, introspection, created_at,
+                post_logout_redirect_uris, require_pushed_authorization_requests, first_party,
+                refresh_token_rotation, id_token_signed_response_alg, tokens_not_before)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&client.client_id)
         .bind(&secret_hash[..])
@@ -184,6 +192,12 @@ impl Store {
         .bind(json_list(&client.audience))
         .bind(client.introspection)
         .bind(to_i64(client.created_at))
+        .bind(json_list(&client.post_logout_redirect_uris))
+        .bind(client.require_par)
+        .bind(client.first_party)
+        .bind(client.refresh_rotation)
+        .bind(&client.id_token_alg)
+        .bind(to_i64(client.tokens_not_before))
         .execute(&self.critical)
         .await?;
         Ok(())
@@ -206,7 +220,7 @@ impl Store {
         Ok(Some(stored))
     }
 
-    fn client_changed(&self, client_id: &str) {
+    pub(crate) fn client_changed(&self, client_id: &str) {
         self.clients.invalidate(client_id);
     }
 
@@ -363,6 +377,7 @@ impl Store {
                 iat: to_u64(row.get("iat")),
                 exp: to_u64(row.get("exp")),
                 revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
+                grant_id: row.get("grant_id"),
             })
         })
         .transpose()
@@ -390,8 +405,19 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a JWT access token was revoked by `jti`, or was issued under a grant that has
+    /// since been revoked or deleted.
     pub async fn is_jwt_revoked(&self, jti: &str) -> anyhow::Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM revoked_jwts WHERE jti = $1").bind(jti).fetch_optional(&self.read).await?;
+        let row = sqlx::query(
+            "SELECT 1 FROM revoked_jwts WHERE jti = ?1
+             UNION ALL
+             SELECT 1 FROM grant_jwts j LEFT JOIN grants g ON g.id = j.grant_id
+             WHERE j.jti = ?1 AND (g.id IS NULL OR g.revoked_at IS NOT NULL)
+             LIMIT 1",
+        )
+        .bind(jti)
+        .fetch_optional(&self.read)
+        .await?;
         Ok(row.is_some())
     }
 }
@@ -437,7 +463,8 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 .bind(json_list(&token.aud))
                 .bind(&token.scope)
                 .bind(to_i64(token.iat))
-                .bind(to_i64(token.exp));
+                .bind(to_i64(token.exp))
+                .bind(&token.grant_id);
         }
         let result = query.execute(&pool).await.map_err(|e| e.to_string());
         for (i, pending) in batch.drain(..).enumerate() {
@@ -465,10 +492,11 @@ async fn checkpoint_regularly(pool: SqlitePool) {
 /// `INSERT … VALUES (?, …), …` for `rows` rows, with anonymous `?` placeholders: sqlx
 /// resolves `$N` names one by one, which is quadratic in the number of parameters.
 fn insert_statement(rows: usize) -> String {
-    let mut sql =
-        String::from("INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp) VALUES ");
+    let mut sql = String::from(
+        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id) VALUES ",
+    );
     for i in 0..rows {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?)" });
+        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
     }
     sql
 }
@@ -497,6 +525,12 @@ fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {
         access_token_ttl: to_u64(row.get("access_token_ttl")),
         audience: parse_list(row.get("audience"))?,
         introspection: row.get("introspection"),
+        post_logout_redirect_uris: parse_list(row.get("post_logout_redirect_uris"))?,
+        require_par: row.get("require_pushed_authorization_requests"),
+        first_party: row.get("first_party"),
+        refresh_rotation: row.get("refresh_token_rotation"),
+        id_token_alg: row.get("id_token_signed_response_alg"),
+        tokens_not_before: to_u64(row.get("tokens_not_before")),
         created_at: to_u64(row.get("created_at")),
     })
 }

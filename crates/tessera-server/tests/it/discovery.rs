@@ -19,8 +19,35 @@ async fn both_metadata_documents_advertise_only_what_works() {
     let doc = serde_json::to_string_pretty(&a).unwrap().replace(&app.issuer, "ISSUER");
     expect![[r#"
         {
+          "authorization_endpoint": "ISSUER/authorize",
+          "authorization_response_iss_parameter_supported": true,
+          "claims_parameter_supported": false,
+          "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "sid",
+            "name",
+            "preferred_username",
+            "email",
+            "email_verified"
+          ],
+          "code_challenge_methods_supported": [
+            "S256"
+          ],
+          "end_session_endpoint": "ISSUER/logout",
           "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
             "client_credentials"
+          ],
+          "id_token_signing_alg_values_supported": [
+            "RS256",
+            "ES256"
           ],
           "introspection_endpoint": "ISSUER/introspect",
           "introspection_endpoint_auth_methods_supported": [
@@ -29,20 +56,42 @@ async fn both_metadata_documents_advertise_only_what_works() {
           ],
           "issuer": "ISSUER",
           "jwks_uri": "ISSUER/jwks.json",
-          "response_types_supported": [],
+          "pushed_authorization_request_endpoint": "ISSUER/par",
+          "pushed_authorization_request_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "none"
+          ],
+          "request_parameter_supported": false,
+          "request_uri_parameter_supported": true,
+          "response_modes_supported": [
+            "query"
+          ],
+          "response_types_supported": [
+            "code"
+          ],
           "revocation_endpoint": "ISSUER/revoke",
           "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post"
           ],
           "scopes_supported": [
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
             "tessera:admin"
+          ],
+          "subject_types_supported": [
+            "public"
           ],
           "token_endpoint": "ISSUER/token",
           "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
-            "client_secret_post"
-          ]
+            "client_secret_post",
+            "none"
+          ],
+          "userinfo_endpoint": "ISSUER/userinfo"
         }"#]]
     .assert_eq(&doc);
 }
@@ -54,7 +103,9 @@ async fn jwks_publishes_public_keys_with_cache_control() {
     assert_eq!(res.status(), 200);
     assert!(res.headers()["cache-control"].to_str().unwrap().contains("max-age="));
     let jwks: Value = res.json().await.unwrap();
-    let key = &jwks["keys"][0];
+    let keys = jwks["keys"].as_array().unwrap();
+    assert!(keys.iter().any(|k| k["alg"] == "RS256" && k["kty"] == "RSA" && k.get("d").is_none()));
+    let key = keys.iter().find(|k| k["alg"] == "ES256").unwrap();
     assert_eq!(
         (key["kty"].as_str(), key["crv"].as_str(), key["alg"].as_str(), key["use"].as_str()),
         (Some("EC"), Some("P-256"), Some("ES256"), Some("sig"))

@@ -8,5 +8,6 @@ mod discovery;
 mod introspect;
 mod revoke;
 mod robustness;
+mod sign_in;
 mod token;
 mod users;

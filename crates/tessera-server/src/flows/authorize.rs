@@ -1,0 +1,518 @@
+//! `GET|POST /authorize` (RFC 6749 §4.1, OpenID Connect Core §3.1.2) and `POST /par`
+//! (RFC 9126): validation of authorization requests, the decision between login, consent and an
+//! immediate code, and completion into a single-use code.
+//!
+//! Until the client and redirect URI are known to belong together, every error is an error
+//! page and never a redirect (RFC 6749 §4.1.2.1). After that, errors go back to the client with
+//! `error`, `state` and `iss` (RFC 9207).
+
+use serde::{Deserialize, Serialize};
+use tessera_proto::UnixTime;
+
+use crate::AppState;
+use crate::client::{Client, redirect_uri_matches};
+use crate::flows::client_auth;
+use crate::flows::error::OAuthError;
+use crate::form::Form;
+use crate::scope::Scope;
+use crate::secret::{self, CODE_PREFIX};
+use crate::store::{AuthRequestRow, CodeRow, SessionRow};
+use crate::user::User;
+
+/// The prefix of `request_uri` values from `/par` (RFC 9126 §2.2).
+pub const PAR_URN_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// Lifetime of a pushed request (RFC 9126 §2.2: short; we say 90 s).
+pub const PAR_TTL: u64 = 90;
+/// Lifetime of an authorization code (RFC 6749 §4.1.2: at most 10 minutes; FAPI 2: 60 s).
+pub const CODE_TTL: u64 = 60;
+/// How long a user has to finish signing in and consenting.
+pub const INTERACTION_TTL: u64 = 600;
+
+/// A validated authorization request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthParams {
+    pub client_id: String,
+    pub redirect_uri: String,
+    /// Whether the request named the redirect URI (then the token request must repeat it).
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub prompt: Vec<String>,
+    pub max_age: Option<u64>,
+    pub login_hint: Option<String>,
+    pub resources: Vec<String>,
+}
+
+impl AuthParams {
+    fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Why an authorization request failed.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Shown to the user on an error page; the client is not told.
+    Page(String),
+    /// Sent back to the client's redirect URI.
+    Redirect {
+        redirect_uri: String,
+        error: &'static str,
+        description: String,
+        state: Option<String>,
+    },
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AuthorizeError {
+    fn from(err: anyhow::Error) -> AuthorizeError {
+        AuthorizeError::Internal(err)
+    }
+}
+
+impl From<OAuthError> for AuthorizeError {
+    fn from(err: OAuthError) -> AuthorizeError {
+        match err {
+            OAuthError::Internal(err) => AuthorizeError::Internal(err),
+            other => AuthorizeError::Page(other.description().unwrap_or_else(|| other.to_string())),
+        }
+    }
+}
+
+/// What the browser should see next.
+#[derive(Debug)]
+pub enum Next {
+    /// Back to the client: a code, or an error.
+    Redirect(String),
+    /// The login page for this interaction handle.
+    Login(String),
+    /// The consent page for this interaction handle.
+    Consent(String),
+}
+
+/// A request received at `/authorize`, resolved against its client (and its pushed request).
+pub struct Resolved {
+    pub client: Client,
+    pub params: AuthParams,
+    /// The pushed request this came from, consumed at completion.
+    pub par_hash: Option<[u8; 32]>,
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters of `[A-Z] / [a-z] / [0-9] / "-" / "." / "_" / "~"`.
+pub fn is_pkce_value(s: &str) -> bool {
+    (43..=128).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// RFC 7636 §4.6 with S256, compared in constant time.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine as _;
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret::hash(verifier));
+    secret::hashes_equal(computed.as_bytes(), challenge.as_bytes())
+}
+
+/// Appends `pairs` to a redirect URI's query.
+pub fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                for (name, value) in pairs {
+                    query.append_pair(name, value);
+                }
+            }
+            url.into()
+        }
+        // Registered URIs always parse; this only keeps the function total.
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+fn error_redirect(state: &AppState, params_redirect: &str, error: &str, description: &str, st: Option<&str>) -> String {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(st) = st {
+        pairs.push(("state", st));
+    }
+    pairs.push(("iss", state.config.issuer.as_str()));
+    redirect_with(params_redirect, &pairs)
+}
+
+impl AuthorizeError {
+    /// The redirect for a `Redirect` error.
+    pub fn redirect_url(&self, state: &AppState) -> Option<String> {
+        match self {
+            AuthorizeError::Redirect { redirect_uri, error, description, state: st } => {
+                Some(error_redirect(state, redirect_uri, error, description, st.as_deref()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Validates the parameters of an authorization request (from the query, a form body, or
+/// `/par`) for `client`. `from_par` lifts the PAR requirement.
+fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, AuthorizeError> {
+    let redirect_uri = match form.get("redirect_uri") {
+        Some(uri) if redirect_uri_matches(&client.redirect_uris, uri) => uri.to_owned(),
+        Some(_) => return Err(AuthorizeError::Page("The redirect URI is not registered for this application.".into())),
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => return Err(AuthorizeError::Page("The request does not name a redirect URI.".into())),
+    };
+    let state = form.get("state").map(str::to_owned);
+    let fail = |error: &'static str, description: &str| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        error,
+        description: description.to_owned(),
+        state: state.clone(),
+    };
+    if state.as_ref().is_some_and(|s| s.len() > 2048) {
+        return Err(fail("invalid_request", "state is longer than 2048 bytes"));
+    }
+    match form.get("response_type") {
+        None => return Err(fail("invalid_request", "response_type is required")),
+        Some("code") => {}
+        Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
+    }
+    if !client.may_use("authorization_code") {
+        return Err(fail("unauthorized_client", "this client may not use the authorization code flow"));
+    }
+    if form.get("request").is_some() {
+        return Err(fail("request_not_supported", "request objects are not supported; use /par"));
+    }
+    if form.get("request_uri").is_some() {
+        return Err(fail("invalid_request", "request_uri cannot be pushed"));
+    }
+    if client.require_par && !from_par {
+        return Err(fail("invalid_request", "this client must push its authorization requests to /par"));
+    }
+    match form.get("code_challenge_method") {
+        Some("S256") => {}
+        _ => return Err(fail("invalid_request", "PKCE is required with code_challenge_method=S256")),
+    }
+    let code_challenge = match form.get("code_challenge") {
+        Some(c) if is_pkce_value(c) => c.to_owned(),
+        Some(_) => return Err(fail("invalid_request", "code_challenge is malformed (RFC 7636 §4.2)")),
+        None => return Err(fail("invalid_request", "code_challenge is required")),
+    };
+    let scope =
+        Scope::parse(form.get("scope").unwrap_or("")).map_err(|_| fail("invalid_scope", "scope is malformed"))?;
+    if !scope.is_subset(&client.scope) {
+        return Err(fail("invalid_scope", "the requested scope exceeds what the client may request"));
+    }
+    let mut resources = Vec::new();
+    for resource in form.resources() {
+        if !client.audience.contains(resource) {
+            return Err(fail("invalid_target", "the client may not request this resource"));
+        }
+        if !resources.contains(resource) {
+            resources.push(resource.clone());
+        }
+    }
+    let prompt: Vec<String> =
+        form.get("prompt").unwrap_or("").split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect();
+    if prompt.iter().any(|p| !["none", "login", "consent"].contains(&p.as_str())) {
+        return Err(fail("invalid_request", "prompt supports none, login and consent"));
+    }
+    if prompt.len() > 1 && prompt.iter().any(|p| p == "none") {
+        return Err(fail("invalid_request", "prompt=none cannot be combined with other values"));
+    }
+    let max_age = match form.get("max_age") {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| fail("invalid_request", "max_age is not a number of seconds"))?),
+    };
+    let nonce = form.get("nonce").map(str::to_owned);
+    if nonce.as_ref().is_some_and(|n| n.len() > 2048) {
+        return Err(fail("invalid_request", "nonce is longer than 2048 bytes"));
+    }
+    let login_hint = form.get("login_hint").filter(|h| h.len() <= 256).map(str::to_owned);
+    Ok(AuthParams {
+        client_id: client.client_id.clone(),
+        redirect_uri_sent: form.get("redirect_uri").is_some(),
+        redirect_uri,
+        scope: scope.to_string(),
+        state,
+        nonce,
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint,
+        resources,
+    })
+}
+
+/// Resolves a request at `/authorize`: its client, and either its own parameters or those it
+/// pushed earlier (RFC 9126 §4: then only `client_id` and `request_uri` count).
+pub async fn resolve(state: &AppState, form: &Form, now: UnixTime) -> Result<Resolved, AuthorizeError> {
+    let client_id =
+        form.get("client_id").ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+    let client = match state.store.client(client_id).await? {
+        Some(stored) => stored.client.clone(),
+        None => return Err(AuthorizeError::Page("The application is not registered here.".into())),
+    };
+    let Some(request_uri) = form.get("request_uri") else {
+        let params = validate(&client, form, false)?;
+        return Ok(Resolved { client, params, par_hash: None });
+    };
+    let expired = || AuthorizeError::Page("The pushed authorization request is unknown, used or expired.".into());
+    let handle = request_uri.strip_prefix(PAR_URN_PREFIX).ok_or_else(expired)?;
+    let par_hash = secret::hash(handle);
+    let row = state.store.auth_request(&par_hash).await?.ok_or_else(expired)?;
+    if !row.par || row.client_id != client.client_id || row.consumed_at.is_some() || row.expires_at <= now.secs() {
+        return Err(expired());
+    }
+    let params: AuthParams = serde_json::from_str(&row.params).map_err(anyhow::Error::from)?;
+    Ok(Resolved { client, params, par_hash: Some(par_hash) })
+}
+
+/// `POST /par`: authenticates the client, validates the request as `/authorize` would, and
+/// stores it. Returns `(request_uri, expires_in)`.
+pub async fn push(
+    state: &AppState,
+    authorization: Option<&str>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<(String, u64), OAuthError> {
+    let client = client_auth::require(state, authorization, form).await?;
+    if form.get("request_uri").is_some() {
+        return Err(OAuthError::InvalidRequest("request_uri must not be sent to the PAR endpoint".into()));
+    }
+    let params = match validate(&client, form, true) {
+        Ok(params) => params,
+        Err(AuthorizeError::Page(why)) => return Err(OAuthError::InvalidRequest(why)),
+        Err(AuthorizeError::Redirect { error, description, .. }) => {
+            return Err(match error {
+                "invalid_scope" => OAuthError::InvalidScope("the requested scope exceeds what the client may request"),
+                "invalid_target" => OAuthError::InvalidTarget("the client may not request this resource"),
+                "unauthorized_client" => {
+                    OAuthError::UnauthorizedClient("this client may not use the authorization code flow")
+                }
+                _ => OAuthError::InvalidRequest(description),
+            });
+        }
+        Err(AuthorizeError::Internal(err)) => return Err(OAuthError::Internal(err)),
+    };
+    let handle = secret::random_b64(32);
+    let row = AuthRequestRow {
+        handle_hash: secret::hash(&handle),
+        client_id: client.client_id.clone(),
+        params: serde_json::to_string(&params).map_err(anyhow::Error::from)?,
+        par: true,
+        par_hash: None,
+        browser_hash: None,
+        login_session_id: None,
+        created_at: now.secs(),
+        expires_at: now.plus(PAR_TTL).secs(),
+        consumed_at: None,
+    };
+    state.store.insert_auth_request(&row).await?;
+    Ok((format!("{PAR_URN_PREFIX}{handle}"), PAR_TTL))
+}
+
+/// The signed-in user of this browser, if the session is still good.
+pub struct SignedIn {
+    pub session: SessionRow,
+    pub user: User,
+}
+
+/// Decides what happens with a resolved request for this browser: an immediate code, an
+/// immediate error (`prompt=none`), or an interaction (login or consent) bound to `browser`.
+pub async fn begin(
+    state: &AppState,
+    resolved: Resolved,
+    signed_in: Option<&SignedIn>,
+    browser: &str,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
+    let Resolved { client, params, par_hash } = resolved;
+    decide(state, &client, &params, signed_in, None, par_hash, Some(browser), now).await
+}
+
+/// Continues an interaction after a login or on a revisit.
+pub async fn resume(
+    state: &AppState,
+    handle: &str,
+    browser: Option<&str>,
+    signed_in: Option<&SignedIn>,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
+    let (row, client, params) = interaction(state, handle, browser, now).await?;
+    decide(state, &client, &params, signed_in, Some((&row, handle)), row.par_hash, None, now).await
+}
+
+/// A pending interaction that belongs to this browser, with its client and parameters.
+pub async fn interaction(
+    state: &AppState,
+    handle: &str,
+    browser: Option<&str>,
+    now: UnixTime,
+) -> Result<(AuthRequestRow, Client, AuthParams), AuthorizeError> {
+    let gone = || {
+        AuthorizeError::Page(
+            "This sign-in request is finished or has expired. Go back to the application and start again.".into(),
+        )
+    };
+    let row = state.store.auth_request(&secret::hash(handle)).await?.ok_or_else(gone)?;
+    let bound = match (&row.browser_hash, browser) {
+        (Some(expected), Some(browser)) => secret::hashes_equal(expected, &secret::hash(browser)),
+        _ => false,
+    };
+    if row.par || !bound || row.consumed_at.is_some() || row.expires_at <= now.secs() {
+        return Err(gone());
+    }
+    let client = state.store.client(&row.client_id).await?.ok_or_else(gone)?.client.clone();
+    let params: AuthParams = serde_json::from_str(&row.params).map_err(anyhow::Error::from)?;
+    Ok((row, client, params))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn decide(
+    state: &AppState,
+    client: &Client,
+    params: &AuthParams,
+    signed_in: Option<&SignedIn>,
+    interaction: Option<(&AuthRequestRow, &str)>,
+    par_hash: Option<[u8; 32]>,
+    browser: Option<&str>,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
+    let (interaction, existing_handle) = match interaction {
+        Some((row, handle)) => (Some(row), Some(handle.to_owned())),
+        None => (None, None),
+    };
+    let fail = |error: &'static str, description: &str| AuthorizeError::Redirect {
+        redirect_uri: params.redirect_uri.clone(),
+        error,
+        description: description.to_owned(),
+        state: params.state.clone(),
+    };
+    let logged_in_here =
+        |s: &SignedIn| interaction.and_then(|i| i.login_session_id.as_deref()) == Some(s.session.id.as_str());
+    let needs_login = match signed_in {
+        None => true,
+        Some(s) => {
+            (params.prompts("login") && !logged_in_here(s))
+                || params.max_age.is_some_and(|max| now.secs().saturating_sub(s.session.auth_time) > max)
+        }
+    };
+    let none = params.prompts("none");
+    if needs_login && none {
+        return Err(fail("login_required", "the user is not signed in"));
+    }
+    let needs_consent = match signed_in {
+        Some(s) if !needs_login && !client.first_party => {
+            let granted = state.store.consent(&s.user.id, &client.client_id).await?;
+            let granted = Scope::parse(granted.as_deref().unwrap_or("")).unwrap_or_default();
+            let requested = Scope::parse(&params.scope).unwrap_or_default();
+            (params.prompts("consent") && interaction.is_none()) || !requested.is_subset(&granted)
+        }
+        _ => false,
+    };
+    if needs_consent && none {
+        return Err(fail("consent_required", "the user has not consented to this scope"));
+    }
+    if !needs_login && !needs_consent {
+        let Some(signed_in) = signed_in else { return Err(AuthorizeError::Internal(anyhow::anyhow!("no session"))) };
+        let mut consume: Vec<[u8; 32]> = interaction.map(|i| i.handle_hash).into_iter().collect();
+        consume.extend(par_hash);
+        return complete(state, client, params, signed_in, &consume, now).await.map(Next::Redirect);
+    }
+    let handle = match existing_handle {
+        Some(handle) => handle,
+        None => {
+            let handle = secret::random_b64(32);
+            let browser = browser.ok_or_else(|| AuthorizeError::Internal(anyhow::anyhow!("no browser binding")))?;
+            let row = AuthRequestRow {
+                handle_hash: secret::hash(&handle),
+                client_id: client.client_id.clone(),
+                params: serde_json::to_string(params).map_err(anyhow::Error::from)?,
+                par: false,
+                par_hash,
+                browser_hash: Some(secret::hash(browser)),
+                login_session_id: None,
+                created_at: now.secs(),
+                expires_at: now.plus(INTERACTION_TTL).secs(),
+                consumed_at: None,
+            };
+            state.store.insert_auth_request(&row).await?;
+            handle
+        }
+    };
+    Ok(if needs_login { Next::Login(handle) } else { Next::Consent(handle) })
+}
+
+/// Consumes the pending requests and issues a code; returns the redirect back to the client.
+pub async fn complete(
+    state: &AppState,
+    client: &Client,
+    params: &AuthParams,
+    signed_in: &SignedIn,
+    consume: &[[u8; 32]],
+    now: UnixTime,
+) -> Result<String, AuthorizeError> {
+    let code = format!("{CODE_PREFIX}{}", secret::random_b64(32));
+    let row = CodeRow {
+        code_hash: secret::hash(&code),
+        client_id: client.client_id.clone(),
+        user_id: signed_in.user.id.clone(),
+        session_id: signed_in.session.id.clone(),
+        redirect_uri: params.redirect_uri.clone(),
+        redirect_uri_sent: params.redirect_uri_sent,
+        scope: params.scope.clone(),
+        resources: params.resources.clone(),
+        nonce: params.nonce.clone(),
+        code_challenge: params.code_challenge.clone(),
+        auth_time: signed_in.session.auth_time,
+        expires_at: now.plus(CODE_TTL).secs(),
+        consumed_at: None,
+        grant_id: None,
+    };
+    if !state.store.complete_authorization(consume, &row, now.secs()).await? {
+        return Err(AuthorizeError::Page("This sign-in request was already completed.".into()));
+    }
+    state.store.touch_session(&signed_in.session.id, now.secs()).await?;
+    tracing::info!(client_id = %client.client_id, user_id = %signed_in.user.id, "authorization code issued");
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(st) = &params.state {
+        pairs.push(("state", st));
+    }
+    pairs.push(("iss", state.config.issuer.as_str()));
+    Ok(redirect_with(&params.redirect_uri, &pairs))
+}
+
+/// The user declined: the interaction ends and the client hears `access_denied`.
+pub async fn deny(
+    state: &AppState,
+    row: &AuthRequestRow,
+    params: &AuthParams,
+    now: UnixTime,
+) -> Result<String, AuthorizeError> {
+    let mut consume = vec![row.handle_hash];
+    consume.extend(row.par_hash);
+    for hash in consume {
+        state.store.consume_auth_request(&hash, now.secs()).await?;
+    }
+    Ok(error_redirect(state, &params.redirect_uri, "access_denied", "the user declined", params.state.as_deref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // RFC 7636 Appendix B (d.1).
+    #[test]
+    fn rfc7636_s256_vector() {
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", challenge));
+        assert!(is_pkce_value(verifier) && is_pkce_value(challenge));
+        assert!(!is_pkce_value(&"a".repeat(42)) && !is_pkce_value(&"a".repeat(129)));
+        assert!(!is_pkce_value(&format!("{}+", "a".repeat(42))) && !is_pkce_value(&format!("{}=", "a".repeat(42))));
+    }
+
+    #[test]
+    fn redirects_keep_an_existing_query() {
+        assert_eq!(redirect_with("https://c.example/cb?x=1", &[("code", "a b")]), "https://c.example/cb?x=1&code=a+b");
+    }
+}

@@ -1,0 +1,311 @@
+//! The authorization-code grant (RFC 6749 §4.1.3, RFC 7636 §4.6), refresh tokens with rotation
+//! and reuse detection (RFC 6749 §6, RFC 9700 §4.14.2), and ID tokens (OpenID Connect Core §2).
+//!
+//! A redemption consumes the code and creates its grant in one transaction. A refresh rotates
+//! with one conditional update; the successor's secret is derived from the presented token
+//! (HMAC under a master-key-derived key), so a retry inside the grace window receives the very
+//! same successor instead of forking the family, while the store keeps only hashes.
+
+use aws_lc_rs::hmac;
+use serde::Serialize;
+use tessera_proto::UnixTime;
+use tessera_proto::token::TokenResponse;
+
+use crate::AppState;
+use crate::client::Client;
+use crate::flows::authorize::{is_pkce_value, pkce_matches};
+use crate::flows::error::OAuthError;
+use crate::flows::token::{self, Grant};
+use crate::form::Form;
+use crate::scope::Scope;
+use crate::secret::{self, OpaqueToken, REFRESH_TOKEN_PREFIX};
+use crate::store::{GrantRow, Redemption};
+use crate::user::User;
+
+/// ID-token lifetime.
+pub const ID_TOKEN_TTL: u64 = 3600;
+
+/// OpenID Connect Core §2 claims.
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: u64,
+    iat: u64,
+    auth_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    sid: &'a str,
+}
+
+/// `at_hash` (Core §3.1.3.6): the left half of SHA-256 of the access token, base64url. Every
+/// algorithm we sign ID tokens with (RS256, ES256) uses SHA-256.
+fn at_hash(access_token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret::hash(access_token)[..16])
+}
+
+fn id_token(
+    state: &AppState,
+    client: &Client,
+    grant: &GrantRow,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let claims = IdTokenClaims {
+        iss: state.config.issuer.as_str(),
+        sub: &grant.user_id,
+        aud: &client.client_id,
+        azp: &client.client_id,
+        exp: now.plus(ID_TOKEN_TTL).secs(),
+        iat: now.secs(),
+        auth_time: grant.auth_time,
+        nonce,
+        at_hash: at_hash(access_token),
+        sid: &grant.session_id,
+    };
+    let keys = state.keys.current();
+    let signer = keys
+        .id_token_signer(&client.id_token_alg)
+        .ok_or_else(|| anyhow::anyhow!("no {} key for ID tokens", client.id_token_alg))?;
+    let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+    Ok(signer.sign_jws(&payload)?)
+}
+
+/// A user who may still receive tokens.
+async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
+    match state.store.user(user_id).await? {
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(OAuthError::InvalidGrant("the user is disabled or deleted")),
+    }
+}
+
+/// Issues the access token (and ID token) of a grant, with `refresh_token` if given.
+async fn respond(
+    state: &AppState,
+    client: &Client,
+    grant: &GrantRow,
+    scope: Scope,
+    nonce: Option<&str>,
+    refresh_token: Option<String>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let audience = token::select_audience(client, &grant.resources)?;
+    let openid = scope.contains("openid");
+    let mut response =
+        token::issue(state, Grant { client, sub: &grant.user_id, scope, audience, grant_id: Some(&grant.id) }, now)
+            .await?;
+    if openid {
+        response.id_token = Some(id_token(state, client, grant, nonce, &response.access_token, now)?);
+    }
+    response.refresh_token = refresh_token;
+    Ok(response)
+}
+
+/// `grant_type=authorization_code`.
+pub async fn redeem(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.may_use("authorization_code") {
+        return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
+    }
+    let code = form.get("code").ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+    let code_hash = secret::hash(code);
+    let invalid = OAuthError::InvalidGrant("the code is invalid, expired or used");
+    let Some(row) = state.store.code(&code_hash).await? else { return Err(invalid) };
+    // A code of another client is not evidence of theft from this one: refuse, revoke nothing.
+    if row.client_id != client.client_id {
+        return Err(invalid);
+    }
+    if row.consumed_at.is_some() {
+        replayed(state, row.grant_id.as_deref(), now).await?;
+        return Err(invalid);
+    }
+    if row.expires_at <= now.secs() {
+        return Err(invalid);
+    }
+    // RFC 6749 §4.1.3: the redirect URI must be repeated exactly if the request named it.
+    match form.get("redirect_uri") {
+        Some(uri) if uri != row.redirect_uri => {
+            return Err(OAuthError::InvalidGrant("redirect_uri differs from the authorization request"));
+        }
+        None if row.redirect_uri_sent => {
+            return Err(OAuthError::InvalidGrant("redirect_uri is required: the authorization request had one"));
+        }
+        _ => {}
+    }
+    match form.get("code_verifier") {
+        None => return Err(OAuthError::InvalidGrant("code_verifier is required")),
+        Some(v) if !is_pkce_value(v) => return Err(OAuthError::InvalidGrant("code_verifier is malformed")),
+        Some(v) if !pkce_matches(v, &row.code_challenge) => {
+            return Err(OAuthError::InvalidGrant("code_verifier does not match the code_challenge"));
+        }
+        Some(_) => {}
+    }
+    active_user(state, &row.user_id).await?;
+    match state.store.session(&row.session_id).await? {
+        Some(session) if session.ended_at.is_none() => {}
+        _ => return Err(OAuthError::InvalidGrant("the session that authorized this code has ended")),
+    }
+    let grant = GrantRow {
+        id: secret::random_b64(16),
+        client_id: client.client_id.clone(),
+        user_id: row.user_id.clone(),
+        session_id: row.session_id.clone(),
+        scope: row.scope.clone(),
+        resources: row.resources.clone(),
+        auth_time: row.auth_time,
+        created_at: now.secs(),
+        expires_at: now.plus(state.config.refresh_token_ttl).secs(),
+        revoked_at: None,
+    };
+    let refresh_secret = client.may_use("refresh_token").then(OpaqueToken::secret);
+    let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
+    let refresh = refresh_secret.map(|s| (secret::hash_bytes(&s), idle));
+    let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
+        Redemption::Redeemed { refresh_id } => refresh_id,
+        Redemption::AlreadyUsed { grant_id } => {
+            replayed(state, grant_id.as_deref(), now).await?;
+            return Err(invalid);
+        }
+    };
+    let refresh_token = match (refresh_id, refresh_secret) {
+        (Some(id), Some(secret)) => {
+            Some(OpaqueToken { id, secret }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned())
+        }
+        _ => None,
+    };
+    let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
+    tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "authorization code redeemed");
+    respond(state, client, &grant, scope, row.nonce.as_deref(), refresh_token, now).await
+}
+
+/// RFC 6749 §4.1.2, RFC 9700 §4.2.4: a code presented twice revokes what its first redemption issued.
+async fn replayed(state: &AppState, grant_id: Option<&str>, now: UnixTime) -> Result<(), OAuthError> {
+    if let Some(grant_id) = grant_id {
+        state.store.revoke_grant(grant_id, now.secs()).await?;
+        state.active_tokens.clear();
+        tracing::warn!(grant_id, "authorization code replayed: its grant is revoked");
+    }
+    Ok(())
+}
+
+/// The successor of refresh token `id` with secret `secret`: derived, so that only a holder of
+/// the presented token (and the server) can compute it, and a retry computes the same one.
+fn successor_secret(state: &AppState, id: u64, secret: &[u8; 32]) -> [u8; 32] {
+    let mut input = Vec::with_capacity(48);
+    input.extend(b"refresh successor");
+    input.extend(id.to_be_bytes());
+    input.extend(secret);
+    let tag = hmac::sign(&state.refresh_key, &input);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&tag.as_ref()[..32]);
+    out
+}
+
+/// `grant_type=refresh_token`.
+pub async fn refresh(
+    state: &AppState,
+    client: &Client,
+    form: &Form,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    if !client.may_use("refresh_token") {
+        return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
+    }
+    let presented =
+        form.get("refresh_token").ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
+    let invalid = OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
+    let Some(parsed) = OpaqueToken::parse_as(presented, REFRESH_TOKEN_PREFIX) else { return Err(invalid) };
+    let Some(row) = state.store.refresh_token(parsed.id).await? else { return Err(invalid) };
+    if !secret::hashes_equal(&parsed.secret_hash(), &row.secret_hash) {
+        return Err(invalid);
+    }
+    let Some(grant) = state.store.grant(&row.grant_id).await? else { return Err(invalid) };
+    // Another client's token: refuse without revoking (conformance `oidcc-refresh-token`).
+    if grant.client_id != client.client_id {
+        return Err(invalid);
+    }
+    if grant.revoked_at.is_some() || grant.expires_at <= now.secs() || row.idle_expires_at <= now.secs() {
+        return Err(invalid);
+    }
+    active_user(state, &grant.user_id).await?;
+    let granted = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
+    let scope = match form.get("scope") {
+        None => granted,
+        Some(requested) => {
+            let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
+            if !requested.is_subset(&granted) {
+                return Err(OAuthError::InvalidScope("a refresh cannot widen the granted scope"));
+            }
+            requested
+        }
+    };
+    let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
+    state.store.touch_session(&grant.session_id, now.secs()).await?;
+    if !client.refresh_rotation && !client.is_public() {
+        state.store.touch_refresh_token(row.id, idle).await?;
+        return respond(state, client, &grant, scope, None, None, now).await;
+    }
+    let successor = successor_secret(state, row.id, &parsed.secret);
+    if row.rotated_at.is_none()
+        && let Some(id) = state
+            .store
+            .rotate_refresh_token(row.id, &grant.id, &secret::hash_bytes(&successor), idle, now.secs())
+            .await?
+    {
+        let token = OpaqueToken { id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
+        tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh token rotated");
+        return respond(state, client, &grant, scope, None, Some(token), now).await;
+    }
+    // Rotated before: by us a moment ago (a retry, a second tab, the loser of a race) or by a
+    // thief. Inside the grace window, while the successor is unused, hand out that successor.
+    let row = state.store.refresh_token(row.id).await?.ok_or(OAuthError::InvalidGrant("the refresh token is gone"))?;
+    let grace = state.config.refresh_token_grace_period;
+    let in_grace = grace > 0 && row.rotated_at.is_some_and(|at| now.secs() <= at.saturating_add(grace));
+    if in_grace && let Some(successor_id) = row.successor_id {
+        let unused = state.store.refresh_token(successor_id).await?.is_some_and(|s| s.rotated_at.is_none());
+        if unused {
+            let token =
+                OpaqueToken { id: successor_id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
+            tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh retried within the grace window");
+            return respond(state, client, &grant, scope, None, Some(token), now).await;
+        }
+    }
+    state.store.revoke_grant(&grant.id, now.secs()).await?;
+    state.active_tokens.clear();
+    tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, event = "refresh_token_reuse_detected", "a rotated refresh token was presented again: the family is revoked");
+    Err(invalid)
+}
+
+/// What introspection says about a refresh token: `(grant, row)` if active.
+pub async fn active_refresh(
+    state: &AppState,
+    token: &str,
+    now: UnixTime,
+) -> Result<Option<(GrantRow, crate::store::RefreshRow)>, OAuthError> {
+    let Some(parsed) = OpaqueToken::parse_as(token, REFRESH_TOKEN_PREFIX) else { return Ok(None) };
+    let Some(row) = state.store.refresh_token(parsed.id).await? else { return Ok(None) };
+    if !secret::hashes_equal(&parsed.secret_hash(), &row.secret_hash) {
+        return Ok(None);
+    }
+    let Some(grant) = state.store.grant(&row.grant_id).await? else { return Ok(None) };
+    let client = state.store.client(&grant.client_id).await?;
+    let rotating = client.as_ref().is_some_and(|c| c.client.refresh_rotation || c.client.is_public());
+    if client.is_none()
+        || grant.revoked_at.is_some()
+        || grant.expires_at <= now.secs()
+        || row.idle_expires_at <= now.secs()
+        || (rotating && row.rotated_at.is_some())
+    {
+        return Ok(None);
+    }
+    Ok(Some((grant, row)))
+}

@@ -1,0 +1,596 @@
+//! What a browser sees: `/authorize`, the login, consent and account pages, and `/logout`.
+//!
+//! Every page carries `Content-Security-Policy` (no third-party sources, `frame-ancestors
+//! 'none'`), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control:
+//! no-store`. Every form has a CSRF token; every successful POST answers 303. Two cookies, both
+//! `HttpOnly`, `SameSite=Lax`, `Path=/`, without `Domain`: the session, and a random browser
+//! id that binds pending sign-in requests to the browser that started them. With an https issuer
+//! they are `__Host-` prefixed and `Secure`; a plain-http loopback issuer (development) can set
+//! neither, so there they go without both.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use cookie::{Cookie, SameSite};
+use minijinja::context;
+use tessera_proto::UnixTime;
+
+use crate::AppState;
+use crate::flows::authorize::{self, AuthorizeError, Next, SignedIn};
+use crate::flows::session::{self, Device};
+use crate::form::Form;
+use crate::scope::Scope;
+use crate::secret::{self, SecretString};
+use crate::store::RevocationTarget;
+
+/// No `form-action`: browsers apply it to the redirect after a form post, and the consent
+/// form's 303 goes to the client.
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The browser-facing routes, with the page headers applied to every response.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/consent", get(consent_page).post(consent_submit))
+        .route("/account", get(account_page))
+        .route("/account/sessions/end", post(end_one_session))
+        .route("/account/sign-out-all", post(sign_out_all))
+        .route("/logout", get(logout_get).post(logout_post))
+        .route("/assets/tessera.css", get(stylesheet))
+        .layer(axum::middleware::map_response(page_headers))
+}
+
+async fn page_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CSP),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    response
+}
+
+/// The peer address, when the server was started with connect info.
+struct ClientIp(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, Self::Rejection> {
+        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
+    }
+}
+
+/// The two cookies, named for this deployment.
+struct Cookies {
+    secure: bool,
+    session: Option<String>,
+    browser: Option<String>,
+}
+
+impl Cookies {
+    fn read(state: &AppState, headers: &HeaderMap) -> Cookies {
+        let secure = state.config.issuer.as_str().starts_with("https://");
+        let (session_name, browser_name) = names(secure);
+        let mut cookies = Cookies { secure, session: None, browser: None };
+        for value in headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()) {
+            for cookie in Cookie::split_parse(value).flatten() {
+                if cookie.name() == session_name {
+                    cookies.session = Some(cookie.value().to_owned());
+                } else if cookie.name() == browser_name && cookie.value().len() <= 64 {
+                    cookies.browser = Some(cookie.value().to_owned());
+                }
+            }
+        }
+        cookies
+    }
+
+    fn set(&self, response: &mut Response, which: Which, value: Option<&str>) {
+        let (session_name, browser_name) = names(self.secure);
+        let name = match which {
+            Which::Session => session_name,
+            Which::Browser => browser_name,
+        };
+        let mut cookie = Cookie::build((name, value.unwrap_or("").to_owned()))
+            .path("/")
+            .http_only(true)
+            .secure(self.secure)
+            .same_site(SameSite::Lax);
+        if value.is_none() {
+            cookie = cookie.max_age(cookie::time::Duration::ZERO);
+        }
+        if let Ok(header) = HeaderValue::from_str(&cookie.build().to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, header);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Which {
+    Session,
+    Browser,
+}
+
+fn names(secure: bool) -> (&'static str, &'static str) {
+    if secure { ("__Host-tessera-session", "__Host-tessera-browser") } else { ("tessera-session", "tessera-browser") }
+}
+
+fn render(state: &AppState, status: StatusCode, template: &str, ctx: minijinja::Value) -> Response {
+    match state.pages.render(template, ctx) {
+        Ok(html) => (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response(),
+        Err(err) => {
+            tracing::error!(err = format!("{err:#}"), template, "page rendering failed");
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "The page cannot be shown right now.")
+                .into_response()
+        }
+    }
+}
+
+fn error_page(state: &AppState, status: StatusCode, message: &str) -> Response {
+    render(state, status, "error.html", context! { message => message })
+}
+
+fn unavailable(state: &AppState, err: anyhow::Error) -> Response {
+    tracing::error!(err = format!("{err:#}"), "browser request failed");
+    let mut response =
+        error_page(state, StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable. Please try again in a moment.");
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+fn next_response(state: &AppState, next: Result<Next, AuthorizeError>) -> Response {
+    match next {
+        Ok(Next::Redirect(url)) => see_other(&url),
+        Ok(Next::Login(handle)) => see_other(&format!("/login?request={handle}")),
+        Ok(Next::Consent(handle)) => see_other(&format!("/consent?request={handle}")),
+        Err(AuthorizeError::Page(message)) => error_page(state, StatusCode::BAD_REQUEST, &message),
+        Err(AuthorizeError::Internal(err)) => unavailable(state, err),
+        Err(err) => match err.redirect_url(state) {
+            Some(url) => see_other(&url),
+            None => error_page(state, StatusCode::BAD_REQUEST, "The request is invalid."),
+        },
+    }
+}
+
+/// A form body (`application/x-www-form-urlencoded`); repeated parameters are refused.
+fn page_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, String> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err("The form was not sent as application/x-www-form-urlencoded.".into());
+    }
+    Form::parse(body).map_err(|e| format!("The request is invalid: {}.", e.0))
+}
+
+fn query_form(query: Option<&str>) -> Result<Form, String> {
+    Form::parse(query.unwrap_or("").as_bytes()).map_err(|e| format!("The request is invalid: {}.", e.0))
+}
+
+async fn authorize_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match query_form(query.as_deref()) {
+        Ok(form) => authorize(&state, &headers, form).await,
+        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn authorize_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match page_form(&headers, &body) {
+        Ok(form) => authorize(&state, &headers, form).await,
+        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn authorize(state: &AppState, headers: &HeaderMap, form: Form) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(state, headers);
+    let resolved = match authorize::resolve(state, &form, now).await {
+        Ok(resolved) => resolved,
+        Err(err) => return next_response(state, Err(err)),
+    };
+    let signed_in = match session::signed_in(state, cookies.session.as_deref(), now).await {
+        Ok(signed_in) => signed_in,
+        Err(err) => return unavailable(state, err),
+    };
+    let (browser, fresh) = match &cookies.browser {
+        Some(browser) => (browser.clone(), false),
+        None => (secret::random_b64(32), true),
+    };
+    let next = authorize::begin(state, resolved, signed_in.as_ref(), &browser, now).await;
+    let mut response = next_response(state, next);
+    if fresh {
+        cookies.set(&mut response, Which::Browser, Some(&browser));
+    }
+    response
+}
+
+async fn current(state: &AppState, cookies: &Cookies, now: UnixTime) -> Result<Option<SignedIn>, Response> {
+    session::signed_in(state, cookies.session.as_deref(), now).await.map_err(|err| unavailable(state, err))
+}
+
+async fn login_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(&state, &headers);
+    let form = match query_form(query.as_deref()) {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let (browser, fresh) = match &cookies.browser {
+        Some(browser) => (browser.clone(), false),
+        None => (secret::random_b64(32), true),
+    };
+    let request = form.get("request").unwrap_or("");
+    let (client_name, username) = if request.is_empty() {
+        (None, String::new())
+    } else {
+        match authorize::interaction(&state, request, Some(&browser), now).await {
+            Ok((_, client, params)) => {
+                (Some(client.client_name.unwrap_or(client.client_id)), params.login_hint.unwrap_or_default())
+            }
+            Err(AuthorizeError::Internal(err)) => return unavailable(&state, err),
+            Err(_) => {
+                return error_page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in request is finished or has expired. Go back to the application and start again.",
+                );
+            }
+        }
+    };
+    let csrf = session::csrf_token(&state, "login", &[request, &browser]);
+    let ctx = context! { request => request, client_name => client_name, username => username, csrf_token => csrf, error => None::<String> };
+    let mut response = render(&state, StatusCode::OK, "login.html", ctx);
+    if fresh {
+        cookies.set(&mut response, Which::Browser, Some(&browser));
+    }
+    response
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(&state, &headers);
+    let form = match page_form(&headers, &body) {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let request = form.get("request").unwrap_or("");
+    let Some(browser) = cookies.browser.as_deref() else {
+        return error_page(&state, StatusCode::FORBIDDEN, "Cookies must be enabled to sign in.");
+    };
+    if !session::csrf_ok(&state, "login", &[request, browser], form.get("csrf_token")) {
+        return error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "The form expired or did not come from this site. Please try again.",
+        );
+    }
+    let client_name = if request.is_empty() {
+        None
+    } else {
+        match authorize::interaction(&state, request, Some(browser), now).await {
+            Ok((_, client, _)) => Some(client.client_name.unwrap_or(client.client_id)),
+            Err(AuthorizeError::Internal(err)) => return unavailable(&state, err),
+            Err(_) => {
+                return error_page(
+                    &state,
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in request is finished or has expired. Go back to the application and start again.",
+                );
+            }
+        }
+    };
+    let username = form.get("username").unwrap_or("");
+    let password = SecretString::new(form.get("password").unwrap_or("").to_owned());
+    let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let outcome = session::login(&state, username, password, Device { user_agent, ip }, now).await;
+    let (signed_in, cookie) = match outcome {
+        Ok(Some(ok)) => ok,
+        Ok(None) => {
+            let csrf = session::csrf_token(&state, "login", &[request, browser]);
+            let ctx = context! {
+                request => request, client_name => client_name, username => username, csrf_token => csrf,
+                error => "The username or password is wrong.",
+            };
+            return render(&state, StatusCode::UNAUTHORIZED, "login.html", ctx);
+        }
+        Err(err) => return unavailable(&state, err),
+    };
+    let mut response = if request.is_empty() {
+        see_other("/account")
+    } else {
+        if let Err(err) = state.store.set_login_session(&secret::hash(request), &signed_in.session.id).await {
+            return unavailable(&state, err);
+        }
+        next_response(&state, authorize::resume(&state, request, Some(browser), Some(&signed_in), now).await)
+    };
+    cookies.set(&mut response, Which::Session, Some(cookie.expose()));
+    response
+}
+
+/// What each scope means, for the consent page.
+fn describe(scope: &str) -> &'static str {
+    match scope {
+        "openid" => "Know who you are",
+        "profile" => "See your name and username",
+        "email" => "See your email address",
+        "offline_access" => "Stay signed in and act for you while you are away",
+        _ => "Access",
+    }
+}
+
+async fn consent_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(&state, &headers);
+    let form = match query_form(query.as_deref()) {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let request = form.get("request").unwrap_or("");
+    let (_, client, params) = match authorize::interaction(&state, request, cookies.browser.as_deref(), now).await {
+        Ok(found) => found,
+        Err(err) => return next_response(&state, Err(err)),
+    };
+    let signed_in = match current(&state, &cookies, now).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return see_other(&format!("/login?request={request}")),
+        Err(response) => return response,
+    };
+    let scopes: Vec<minijinja::Value> = Scope::parse(&params.scope)
+        .unwrap_or_default()
+        .iter()
+        .map(|s| context! { name => s, description => describe(s) })
+        .collect();
+    let csrf = session::csrf_token(&state, "consent", &[request, &signed_in.session.id]);
+    let ctx = context! {
+        request => request, client_name => client.client_name.unwrap_or(client.client_id),
+        username => signed_in.user.username, scopes => scopes, csrf_token => csrf,
+    };
+    render(&state, StatusCode::OK, "consent.html", ctx)
+}
+
+async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(&state, &headers);
+    let form = match page_form(&headers, &body) {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let request = form.get("request").unwrap_or("");
+    let signed_in = match current(&state, &cookies, now).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return error_page(&state, StatusCode::FORBIDDEN, "You are not signed in."),
+        Err(response) => return response,
+    };
+    if !session::csrf_ok(&state, "consent", &[request, &signed_in.session.id], form.get("csrf_token")) {
+        return error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "The form expired or did not come from this site. Please try again.",
+        );
+    }
+    let (row, client, params) = match authorize::interaction(&state, request, cookies.browser.as_deref(), now).await {
+        Ok(found) => found,
+        Err(err) => return next_response(&state, Err(err)),
+    };
+    match form.get("decision") {
+        Some("allow") => {
+            let previous = match state.store.consent(&signed_in.user.id, &client.client_id).await {
+                Ok(previous) => previous,
+                Err(err) => return unavailable(&state, err),
+            };
+            let mut granted: Vec<String> =
+                Scope::parse(previous.as_deref().unwrap_or("")).unwrap_or_default().iter().map(str::to_owned).collect();
+            for scope in Scope::parse(&params.scope).unwrap_or_default().iter() {
+                if !granted.iter().any(|g| g == scope) {
+                    granted.push(scope.to_owned());
+                }
+            }
+            let granted = Scope::parse(&granted.join(" ")).unwrap_or_default().to_string();
+            if let Err(err) =
+                state.store.save_consent(&signed_in.user.id, &client.client_id, &granted, now.secs()).await
+            {
+                return unavailable(&state, err);
+            }
+            tracing::info!(user_id = %signed_in.user.id, client_id = %client.client_id, scope = %params.scope, "consent given");
+            next_response(
+                &state,
+                authorize::resume(&state, request, cookies.browser.as_deref(), Some(&signed_in), now).await,
+            )
+        }
+        Some("deny") => match authorize::deny(&state, &row, &params, now).await {
+            Ok(url) => see_other(&url),
+            Err(err) => next_response(&state, Err(err)),
+        },
+        _ => error_page(&state, StatusCode::BAD_REQUEST, "Choose Allow or Deny."),
+    }
+}
+
+async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(&state, &headers);
+    let signed_in = match current(&state, &cookies, now).await {
+        Ok(Some(signed_in)) => signed_in,
+        Ok(None) => return see_other("/login"),
+        Err(response) => return response,
+    };
+    let sessions = match session::account_sessions(&state, &signed_in, now).await {
+        Ok(sessions) => sessions,
+        Err(err) => return unavailable(&state, err),
+    };
+    let sessions: Vec<minijinja::Value> = sessions
+        .into_iter()
+        .map(|s| {
+            context! {
+                id => s.id, current => s.current, clients => s.clients, user_agent => s.user_agent, ip => s.ip,
+                created_at => s.created_at, last_used_at => s.last_used_at,
+            }
+        })
+        .collect();
+    let csrf = session::csrf_token(&state, "account", &[&signed_in.session.id]);
+    let ctx = context! { username => signed_in.user.username, sessions => sessions, csrf_token => csrf };
+    render(&state, StatusCode::OK, "account.html", ctx)
+}
+
+/// A signed-in POST from the account page with a valid CSRF token.
+async fn account_post(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(Cookies, SignedIn, Form), Response> {
+    let now = state.clock.now();
+    let cookies = Cookies::read(state, headers);
+    let form = page_form(headers, body).map_err(|message| error_page(state, StatusCode::BAD_REQUEST, &message))?;
+    let Some(signed_in) = current(state, &cookies, now).await? else {
+        return Err(see_other("/login"));
+    };
+    if !session::csrf_ok(state, "account", &[&signed_in.session.id], form.get("csrf_token")) {
+        return Err(error_page(state, StatusCode::FORBIDDEN, "The form expired or did not come from this site."));
+    }
+    Ok((cookies, signed_in, form))
+}
+
+async fn end_one_session(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let (cookies, signed_in, form) = match account_post(&state, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let Some(target) = form.get("session_id") else {
+        return error_page(&state, StatusCode::BAD_REQUEST, "No session was chosen.");
+    };
+    // Only the user's own sessions.
+    match state.store.session(target).await {
+        Ok(Some(found)) if found.user_id == signed_in.user.id => {}
+        Ok(_) => return error_page(&state, StatusCode::BAD_REQUEST, "No such session."),
+        Err(err) => return unavailable(&state, err),
+    }
+    if let Err(err) = session::revoke(&state, RevocationTarget::Session(target), now).await {
+        return unavailable(&state, err);
+    }
+    if target == signed_in.session.id {
+        let mut response = see_other("/login");
+        cookies.set(&mut response, Which::Session, None);
+        return response;
+    }
+    see_other("/account")
+}
+
+async fn sign_out_all(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let (cookies, signed_in, _) = match account_post(&state, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    if let Err(err) = session::revoke(&state, RevocationTarget::User(&signed_in.user.id), now).await {
+        return unavailable(&state, err);
+    }
+    let mut response = see_other("/login");
+    cookies.set(&mut response, Which::Session, None);
+    response
+}
+
+async fn logout_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    match query_form(query.as_deref()) {
+        Ok(form) => logout(&state, &headers, form).await,
+        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+async fn logout_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match page_form(&headers, &body) {
+        Ok(form) => logout(&state, &headers, form).await,
+        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
+    }
+}
+
+/// RP-initiated logout. With a valid `id_token_hint`, the hinted session ends at once; without
+/// one, the signed-in user confirms on a page (whose form posts back here with a CSRF token).
+async fn logout(state: &AppState, headers: &HeaderMap, form: Form) -> Response {
+    let now = state.clock.now();
+    let cookies = Cookies::read(state, headers);
+    let request = session::logout_request(
+        state,
+        form.get("id_token_hint"),
+        form.get("client_id"),
+        form.get("post_logout_redirect_uri"),
+        form.get("state"),
+    )
+    .await;
+    let request = match request {
+        Ok(request) => request,
+        Err(message) => return error_page(state, StatusCode::BAD_REQUEST, &message),
+    };
+    let signed_in = match current(state, &cookies, now).await {
+        Ok(signed_in) => signed_in,
+        Err(response) => return response,
+    };
+    let confirmed = form.get("csrf_token").is_some();
+    let ending = match (&request.hinted_session, &signed_in, confirmed) {
+        (Some(sid), _, _) => Some(sid.clone()),
+        (None, Some(me), true) => {
+            if !session::csrf_ok(state, "logout", &[&me.session.id], form.get("csrf_token")) {
+                return error_page(state, StatusCode::FORBIDDEN, "The form expired or did not come from this site.");
+            }
+            Some(me.session.id.clone())
+        }
+        (None, Some(me), false) => {
+            let csrf = session::csrf_token(state, "logout", &[&me.session.id]);
+            let ctx = context! {
+                signed_out => false, username => &me.user.username, csrf_token => csrf,
+                post_logout_redirect_uri => form.get("post_logout_redirect_uri"),
+                client_id => form.get("client_id"), state => form.get("state"),
+            };
+            return render(state, StatusCode::OK, "logout.html", ctx);
+        }
+        (None, None, _) => None,
+    };
+    let mut clear_cookie = false;
+    if let Some(sid) = &ending {
+        if let Err(err) = session::revoke(state, RevocationTarget::Session(sid), now).await {
+            return unavailable(state, err);
+        }
+        clear_cookie = signed_in.as_ref().is_some_and(|me| &me.session.id == sid);
+    }
+    let mut response = match &request.redirect {
+        Some(url) => see_other(url),
+        None => render(state, StatusCode::OK, "logout.html", context! { signed_out => true }),
+    };
+    if clear_cookie {
+        cookies.set(&mut response, Which::Session, None);
+    }
+    response
+}
+
+async fn stylesheet(State(state): State<AppState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
+            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300")),
+        ],
+        state.pages.css().to_owned(),
+    )
+        .into_response()
+}
