@@ -150,6 +150,19 @@ impl TestApp {
         request.send().await.unwrap()
     }
 
+    /// POSTs a form to `path` with the client's credentials (Basic, or `client_id` for a public client).
+    pub async fn token_like(&self, path: &str, client: &TestClient, form: &[(&str, &str)]) -> reqwest::Response {
+        if client.secret.is_empty() {
+            let mut form = form.to_vec();
+            if !form.iter().any(|(k, _)| *k == "client_id") {
+                form.push(("client_id", &client.id));
+            }
+            self.post_form(path, None, &form).await
+        } else {
+            self.post_form(path, Some(client), form).await
+        }
+    }
+
     pub async fn token(&self, client: &TestClient, form: &[(&str, &str)]) -> reqwest::Response {
         self.post_form("/token", Some(client), form).await
     }

@@ -155,7 +155,7 @@ async fn keys_of_every_algorithm_can_be_added_and_activated() {
     }
     // Every token, from every key, still verifies and introspects.
     let jwks: JwkSet = app.jwks().await.json().await.unwrap();
-    assert_eq!(jwks.keys.len(), 5);
+    assert_eq!(jwks.keys.len(), 6);
     let verifier = Verifier::new(&app.issuer, &app.issuer, &jwks).unwrap();
     for token in &tokens {
         verifier.verify(token, tessera_proto::UnixTime(T0)).unwrap();

@@ -73,7 +73,8 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "revocation_endpoint": "ISSUER/revoke",
           "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
-            "client_secret_post"
+            "client_secret_post",
+            "none"
           ],
           "scopes_supported": [
             "openid",

@@ -9,5 +9,6 @@ mod introspect;
 mod revoke;
 mod robustness;
 mod sign_in;
+mod sign_in_attacks;
 mod token;
 mod users;
