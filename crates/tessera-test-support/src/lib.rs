@@ -240,7 +240,9 @@ pub const PASSWORD: &str = "correct horse battery staple";
 
 /// A browser: a cookie jar and no automatic redirects, so every hop is visible to the test.
 pub struct Browser<'a> {
-    pub app: &'a TestApp,
+    base: String,
+    http: reqwest::Client,
+    _app: std::marker::PhantomData<&'a TestApp>,
     pub cookies: std::collections::BTreeMap<String, String>,
     pub user_agent: String,
 }
@@ -265,11 +267,27 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Browser<'a> {
-        Browser { app, cookies: Default::default(), user_agent: "TestBrowser/1.0".into() }
+        Browser::at(&app.url(""))
+    }
+
+    /// A browser for the server at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn at(base: &str) -> Browser<'a> {
+        Browser {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            _app: std::marker::PhantomData,
+            cookies: Default::default(),
+            user_agent: "TestBrowser/1.0".into(),
+        }
+    }
+
+    /// An absolute URL on the server.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
     fn absolute(&self, path_or_url: &str) -> String {
-        if path_or_url.starts_with("http") { path_or_url.to_owned() } else { self.app.url(path_or_url) }
+        if path_or_url.starts_with("http") { path_or_url.to_owned() } else { self.url(path_or_url) }
     }
 
     fn cookie_header(&self) -> String {
@@ -292,7 +310,6 @@ impl<'a> Browser<'a> {
 
     pub async fn get(&mut self, path_or_url: &str) -> reqwest::Response {
         let res = self
-            .app
             .http
             .get(self.absolute(path_or_url))
             .header("cookie", self.cookie_header())
@@ -306,7 +323,6 @@ impl<'a> Browser<'a> {
 
     pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let res = self
-            .app
             .http
             .post(self.absolute(path))
             .header("cookie", self.cookie_header())
@@ -346,7 +362,7 @@ impl<'a> Browser<'a> {
     /// Follows an authorization request through login and consent (as needed) to the client's
     /// redirect, which is returned.
     pub async fn authorize(&mut self, query: &[(&str, &str)], username: &str) -> String {
-        let url = reqwest::Url::parse_with_params(&self.app.url("/authorize"), query).unwrap();
+        let url = reqwest::Url::parse_with_params(&self.url("/authorize"), query).unwrap();
         let mut res = self.get(url.as_str()).await;
         for _ in 0..4 {
             assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());

@@ -454,3 +454,95 @@ fn keys_secrets_and_offline_verification_through_the_cli() {
     assert!(!out.status.success());
     server.stop();
 }
+
+/// The README walkthrough with the binary: `tessera user create`, `tessera client create` for a
+/// code-flow client, sign-in through the pages, code → tokens, userinfo, refresh, and
+/// `tessera revoke --user`.
+#[test]
+fn readme_walkthrough_sign_in_refresh_and_sign_out_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let issuer = server.issuer.clone();
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let mut child = Command::new(BIN)
+        .args(["user", "create", "--username", "alice", "--email", "alice@example.com", "--password-stdin"])
+        .args(["--admin-config", &admin_config, "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"correct horse battery staple\n").unwrap();
+    let alice = json_out(&child.wait_with_output().unwrap());
+    let alice_id = alice["id"].as_str().unwrap().to_owned();
+    let callback = "https://app.example.com/callback";
+    let client = json_out(&tessera(&[
+        "client",
+        "create",
+        "--name",
+        "Example App",
+        "--grant-type",
+        "authorization_code",
+        "--grant-type",
+        "refresh_token",
+        "--redirect-uri",
+        callback,
+        "--post-logout-redirect-uri",
+        "https://app.example.com/",
+        "--scope",
+        "openid profile email offline_access",
+        "--admin-config",
+        &admin_config,
+        "--json",
+    ]));
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    assert_eq!(client["response_types"], serde_json::json!(["code"]));
+
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let code = runtime.block_on(async {
+        tessera_test_support::install_crypto_provider();
+        let mut browser = tessera_test_support::Browser::at(&issuer);
+        let query = [
+            ("response_type", "code"),
+            ("client_id", id),
+            ("redirect_uri", callback),
+            ("scope", "openid profile offline_access"),
+            ("state", "xyz"),
+            ("code_challenge", tessera_test_support::CHALLENGE),
+            ("code_challenge_method", "S256"),
+        ];
+        let redirect = browser.authorize(&query, "alice").await;
+        assert!(redirect.starts_with(callback));
+        assert_eq!(tessera_test_support::query_param(&redirect, "state").as_deref(), Some("xyz"));
+        tessera_test_support::query_param(&redirect, "code").unwrap()
+    });
+    let token_url = format!("{issuer}/token");
+    let (status, tokens) = post_form(
+        &token_url,
+        id,
+        secret,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", callback),
+            ("code_verifier", tessera_test_support::VERIFIER),
+        ],
+    );
+    assert_eq!(status, 200, "{tokens}");
+    assert!(tokens["id_token"].is_string());
+    let (status, refreshed) = post_form(
+        &token_url,
+        id,
+        secret,
+        &[("grant_type", "refresh_token"), ("refresh_token", tokens["refresh_token"].as_str().unwrap())],
+    );
+    assert_eq!(status, 200, "{refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap();
+    let introspect = |token: &str| post_form(&format!("{issuer}/introspect"), id, secret, &[("token", token)]).1;
+    assert_eq!(introspect(access)["active"], true);
+
+    let revoked = json_out(&tessera(&["revoke", "--user", &alice_id, "--admin-config", &admin_config, "--json"]));
+    assert_eq!((revoked["sessions"].as_u64(), revoked["grants"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(introspect(access), serde_json::json!({"active": false}));
+    assert!(!tessera(&["revoke", "--admin-config", &admin_config]).status.success());
+    server.stop();
+}

@@ -1,13 +1,13 @@
-//! Interoperability: the independent npm client `oauth4webapi` drives Tessera over real HTTP
-//! (tests/interop). `scripts/test` installs it from the committed lockfile; a missing install
-//! fails this test rather than skipping it.
+//! Interoperability: the independent npm clients `oauth4webapi` and `openid-client` drive
+//! Tessera over real HTTP (tests/interop). `scripts/test` installs them from the committed
+//! lockfile; a missing install fails these tests rather than skipping them.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::json;
 use tessera_server::clock::{Clock, SystemClock};
-use tessera_test_support::spawn_app_at;
+use tessera_test_support::{PASSWORD, REDIRECT_URI, spawn_app_at};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth4webapi_completes_client_credentials_introspection_and_revocation() {
@@ -36,4 +36,40 @@ async fn oauth4webapi_completes_client_credentials_introspection_and_revocation(
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "oauth4webapi failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("interop: 1 passed, 0 failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_completes_the_code_flow_with_par_refresh_revocation_and_logout() {
+    let interop = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop"));
+    assert!(
+        interop.join("node_modules/openid-client").exists(),
+        "openid-client is not installed: run `npm ci --prefix tests/interop` (scripts/test does)"
+    );
+    // openid-client checks the ID token's iat and exp against its own wall clock.
+    let app = spawn_app_at(SystemClock.now().secs()).await;
+    let user_id = app.create_user("olivia").await;
+    let client = app.code_client(json!({})).await;
+    let output = tokio::task::spawn_blocking({
+        let (issuer, id, secret) = (app.issuer.clone(), client.id.clone(), client.secret.clone());
+        move || {
+            Command::new("node")
+                .arg("code_flow.mjs")
+                .current_dir(&interop)
+                .env("ISSUER", issuer)
+                .env("CLIENT_ID", id)
+                .env("CLIENT_SECRET", secret)
+                .env("REDIRECT_URI", REDIRECT_URI)
+                .env("POST_LOGOUT_REDIRECT_URI", "https://client.example.org/bye")
+                .env("USERNAME", "olivia")
+                .env("PASSWORD", PASSWORD)
+                .env("USER_ID", user_id)
+                .output()
+                .expect("node is required for the interop tests")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("code-flow interop: 10 passed, 0 failed"), "{stdout}");
 }

@@ -18,7 +18,7 @@ async fn code_for(browser: &mut Browser<'_>, client: &TestClient, username: &str
 }
 
 async fn authorize_raw(browser: &mut Browser<'_>, query: &[(&str, &str)]) -> reqwest::Response {
-    let url = reqwest::Url::parse_with_params(&browser.app.url("/authorize"), query).unwrap();
+    let url = reqwest::Url::parse_with_params(&browser.url("/authorize"), query).unwrap();
     browser.get(url.as_str()).await
 }
 

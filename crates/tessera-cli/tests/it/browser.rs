@@ -1,0 +1,70 @@
+//! A real browser: headless Chromium (Debian's `chromium`, driven by npm `playwright-core` from
+//! tests/browser) signs in, consents, lands on the client's redirect, uses the account page and
+//! signs out of all devices. Screenshots of the login, consent and account pages are saved under
+//! `target/screenshots/`. `scripts/test` installs Chromium and playwright-core; a missing install
+//! fails this test rather than skipping it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{Value, json};
+use tessera_test_support::{CHALLENGE, PASSWORD, REDIRECT_URI, VERIFIER, code_request, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_consents_and_signs_out_everywhere() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let dir = root.join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(PathBuf::from(&chromium).exists(), "{chromium} is missing: install Debian's chromium (scripts/test does)");
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let client = app.code_client(json!({})).await;
+    let query = code_request(&client.id, "openid profile email");
+    assert!(query.contains(&("code_challenge", CHALLENGE)));
+    let authorize = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
+    let screenshots = root.join("target/screenshots");
+    let output = tokio::task::spawn_blocking({
+        let (issuer, id, secret) = (app.issuer.clone(), client.id.clone(), client.secret.clone());
+        move || {
+            Command::new("node")
+                .arg("sign_in.mjs")
+                .current_dir(&dir)
+                .env("ISSUER", issuer)
+                .env("AUTHORIZE_URL", authorize.as_str())
+                .env("REDIRECT_URI", REDIRECT_URI)
+                .env("CLIENT_ID", id)
+                .env("CLIENT_SECRET", secret)
+                .env("USERNAME", "alice")
+                .env("PASSWORD", PASSWORD)
+                .env("VERIFIER", VERIFIER)
+                .env("SCREENSHOTS", &screenshots)
+                .env("CHROMIUM", chromium)
+                .output()
+                .expect("node is required for the browser test")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert!(seen.get("error").is_none(), "{seen:#}");
+    assert_eq!(seen["login_title"], "Sign in");
+    assert_eq!(seen["consent_title"], "Allow access");
+    assert_eq!((seen["state"].as_str(), seen["iss"].as_str()), (Some("s-123"), Some(app.issuer.as_str())));
+    assert_eq!(seen["code_prefix"], "tac_");
+    assert_eq!((seen["token_status"].as_u64(), seen["active_before"].as_bool()), (Some(200), Some(true)));
+    assert_eq!(seen["account_sessions"], 1);
+    assert!(seen["account_text"].as_str().unwrap().contains("Example App"), "{seen:#}");
+    assert_eq!(seen["after_sign_out"], "/login");
+    assert_eq!(seen["active_after"], false);
+    assert_eq!(seen["account_after"], "/login");
+    for page in ["login", "consent", "account"] {
+        let shot = root.join(format!("target/screenshots/{page}.png"));
+        assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{}", shot.display());
+    }
+}
