@@ -399,14 +399,18 @@ async fn decide(
     if needs_login && none {
         return Err(fail("login_required", "the user is not signed in"));
     }
+    // A first-party client skips consent, unless the request insists (`prompt=consent`).
+    let forced = params.prompts("consent") && interaction.is_none();
     let needs_consent = match signed_in {
-        Some(s) if !needs_login && !client.first_party => {
+        Some(_) if needs_login => false,
+        Some(_) if client.first_party => forced,
+        Some(s) => {
             let granted = state.store.consent(&s.user.id, &client.client_id).await?;
             let granted = Scope::parse(granted.as_deref().unwrap_or("")).unwrap_or_default();
             let requested = Scope::parse(&params.scope).unwrap_or_default();
-            (params.prompts("consent") && interaction.is_none()) || !requested.is_subset(&granted)
+            forced || !requested.is_subset(&granted)
         }
-        _ => false,
+        None => false,
     };
     if needs_consent && none {
         return Err(fail("consent_required", "the user has not consented to this scope"));

@@ -406,3 +406,89 @@ async fn an_https_issuer_sets_host_prefixed_secure_cookies() {
     assert!(!session.contains("Domain"));
     assert!(browser.cookies.contains_key("__Host-tessera-browser"));
 }
+
+#[tokio::test]
+async fn client_options_login_hint_resources_es256_and_no_rotation() {
+    let app = spawn_app().await;
+    app.create_user("hana").await;
+    let api = "https://api.example.test";
+    let client = app
+        .code_client(json!({
+            "first_party": true, "refresh_token_rotation": false, "id_token_signed_response_alg": "ES256",
+            "audience": [api, "https://other.example.test"],
+        }))
+        .await;
+    let mut browser = Browser::new(&app);
+    let mut query = code_request(&client.id, "openid read");
+    query.push(("login_hint", "hana"));
+    query.push(("resource", api));
+    let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
+    let login = location(&browser.get(url.as_str()).await).unwrap();
+    let html = browser.get(&login).await.text().await.unwrap();
+    assert!(html.contains("value=\"hana\""), "login_hint prefills the username");
+    let res = browser.login(&login, "hana", PASSWORD).await;
+    let redirect = location(&res).unwrap();
+    let tokens = body(app.redeem(&client, &query_param(&redirect, "code").unwrap()).await).await;
+    let (_, access) = claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["aud"], api);
+    let (header, _) = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(header["alg"], "ES256");
+    // Without rotation the refresh token stays the same and keeps working.
+    let rt = tokens["refresh_token"].as_str().unwrap();
+    for _ in 0..3 {
+        app.clock.advance(10);
+        let res = app.refresh(&client, rt).await;
+        assert_eq!(res.status(), 200);
+        assert!(body(res).await.get("refresh_token").is_none());
+    }
+    // prompt=consent shows the consent page even to a first-party client.
+    let mut query = code_request(&client.id, "openid");
+    query.push(("prompt", "consent"));
+    let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
+    let res = browser.get(url.as_str()).await;
+    assert!(location(&res).unwrap().starts_with("/consent"));
+    // A deleted client's refresh tokens stop working.
+    assert_eq!(app.admin_delete(&format!("/admin/clients/{}", client.id)).await.status(), 204);
+    let res = app.post_form("/token", Some(&client), &[("grant_type", "refresh_token"), ("refresh_token", rt)]).await;
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
+async fn the_account_page_signs_out_one_session() {
+    let app = spawn_app().await;
+    app.create_user("ivan").await;
+    let client = app.code_client(json!({"first_party": true})).await;
+    let mut laptop = Browser::new(&app);
+    let mut phone = Browser::new(&app);
+    phone.user_agent = "Phone/2.0".into();
+    let from_laptop = laptop.authorize(&code_request(&client.id, "openid"), "ivan").await;
+    let laptop_tokens = body(app.redeem(&client, &query_param(&from_laptop, "code").unwrap()).await).await;
+    let from_phone = phone.authorize(&code_request(&client.id, "openid"), "ivan").await;
+    let phone_tokens = body(app.redeem(&client, &query_param(&from_phone, "code").unwrap()).await).await;
+    let html = laptop.get("/account").await.text().await.unwrap();
+    assert_eq!(html.matches("class=\"session\"").count(), 2);
+    assert!(html.contains("Phone"));
+    let (_, phone_id) = claims(phone_tokens["id_token"].as_str().unwrap());
+    let csrf = hidden_field(&html, "csrf_token").unwrap();
+    // Another user's CSRF token, or none, is refused.
+    let res = laptop.post("/account/sessions/end", &[("session_id", phone_id["sid"].as_str().unwrap())]).await;
+    assert_eq!(res.status(), 403);
+    let res = laptop
+        .post(
+            "/account/sessions/end",
+            &[("csrf_token", csrf.as_str()), ("session_id", phone_id["sid"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!((res.status().as_u16(), location(&res).as_deref()), (303, Some("/account")));
+    assert_eq!(
+        body(app.introspect(&client, phone_tokens["access_token"].as_str().unwrap()).await).await["active"],
+        false
+    );
+    assert_eq!(
+        body(app.introspect(&client, laptop_tokens["access_token"].as_str().unwrap()).await).await["active"],
+        true
+    );
+    assert_eq!(phone.get("/account").await.status(), 303);
+    let html = laptop.get("/account").await.text().await.unwrap();
+    assert_eq!(html.matches("class=\"session\"").count(), 1);
+}
