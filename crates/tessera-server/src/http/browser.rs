@@ -36,13 +36,13 @@ const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-a
 /// The browser-facing routes, with the page headers applied to every response.
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/authorize", get(authorize_get).post(authorize_post))
+        .route("/authorize", get(authorize).post(authorize))
         .route("/login", get(login_page).post(login_submit))
         .route("/consent", get(consent_page).post(consent_submit))
         .route("/account", get(account_page))
         .route("/account/sessions/end", post(end_one_session))
         .route("/account/sign-out-all", post(sign_out_all))
-        .route("/logout", get(logout_get).post(logout_post))
+        .route("/logout", get(logout).post(logout))
         .route("/assets/tessera.css", get(stylesheet))
         .layer(axum::middleware::map_response(page_headers))
 }
@@ -185,23 +185,32 @@ fn query_form(query: Option<&str>) -> Result<Form, String> {
     Form::parse(query.unwrap_or("").as_bytes()).map_err(|e| format!("The request is invalid: {}.", e.0))
 }
 
-async fn authorize_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    match query_form(query.as_deref()) {
-        Ok(form) => authorize(&state, &headers, form).await,
-        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
+/// The parameters of a request that may come as a GET query or a POST form (`/authorize`,
+/// `/logout`), or the error page for a malformed one.
+struct Params(Result<Form, String>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = std::convert::Infallible;
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Params, Self::Rejection> {
+        if request.method() == axum::http::Method::GET {
+            return Ok(Params(query_form(request.uri().query())));
+        }
+        let headers = request.headers().clone();
+        Ok(Params(match Bytes::from_request(request, state).await {
+            Ok(body) => page_form(&headers, &body),
+            Err(_) => Err("The request body could not be read.".into()),
+        }))
     }
 }
 
-async fn authorize_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match page_form(&headers, &body) {
-        Ok(form) => authorize(&state, &headers, form).await,
-        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
-    }
-}
-
-async fn authorize(state: &AppState, headers: &HeaderMap, form: Form) -> Response {
+async fn authorize(State(state): State<AppState>, headers: HeaderMap, Params(form): Params) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let state = &state;
     let now = state.clock.now();
-    let cookies = Cookies::read(state, headers);
+    let cookies = Cookies::read(state, &headers);
     let resolved = match authorize::resolve(state, &form, now).await {
         Ok(resolved) => resolved,
         Err(err) => return next_response(state, Err(err)),
@@ -226,6 +235,30 @@ async fn current(state: &AppState, cookies: &Cookies, now: UnixTime) -> Result<O
     session::signed_in(state, cookies.session.as_deref(), now).await.map_err(|err| unavailable(state, err))
 }
 
+/// For a login inside a pending request (`request` non-empty): the client's name and the
+/// `login_hint`. An account login (`request` empty) has neither.
+async fn login_for(
+    state: &AppState,
+    request: &str,
+    browser: &str,
+    now: UnixTime,
+) -> Result<(Option<String>, String), Response> {
+    if request.is_empty() {
+        return Ok((None, String::new()));
+    }
+    match authorize::interaction(state, request, Some(browser), now).await {
+        Ok((_, client, params)) => {
+            Ok((Some(client.client_name.unwrap_or(client.client_id)), params.login_hint.unwrap_or_default()))
+        }
+        Err(AuthorizeError::Internal(err)) => Err(unavailable(state, err)),
+        Err(_) => Err(error_page(
+            state,
+            StatusCode::BAD_REQUEST,
+            "This sign-in request is finished or has expired. Go back to the application and start again.",
+        )),
+    }
+}
+
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let now = state.clock.now();
     let cookies = Cookies::read(&state, &headers);
@@ -238,22 +271,9 @@ async fn login_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(
         None => (secret::random_b64(32), true),
     };
     let request = form.get("request").unwrap_or("");
-    let (client_name, username) = if request.is_empty() {
-        (None, String::new())
-    } else {
-        match authorize::interaction(&state, request, Some(&browser), now).await {
-            Ok((_, client, params)) => {
-                (Some(client.client_name.unwrap_or(client.client_id)), params.login_hint.unwrap_or_default())
-            }
-            Err(AuthorizeError::Internal(err)) => return unavailable(&state, err),
-            Err(_) => {
-                return error_page(
-                    &state,
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in request is finished or has expired. Go back to the application and start again.",
-                );
-            }
-        }
+    let (client_name, username) = match login_for(&state, request, &browser, now).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
     let csrf = session::csrf_token(&state, "login", &[request, &browser]);
     let ctx = context! { request => request, client_name => client_name, username => username, csrf_token => csrf, error => None::<String> };
@@ -287,20 +307,9 @@ async fn login_submit(
             "The form expired or did not come from this site. Please try again.",
         );
     }
-    let client_name = if request.is_empty() {
-        None
-    } else {
-        match authorize::interaction(&state, request, Some(browser), now).await {
-            Ok((_, client, _)) => Some(client.client_name.unwrap_or(client.client_id)),
-            Err(AuthorizeError::Internal(err)) => return unavailable(&state, err),
-            Err(_) => {
-                return error_page(
-                    &state,
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in request is finished or has expired. Go back to the application and start again.",
-                );
-            }
-        }
+    let client_name = match login_for(&state, request, browser, now).await {
+        Ok((client_name, _)) => client_name,
+        Err(response) => return response,
     };
     let username = form.get("username").unwrap_or("");
     let password = SecretString::new(form.get("password").unwrap_or("").to_owned());
@@ -512,25 +521,16 @@ async fn sign_out_all(State(state): State<AppState>, headers: HeaderMap, body: B
     response
 }
 
-async fn logout_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    match query_form(query.as_deref()) {
-        Ok(form) => logout(&state, &headers, form).await,
-        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
-    }
-}
-
-async fn logout_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match page_form(&headers, &body) {
-        Ok(form) => logout(&state, &headers, form).await,
-        Err(message) => error_page(&state, StatusCode::BAD_REQUEST, &message),
-    }
-}
-
 /// RP-initiated logout. With a valid `id_token_hint`, the hinted session ends at once; without
 /// one, the signed-in user confirms on a page (whose form posts back here with a CSRF token).
-async fn logout(state: &AppState, headers: &HeaderMap, form: Form) -> Response {
+async fn logout(State(state): State<AppState>, headers: HeaderMap, Params(form): Params) -> Response {
+    let form = match form {
+        Ok(form) => form,
+        Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
+    };
+    let state = &state;
     let now = state.clock.now();
-    let cookies = Cookies::read(state, headers);
+    let cookies = Cookies::read(state, &headers);
     let request = session::logout_request(
         state,
         form.get("id_token_hint"),
