@@ -70,7 +70,10 @@ async fn sign_in_consent_code_tokens_userinfo_refresh_and_sign_out_everywhere() 
     assert!(!session_cookie.contains("Domain"));
     let consent_url = location(&res).unwrap();
     assert!(consent_url.starts_with("/consent?request="));
-    let consent_page = browser.get(&consent_url).await.text().await.unwrap();
+    let consent_res = browser.get(&consent_url).await;
+    assert_eq!(consent_res.headers()["x-frame-options"], "DENY");
+    assert!(consent_res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    let consent_page = consent_res.text().await.unwrap();
     assert!(consent_page.contains("See your email address") && consent_page.contains("alice"));
     let res = browser.consent(&consent_url, "allow").await;
     assert_eq!(res.status(), 303);

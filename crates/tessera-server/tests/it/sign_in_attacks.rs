@@ -58,6 +58,10 @@ async fn redirect_uri_variants_get_an_error_page_and_never_a_redirect() {
         assert_eq!(res.status(), 400, "{uri}");
         assert!(location(&res).is_none(), "{uri}");
         assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        // CJ-01, RF-01 on the error page too.
+        assert_eq!(res.headers()["x-frame-options"], "DENY");
+        assert_eq!(res.headers()["referrer-policy"], "no-referrer");
+        assert!(res.headers()["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     }
     // RU-09: repeated redirect_uri; RU-10: unknown client, or another client's URI.
     let mut twice = code_request(&client.id, "openid");
