@@ -126,3 +126,103 @@ async fn hostile_parameters_never_cause_a_server_error() {
     assert_eq!(res.status(), 400);
     assert_eq!(app.client_credentials(&client).await.status(), 200);
 }
+
+/// SQ-01/SQ-02 at the sign-in endpoints: hostile values in every parameter get a page or an
+/// RFC error, never a 5xx (the harness fails the test on any 5xx) and never a redirect to them.
+#[tokio::test]
+async fn hostile_input_at_the_sign_in_endpoints_never_fails_the_server() {
+    let app = spawn_app().await;
+    app.create_user("alice").await;
+    let client = app.code_client(serde_json::json!({})).await;
+    let hostile = [
+        "' OR '1'='1",
+        "client-a'--",
+        "x'; DROP TABLE clients;--",
+        "\u{0}",
+        "%00",
+        "é\u{202e}",
+        "<script>alert(1)</script>",
+        "urn:ietf:params:oauth:request_uri:",
+        "tac_",
+        "trt_AAAA",
+        "a.b.c",
+    ];
+    let long = "x".repeat(60_000);
+    let mut browser = tessera_test_support::Browser::new(&app);
+    for value in hostile.iter().copied().chain([long.as_str()]) {
+        for name in [
+            "client_id",
+            "redirect_uri",
+            "scope",
+            "state",
+            "nonce",
+            "prompt",
+            "max_age",
+            "login_hint",
+            "request_uri",
+            "code_challenge",
+            "resource",
+            "response_type",
+        ] {
+            let mut query = tessera_test_support::code_request(&client.id, "openid");
+            query.retain(|(k, _)| *k != name);
+            query.push((name, value));
+            let res = browser.post("/authorize", &query).await;
+            assert!(res.status().is_client_error() || res.status() == 303, "{name}={value:.40}: {}", res.status());
+            if let Some(to) = tessera_test_support::location(&res) {
+                assert!(to.starts_with('/') || to.starts_with(tessera_test_support::REDIRECT_URI), "{to:.80}");
+            }
+        }
+        for path in ["/login", "/consent", "/logout"] {
+            let res = browser
+                .post(
+                    path,
+                    &[
+                        ("request", value),
+                        ("csrf_token", value),
+                        ("username", value),
+                        ("password", value),
+                        ("id_token_hint", value),
+                        ("session_id", value),
+                    ],
+                )
+                .await;
+            assert!(res.status().is_client_error() || res.status().is_success(), "{path}: {}", res.status());
+            // Query strings stay below what HTTP clients send at all.
+            let short: String = value.chars().take(2000).collect();
+            let query = [("request", short.as_str()), ("id_token_hint", short.as_str())];
+            let url = reqwest::Url::parse_with_params(&app.url(path), &query).unwrap();
+            assert!(!browser.get(url.as_str()).await.status().is_server_error());
+        }
+        for form in [
+            vec![
+                ("grant_type", "authorization_code"),
+                ("code", value),
+                ("code_verifier", value),
+                ("redirect_uri", value),
+            ],
+            vec![("grant_type", "refresh_token"), ("refresh_token", value), ("scope", value)],
+        ] {
+            let res = app.token(&client, &form).await;
+            // 413 when the hostile values make the body larger than 64 KiB.
+            assert!([400, 413].contains(&res.status().as_u16()), "{}", res.status());
+        }
+        let res = app
+            .post_form("/par", Some(&client), &[("response_type", "code"), ("client_id", &client.id), ("scope", value)])
+            .await;
+        assert_eq!(res.status(), 400);
+        let res = app
+            .http
+            .get(app.url("/userinfo"))
+            .header("authorization", format!("Bearer {}", value.replace('\u{0}', "")))
+            .send()
+            .await;
+        if let Ok(res) = res {
+            assert_eq!(res.status(), 401);
+        }
+    }
+    // Repeated parameters at /authorize: an error page, no redirect.
+    let res =
+        app.http.get(app.url(&format!("/authorize?client_id={0}&client_id={0}", client.id))).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+}
