@@ -49,6 +49,15 @@ pub(crate) struct ServeArgs {
     /// Browser session lifetime in seconds [default: 1209600].
     #[arg(long, env = "TESSERA_SESSION_TTL")]
     session_ttl: Option<u64>,
+    /// PostgreSQL: connections per node [default: 16].
+    #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS")]
+    database_max_connections: Option<u32>,
+    /// PostgreSQL: seconds a request waits for a connection before it fails with 503 [default: 2].
+    #[arg(long, env = "TESSERA_DATABASE_ACQUIRE_TIMEOUT")]
+    database_acquire_timeout: Option<u64>,
+    /// PostgreSQL: statement timeout in seconds [default: 5].
+    #[arg(long, env = "TESSERA_DATABASE_STATEMENT_TIMEOUT")]
+    database_statement_timeout: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -68,6 +77,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         refresh_token_idle_ttl: args.refresh_token_idle_ttl,
         refresh_token_grace_period: args.refresh_token_grace_period,
         session_ttl: args.session_ttl,
+        database_max_connections: args.database_max_connections,
+        database_acquire_timeout: args.database_acquire_timeout,
+        database_statement_timeout: args.database_statement_timeout,
     };
     let config = Config::from_raw(file.overlay(overrides))?;
     init_logging(config.log_format);

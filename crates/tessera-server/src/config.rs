@@ -35,6 +35,12 @@ pub struct RawConfig {
     pub refresh_token_grace_period: Option<u64>,
     /// Browser session lifetime in seconds.
     pub session_ttl: Option<u64>,
+    /// PostgreSQL: connections per node.
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL: seconds a request waits for a connection before it fails with 503.
+    pub database_acquire_timeout: Option<u64>,
+    /// PostgreSQL: statement timeout in seconds.
+    pub database_statement_timeout: Option<u64>,
 }
 
 impl RawConfig {
@@ -58,6 +64,9 @@ impl RawConfig {
             refresh_token_idle_ttl: over.refresh_token_idle_ttl.or(self.refresh_token_idle_ttl),
             refresh_token_grace_period: over.refresh_token_grace_period.or(self.refresh_token_grace_period),
             session_ttl: over.session_ttl.or(self.session_ttl),
+            database_max_connections: over.database_max_connections.or(self.database_max_connections),
+            database_acquire_timeout: over.database_acquire_timeout.or(self.database_acquire_timeout),
+            database_statement_timeout: over.database_statement_timeout.or(self.database_statement_timeout),
         }
     }
 }
@@ -138,6 +147,8 @@ pub struct Config {
     pub refresh_token_grace_period: u64,
     /// Browser session lifetime (seconds).
     pub session_ttl: u64,
+    /// PostgreSQL connection settings.
+    pub postgres: crate::store::PostgresSettings,
 }
 
 impl Config {
@@ -150,8 +161,23 @@ impl Config {
             Some(url) => url,
             None => format!("sqlite://{}", data_dir.join("tessera.db").display()),
         };
-        if !database_url.starts_with("sqlite:") {
-            bail!("database URL must be sqlite:… (PostgreSQL support is not built yet)");
+        if !database_url.starts_with("sqlite:") && !crate::store::Store::is_postgres(&database_url) {
+            bail!("database URL must be sqlite:… or postgres://…");
+        }
+        let defaults = crate::store::PostgresSettings::default();
+        let postgres = crate::store::PostgresSettings {
+            max_connections: raw.database_max_connections.unwrap_or(defaults.max_connections),
+            acquire_timeout: raw
+                .database_acquire_timeout
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.acquire_timeout),
+            statement_timeout: raw
+                .database_statement_timeout
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(defaults.statement_timeout),
+        };
+        if postgres.max_connections == 0 || postgres.acquire_timeout.is_zero() || postgres.statement_timeout.is_zero() {
+            bail!("database_max_connections, database_acquire_timeout and database_statement_timeout must be positive");
         }
         let issuer = IssuerUrl::parse(raw.issuer.as_deref().unwrap_or("http://127.0.0.1:8080"))?;
         let log_format = match raw.log_format.as_deref().unwrap_or("text") {
@@ -190,6 +216,7 @@ impl Config {
             refresh_token_idle_ttl,
             refresh_token_grace_period,
             session_ttl,
+            postgres,
         })
     }
 

@@ -81,7 +81,7 @@ impl AppState {
         if let Some(parent) = Store::sqlite_path(&config.database_url).and_then(|p| p.parent()) {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
-        let store = Store::open(&config.database_url).await?;
+        let store = Store::open(&config.database_url, &config.postgres).await?;
         let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
         let csrf_key = sealer.derive_hmac_key("tessera csrf v1")?;
         let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;

@@ -2,44 +2,73 @@
 //! one statement (or one short write transaction), never read-then-write, so concurrent
 //! requests cannot both win.
 //!
-//! SQLite allows one writer at a time, and its busy handler waits by sleeping, so writes never
-//! compete on many connections: reads use a pool of their own, security-critical writes
-//! (clients, keys, revocations) one connection with `synchronous=FULL` (fsync before the
-//! commit returns), and opaque-token issuance one connection fed by a group-commit task that
-//! writes every waiting token in one statement with `synchronous=NORMAL`: committed to the
-//! WAL before the response is sent, so it survives the process being killed; a power loss can
-//! lose the newest tokens, which then fail closed (the client gets `invalid_token` and asks
-//! again), while a revocation is never lost.
+//! Two backends behind one `Store`: embedded SQLite (`sqlite.rs`, the default) and PostgreSQL
+//! (`postgres.rs`, for several nodes on one database). Both schemas have the same tables and
+//! column names, so almost every statement is written once and compiled for both through
+//! [`on_pool!`]; rows decode through one implementation for both (`rows.rs`). Where the SQL
+//! must differ (case-insensitive usernames, opaque-token ids) the method says so.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, anyhow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, sqlite::SqliteRow};
-use tokio::sync::{mpsc, oneshot};
+use anyhow::Context;
 
 use crate::cache::InvalidatingCache;
-use crate::client::{Client, TokenFormat};
+use crate::client::Client;
 use crate::user::User;
 
-mod sign_in;
+/// Runs `$body` with `$pool` bound to the store's pool for reads (`read`) or for writes and
+/// read-your-writes (`write`): on SQLite the read pool or the `synchronous=FULL` writer
+/// connection, on PostgreSQL the one pool. The body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, read, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = &db.read;
+                $body
+            }
+            $crate::store::Db::Postgres(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+        }
+    };
+    ($store:expr, write, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = &db.critical;
+                $body
+            }
+            $crate::store::Db::Postgres(db) => {
+                let $pool = &db.pool;
+                $body
+            }
+        }
+    };
+}
 
+mod postgres;
+mod rows;
+mod sign_in;
+mod sqlite;
+
+pub use postgres::PostgresSettings;
 pub use sign_in::*;
 
-/// The most tokens written by one group commit.
-const MAX_BATCH: usize = 64;
+use rows::Decode as _;
 
 /// The store handle: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    read: SqlitePool,
-    critical: SqlitePool,
-    issuance: SqlitePool,
-    batcher: mpsc::Sender<PendingInsert>,
+    db: Db,
     clients: InvalidatingCache<String, Arc<StoredClient>>,
+}
+
+#[derive(Clone)]
+pub(crate) enum Db {
+    Sqlite(sqlite::SqliteDb),
+    Postgres(postgres::PgDb),
 }
 
 impl std::fmt::Debug for Store {
@@ -53,11 +82,6 @@ impl std::fmt::Debug for Store {
 pub struct StoredClient {
     pub client: Client,
     pub secret_hash: Vec<u8>,
-}
-
-struct PendingInsert {
-    row: OpaqueTokenRow,
-    done: oneshot::Sender<Result<u64, String>>,
 }
 
 /// A signing key as stored: the private half sealed with the master key.
@@ -106,34 +130,21 @@ fn parse_list(text: &str) -> anyhow::Result<Vec<String>> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the SQLite database at `url` in WAL mode and runs migrations.
-    pub async fn open(url: &str) -> anyhow::Result<Store> {
-        let options = SqliteConnectOptions::from_str(url)
-            .with_context(|| format!("database URL {url:?}"))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = |size: u32, options: SqliteConnectOptions| {
-            SqlitePoolOptions::new()
-                .max_connections(size)
-                .min_connections(1)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options)
+    /// Opens the database at `url` and runs its migrations: `sqlite:…` (created if missing, WAL)
+    /// or `postgres://…` / `postgresql://…`.
+    pub async fn open(url: &str, settings: &PostgresSettings) -> anyhow::Result<Store> {
+        let db = if Store::is_postgres(url) {
+            Db::Postgres(postgres::PgDb::open(url, settings).await?)
+        } else {
+            Db::Sqlite(sqlite::SqliteDb::open(url).await?)
         };
-        let critical = pool(1, options.clone()).await.with_context(|| format!("opening {url}"))?;
-        sqlx::migrate!("./migrations/sqlite").run(&critical).await.context("running migrations")?;
-        // The issuance connection never checkpoints: a checkpoint inside its commit would stall
-        // every request in that round. A background task checkpoints instead (below).
-        let issuance =
-            pool(1, options.clone().synchronous(SqliteSynchronous::Normal).pragma("wal_autocheckpoint", "0")).await?;
-        let read = pool(4, options).await?;
-        let (batcher, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(issuance.clone(), rx));
-        tokio::spawn(checkpoint_regularly(critical.clone()));
         let clients = InvalidatingCache::new(10_000, Duration::from_secs(300));
-        Ok(Store { read, critical, issuance, batcher, clients })
+        Ok(Store { db, clients })
+    }
+
+    /// Whether a database URL names PostgreSQL.
+    pub fn is_postgres(url: &str) -> bool {
+        url.starts_with("postgres://") || url.starts_with("postgresql://")
     }
 
     /// The path of a SQLite URL, for creating its directory.
@@ -143,64 +154,75 @@ impl Store {
             .map(|p| Path::new(p.split('?').next().unwrap_or(p)))
     }
 
+    /// Which backend this is: `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        match &self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
     /// Closes every connection after in-flight statements finish.
     pub async fn close(&self) {
-        self.issuance.close().await;
-        self.critical.close().await;
-        self.read.close().await;
+        match &self.db {
+            Db::Sqlite(db) => db.close().await,
+            Db::Postgres(db) => db.pool.close().await,
+        }
     }
 
     /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.read).await.is_ok()
+        on_pool!(self, read, |pool| sqlx::query("SELECT 1").execute(pool).await.is_ok())
     }
 
     pub async fn setting(&self, name: &str) -> anyhow::Result<Option<String>> {
-        let row =
-            sqlx::query("SELECT value FROM settings WHERE name = $1").bind(name).fetch_optional(&self.read).await?;
-        Ok(row.map(|r| r.get("value")))
+        const SQL: &str = "SELECT value FROM settings WHERE name = $1";
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(SQL).bind(name).fetch_optional(pool).await?;
+            Ok(row.map(|r| sqlx::Row::get(&r, "value")))
+        })
     }
 
     pub async fn set_setting(&self, name: &str, value: &str) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
-            .bind(name)
-            .bind(value)
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        const SQL: &str = "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+        on_pool!(self, write, |pool| {
+            sqlx::query(SQL).bind(name).bind(value).execute(pool).await?;
+            Ok(())
+        })
     }
 
     // Clients.
 
     pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32]) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope, token_endpoint_auth_method,
-                redirect_uris, access_token_format, access_token_ttl, audience, introspection, created_at,
-                post_logout_redirect_uris, require_pushed_authorization_requests, first_party,
-                refresh_token_rotation, id_token_signed_response_alg, tokens_not_before)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-        )
-        .bind(&client.client_id)
-        .bind(&secret_hash[..])
-        .bind(&client.client_name)
-        .bind(json_list(&client.grant_types))
-        .bind(client.scope.to_string())
-        .bind(client.auth_method.as_str())
-        .bind(json_list(&client.redirect_uris))
-        .bind(client.token_format.as_str())
-        .bind(to_i64(client.access_token_ttl))
-        .bind(json_list(&client.audience))
-        .bind(client.introspection)
-        .bind(to_i64(client.created_at))
-        .bind(json_list(&client.post_logout_redirect_uris))
-        .bind(client.require_par)
-        .bind(client.first_party)
-        .bind(client.refresh_rotation)
-        .bind(&client.id_token_alg)
-        .bind(to_i64(client.tokens_not_before))
-        .execute(&self.critical)
-        .await?;
-        Ok(())
+        const SQL: &str = "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope,
+                token_endpoint_auth_method, redirect_uris, access_token_format, access_token_ttl, audience,
+                introspection, created_at, post_logout_redirect_uris, require_pushed_authorization_requests,
+                first_party, refresh_token_rotation, id_token_signed_response_alg, tokens_not_before)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+        on_pool!(self, write, |pool| {
+            sqlx::query(SQL)
+                .bind(&client.client_id)
+                .bind(&secret_hash[..])
+                .bind(&client.client_name)
+                .bind(json_list(&client.grant_types))
+                .bind(client.scope.to_string())
+                .bind(client.auth_method.as_str())
+                .bind(json_list(&client.redirect_uris))
+                .bind(client.token_format.as_str())
+                .bind(to_i64(client.access_token_ttl))
+                .bind(json_list(&client.audience))
+                .bind(client.introspection)
+                .bind(to_i64(client.created_at))
+                .bind(json_list(&client.post_logout_redirect_uris))
+                .bind(client.require_par)
+                .bind(client.first_party)
+                .bind(client.refresh_rotation)
+                .bind(&client.id_token_alg)
+                .bind(to_i64(client.tokens_not_before))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The client and its secret hash, from a cache that every client change on this node
@@ -210,12 +232,13 @@ impl Store {
             return Ok(Some(found));
         }
         let ticket = self.clients.ticket();
-        let row = sqlx::query("SELECT * FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .fetch_optional(&self.read)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let stored = Arc::new(StoredClient { client: client_from_row(&row)?, secret_hash: row.get("secret_hash") });
+        let stored = on_pool!(self, read, |pool| {
+            let row =
+                sqlx::query("SELECT * FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.stored_client()).transpose()?
+        });
+        let Some(stored) = stored else { return Ok(None) };
+        let stored = Arc::new(stored);
         self.clients.insert(ticket, client_id.to_owned(), stored.clone());
         Ok(Some(stored))
     }
@@ -225,312 +248,203 @@ impl Store {
     }
 
     pub async fn clients(&self) -> anyhow::Result<Vec<Client>> {
-        let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(&self.read).await?;
-        rows.iter().map(client_from_row).collect()
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(pool).await?;
+            rows.iter().map(|r| r.stored_client().map(|s| s.client)).collect()
+        })
     }
 
-    /// Deletes a client; its opaque tokens go with it (foreign key cascade).
+    /// Deletes a client; its grants, codes and pending requests go with it, and its tokens are
+    /// inactive at once through the client check.
     pub async fn delete_client(&self, client_id: &str) -> anyhow::Result<bool> {
-        let res =
-            sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&self.critical).await?;
+        let res = on_pool!(self, write, |pool| sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected());
         self.client_changed(client_id);
-        Ok(res.rows_affected() == 1)
+        Ok(res == 1)
     }
 
     pub async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8; 32]) -> anyhow::Result<bool> {
-        let res = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
+        let res = on_pool!(self, write, |pool| sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
             .bind(&secret_hash[..])
             .bind(client_id)
-            .execute(&self.critical)
-            .await?;
+            .execute(pool)
+            .await?
+            .rows_affected());
         self.client_changed(client_id);
-        Ok(res.rows_affected() == 1)
+        Ok(res == 1)
     }
 
     // Users.
 
-    /// Inserts a user; `Ok(false)` when the username is taken.
+    /// Inserts a user; `Ok(false)` when the username is taken (case-insensitively).
     pub async fn insert_user(&self, user: &User, password_hash: &str) -> anyhow::Result<bool> {
-        let res = sqlx::query(
+        const SQL: &str =
             "INSERT INTO users (id, username, password_hash, email, name, email_verified, disabled, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (username) DO NOTHING",
-        )
-        .bind(&user.id)
-        .bind(&user.username)
-        .bind(password_hash)
-        .bind(&user.email)
-        .bind(&user.name)
-        .bind(user.email_verified)
-        .bind(user.disabled)
-        .bind(to_i64(user.created_at))
-        .execute(&self.critical)
-        .await?;
-        Ok(res.rows_affected() == 1)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
+        let res = on_pool!(self, write, |pool| sqlx::query(SQL)
+            .bind(&user.id)
+            .bind(&user.username)
+            .bind(password_hash)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(user.email_verified)
+            .bind(user.disabled)
+            .bind(to_i64(user.created_at))
+            .execute(pool)
+            .await?
+            .rows_affected());
+        Ok(res == 1)
     }
 
     pub async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
-        Ok(row.as_ref().map(user_from_row))
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            Ok(row.as_ref().map(|r| r.user()))
+        })
     }
 
-    /// The user and their password hash, by username (case-insensitive).
+    /// The user and their password hash, by username (case-insensitive: SQLite's column is
+    /// `COLLATE NOCASE`, PostgreSQL's unique index is on `lower(username)`).
     pub async fn user_by_username(&self, username: &str) -> anyhow::Result<Option<(User, String)>> {
-        let row =
-            sqlx::query("SELECT * FROM users WHERE username = $1").bind(username).fetch_optional(&self.read).await?;
-        Ok(row.map(|row| (user_from_row(&row), row.get("password_hash"))))
+        let row = match &self.db {
+            Db::Sqlite(db) => sqlx::query("SELECT * FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(&db.read)
+                .await?
+                .map(|r| (r.user(), r.password_hash())),
+            Db::Postgres(db) => sqlx::query("SELECT * FROM users WHERE lower(username) = lower($1)")
+                .bind(username)
+                .fetch_optional(&db.pool)
+                .await?
+                .map(|r| (r.user(), r.password_hash())),
+        };
+        Ok(row)
     }
 
     pub async fn users(&self) -> anyhow::Result<Vec<User>> {
-        let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(&self.read).await?;
-        Ok(rows.iter().map(user_from_row).collect())
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| r.user()).collect())
+        })
     }
 
     pub async fn delete_user(&self, id: &str) -> anyhow::Result<bool> {
-        let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.critical).await?;
-        Ok(res.rows_affected() == 1)
+        on_pool!(self, write, |pool| {
+            let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 
     pub async fn set_user_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<bool> {
-        let res = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-            .bind(disabled)
-            .bind(id)
-            .execute(&self.critical)
-            .await?;
-        Ok(res.rows_affected() == 1)
+        on_pool!(self, write, |pool| {
+            let res = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                .bind(disabled)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 
     // Signing keys.
 
     pub async fn insert_key(&self, key: &KeyRow) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, status, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&key.kid)
-        .bind(&key.alg)
-        .bind(&key.sealed_private_key)
-        .bind(&key.public_jwk)
-        .bind(&key.status)
-        .bind(to_i64(key.created_at))
-        .execute(&self.critical)
-        .await?;
-        Ok(())
+        const SQL: &str = "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, status, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(self, write, |pool| {
+            sqlx::query(SQL)
+                .bind(&key.kid)
+                .bind(&key.alg)
+                .bind(&key.sealed_private_key)
+                .bind(&key.public_jwk)
+                .bind(&key.status)
+                .bind(to_i64(key.created_at))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
-        let rows =
-            sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(&self.read).await?;
-        Ok(rows
-            .iter()
-            .map(|row| KeyRow {
-                kid: row.get("kid"),
-                alg: row.get("alg"),
-                sealed_private_key: row.get("sealed_private_key"),
-                public_jwk: row.get("public_jwk"),
-                status: row.get("status"),
-                created_at: to_u64(row.get("created_at")),
-            })
-            .collect())
+        on_pool!(self, write, |pool| {
+            let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| r.key()).collect())
+        })
     }
 
     /// Makes `kid` the one active signing key; the previous one stays published.
     pub async fn activate_key(&self, kid: &str) -> anyhow::Result<bool> {
-        let mut tx = self.critical.begin().await?;
-        sqlx::query("UPDATE signing_keys SET status = 'published' WHERE status = 'active' AND kid <> $1")
-            .bind(kid)
-            .execute(&mut *tx)
-            .await?;
-        let res =
-            sqlx::query("UPDATE signing_keys SET status = 'active' WHERE kid = $1").bind(kid).execute(&mut *tx).await?;
-        if res.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        tx.commit().await?;
-        Ok(true)
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE signing_keys SET status = 'published' WHERE status = 'active' AND kid <> $1")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+            let res = sqlx::query("UPDATE signing_keys SET status = 'active' WHERE kid = $1")
+                .bind(kid)
+                .execute(&mut *tx)
+                .await?;
+            if res.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     // Access tokens.
 
-    /// Stores an opaque token through the group commit; returns its id once it is committed.
+    /// Stores an opaque token and returns its id once it is committed: on SQLite through the
+    /// group commit, on PostgreSQL with one insert whose id comes from the table's identity.
     pub async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<u64> {
-        let (done, wait) = oneshot::channel();
-        self.batcher.send(PendingInsert { row, done }).await.map_err(|_| anyhow!("the store is closed"))?;
-        wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
+        match &self.db {
+            Db::Sqlite(db) => db.insert_opaque_token(row).await,
+            Db::Postgres(db) => db.insert_opaque_token(&row).await,
+        }
     }
 
     pub async fn opaque_token(&self, id: u64) -> anyhow::Result<Option<OpaqueTokenRow>> {
-        let row = sqlx::query("SELECT * FROM opaque_tokens WHERE id = $1")
-            .bind(to_i64(id))
-            .fetch_optional(&self.read)
-            .await?;
-        row.map(|row: SqliteRow| {
-            let stored: &[u8] = row.get("secret_hash");
-            let secret_hash: [u8; 32] = stored.try_into().map_err(|_| anyhow!("corrupt secret_hash for token {id}"))?;
-            Ok(OpaqueTokenRow {
-                id,
-                secret_hash,
-                jti: row.get("jti"),
-                client_id: row.get("client_id"),
-                sub: row.get("sub"),
-                aud: parse_list(row.get("aud"))?,
-                scope: row.get("scope"),
-                iat: to_u64(row.get("iat")),
-                exp: to_u64(row.get("exp")),
-                revoked: row.get::<Option<i64>, _>("revoked_at").is_some(),
-                grant_id: row.get("grant_id"),
-            })
+        on_pool!(self, read, |pool| {
+            let row =
+                sqlx::query("SELECT * FROM opaque_tokens WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.opaque_token()).transpose()
         })
-        .transpose()
     }
 
     /// Marks an opaque token revoked; the caller has checked its secret and owner.
     pub async fn revoke_opaque_token(&self, id: u64, now: u64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
-            .bind(to_i64(now))
-            .bind(to_i64(id))
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+                .bind(to_i64(now))
+                .bind(to_i64(id))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Records a JWT access token as revoked until it expires.
     pub async fn revoke_jwt(&self, jti: &str, client_id: &str, exp: u64, now: u64) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4) ON CONFLICT (jti) DO NOTHING")
-            .bind(jti)
-            .bind(client_id)
-            .bind(to_i64(exp))
-            .bind(to_i64(now))
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        const SQL: &str = "INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (jti) DO NOTHING";
+        on_pool!(self, write, |pool| {
+            sqlx::query(SQL).bind(jti).bind(client_id).bind(to_i64(exp)).bind(to_i64(now)).execute(pool).await?;
+            Ok(())
+        })
     }
 
     /// Whether a JWT access token was revoked by `jti`, or was issued under a grant that has
     /// since been revoked or deleted.
     pub async fn is_jwt_revoked(&self, jti: &str) -> anyhow::Result<bool> {
-        let row = sqlx::query(
-            "SELECT 1 FROM revoked_jwts WHERE jti = ?1
+        const SQL: &str = "SELECT 1 AS revoked FROM revoked_jwts WHERE jti = $1
              UNION ALL
-             SELECT 1 FROM grant_jwts j LEFT JOIN grants g ON g.id = j.grant_id
-             WHERE j.jti = ?1 AND (g.id IS NULL OR g.revoked_at IS NOT NULL)
-             LIMIT 1",
-        )
-        .bind(jti)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.is_some())
+             SELECT 1 AS revoked FROM grant_jwts j LEFT JOIN grants g ON g.id = j.grant_id
+             WHERE j.jti = $1 AND (g.id IS NULL OR g.revoked_at IS NOT NULL)
+             LIMIT 1";
+        on_pool!(self, read, |pool| Ok(sqlx::query(SQL).bind(jti).fetch_optional(pool).await?.is_some()))
     }
-}
-
-/// Writes waiting tokens in one multi-row INSERT per round: while one commit runs, the next
-/// requests queue up and share the following one.
-async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
-    // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
-    // RETURNING round trip. An id used by a failed batch is simply never used again.
-    let mut next_id: u64 =
-        match sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM opaque_tokens").fetch_one(&pool).await {
-            Ok(row) => to_u64(row.get("max_id")) + 1,
-            Err(err) => {
-                tracing::error!(err = %err, "cannot read the opaque token sequence; issuance disabled");
-                return;
-            }
-        };
-    let statements: Vec<String> = (0..=MAX_BATCH).map(insert_statement).collect();
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        // Let request tasks that are already runnable join this round before it commits. It
-        // cannot wait for requests still in socket buffers (tokio polls I/O only when it parks), so
-        // measured rounds stay small (about 4 tokens at 64 connections, BENCHMARKS.md).
-        while batch.len() < MAX_BATCH {
-            tokio::task::yield_now().await;
-            let room = MAX_BATCH - batch.len();
-            if rx.is_empty() || rx.recv_many(&mut batch, room).await == 0 {
-                break;
-            }
-        }
-        let first = next_id;
-        next_id += batch.len() as u64;
-        // The statement text is built only from placeholders; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statements[batch.len()].clone()));
-        for (i, pending) in batch.iter().enumerate() {
-            let token = &pending.row;
-            query = query
-                .bind(to_i64(first + i as u64))
-                .bind(&token.secret_hash[..])
-                .bind(&token.jti)
-                .bind(&token.client_id)
-                .bind(&token.sub)
-                .bind(json_list(&token.aud))
-                .bind(&token.scope)
-                .bind(to_i64(token.iat))
-                .bind(to_i64(token.exp))
-                .bind(&token.grant_id);
-        }
-        let result = query.execute(&pool).await.map_err(|e| e.to_string());
-        for (i, pending) in batch.drain(..).enumerate() {
-            let _ = pending.done.send(result.as_ref().map(|_| first + i as u64).map_err(Clone::clone));
-        }
-    }
-}
-
-/// Copies the WAL back into the database once a second without blocking writers (a PASSIVE
-/// checkpoint), so the WAL stays small although the issuance connection never checkpoints.
-async fn checkpoint_regularly(pool: SqlitePool) {
-    let mut interval = tokio::time::interval(Duration::from_secs(1));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        if pool.is_closed() {
-            return;
-        }
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            tracing::warn!(err = %err, "WAL checkpoint failed");
-        }
-    }
-}
-
-/// `INSERT … VALUES (?, …), …` for `rows` rows, with anonymous `?` placeholders: sqlx
-/// resolves `$N` names one by one, which is quadratic in the number of parameters.
-fn insert_statement(rows: usize) -> String {
-    let mut sql = String::from(
-        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id) VALUES ",
-    );
-    for i in 0..rows {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
-    }
-    sql
-}
-
-fn user_from_row(row: &SqliteRow) -> User {
-    User {
-        id: row.get("id"),
-        username: row.get("username"),
-        email: row.get("email"),
-        name: row.get("name"),
-        email_verified: row.get("email_verified"),
-        disabled: row.get("disabled"),
-        created_at: to_u64(row.get("created_at")),
-    }
-}
-
-fn client_from_row(row: &SqliteRow) -> anyhow::Result<Client> {
-    Ok(Client {
-        client_id: row.get("client_id"),
-        client_name: row.get("client_name"),
-        grant_types: parse_list(row.get("grant_types"))?,
-        scope: crate::scope::Scope::parse(row.get("scope")).map_err(|_| anyhow::anyhow!("corrupt scope column"))?,
-        auth_method: row.get::<&str, _>("token_endpoint_auth_method").parse()?,
-        redirect_uris: parse_list(row.get("redirect_uris"))?,
-        token_format: TokenFormat::from_str(row.get("access_token_format"))?,
-        access_token_ttl: to_u64(row.get("access_token_ttl")),
-        audience: parse_list(row.get("audience"))?,
-        introspection: row.get("introspection"),
-        post_logout_redirect_uris: parse_list(row.get("post_logout_redirect_uris"))?,
-        require_par: row.get("require_pushed_authorization_requests"),
-        first_party: row.get("first_party"),
-        refresh_rotation: row.get("refresh_token_rotation"),
-        id_token_alg: row.get("id_token_signed_response_alg"),
-        tokens_not_before: to_u64(row.get("tokens_not_before")),
-        created_at: to_u64(row.get("created_at")),
-    })
 }

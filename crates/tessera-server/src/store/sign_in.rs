@@ -4,9 +4,9 @@
 //! write transaction on the critical connection, so two concurrent requests cannot both win.
 
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 
-use super::{Store, parse_list, to_i64, to_u64};
+use super::rows::Decode as _;
+use super::{Store, to_i64, to_u64};
 
 /// A browser session: what a login creates. The cookie carries `id` and a secret kept only
 /// as its hash.
@@ -111,335 +111,277 @@ pub enum RevocationTarget<'a> {
     Client(&'a str),
 }
 
-fn hash32(row: &SqliteRow, column: &str) -> anyhow::Result<[u8; 32]> {
-    let bytes: &[u8] = row.get(column);
-    bytes.try_into().map_err(|_| anyhow::anyhow!("corrupt {column}"))
-}
-
-fn opt_u64(row: &SqliteRow, column: &str) -> Option<u64> {
-    row.get::<Option<i64>, _>(column).map(to_u64)
-}
-
-fn session_from_row(row: &SqliteRow) -> anyhow::Result<SessionRow> {
-    Ok(SessionRow {
-        id: row.get("id"),
-        secret_hash: hash32(row, "secret_hash")?,
-        user_id: row.get("user_id"),
-        auth_time: to_u64(row.get("auth_time")),
-        created_at: to_u64(row.get("created_at")),
-        last_used_at: to_u64(row.get("last_used_at")),
-        expires_at: to_u64(row.get("expires_at")),
-        user_agent: row.get("user_agent"),
-        ip: row.get("ip"),
-        ended_at: opt_u64(row, "ended_at"),
-    })
-}
-
-fn auth_request_from_row(row: &SqliteRow) -> anyhow::Result<AuthRequestRow> {
-    let par_hash: Option<Vec<u8>> = row.get("par_hash");
-    let browser_hash: Option<Vec<u8>> = row.get("browser_hash");
-    let fixed = |v: Option<Vec<u8>>| v.map(|v| v.try_into().map_err(|_| anyhow::anyhow!("corrupt hash"))).transpose();
-    Ok(AuthRequestRow {
-        handle_hash: hash32(row, "handle_hash")?,
-        client_id: row.get("client_id"),
-        params: row.get("params"),
-        par: row.get("par"),
-        par_hash: fixed(par_hash)?,
-        browser_hash: fixed(browser_hash)?,
-        login_session_id: row.get("login_session_id"),
-        created_at: to_u64(row.get("created_at")),
-        expires_at: to_u64(row.get("expires_at")),
-        consumed_at: opt_u64(row, "consumed_at"),
-    })
-}
-
-fn code_from_row(row: &SqliteRow) -> anyhow::Result<CodeRow> {
-    Ok(CodeRow {
-        code_hash: hash32(row, "code_hash")?,
-        client_id: row.get("client_id"),
-        user_id: row.get("user_id"),
-        session_id: row.get("session_id"),
-        redirect_uri: row.get("redirect_uri"),
-        redirect_uri_sent: row.get("redirect_uri_sent"),
-        scope: row.get("scope"),
-        resources: parse_list(row.get("resources"))?,
-        nonce: row.get("nonce"),
-        code_challenge: row.get("code_challenge"),
-        auth_time: to_u64(row.get("auth_time")),
-        expires_at: to_u64(row.get("expires_at")),
-        consumed_at: opt_u64(row, "consumed_at"),
-        grant_id: row.get("grant_id"),
-    })
-}
-
-fn grant_from_row(row: &SqliteRow) -> anyhow::Result<GrantRow> {
-    Ok(GrantRow {
-        id: row.get("id"),
-        client_id: row.get("client_id"),
-        user_id: row.get("user_id"),
-        session_id: row.get("session_id"),
-        scope: row.get("scope"),
-        resources: parse_list(row.get("resources"))?,
-        auth_time: to_u64(row.get("auth_time")),
-        created_at: to_u64(row.get("created_at")),
-        expires_at: to_u64(row.get("expires_at")),
-        revoked_at: opt_u64(row, "revoked_at"),
-    })
-}
-
-fn refresh_from_row(row: &SqliteRow) -> anyhow::Result<RefreshRow> {
-    Ok(RefreshRow {
-        id: to_u64(row.get("id")),
-        grant_id: row.get("grant_id"),
-        secret_hash: hash32(row, "secret_hash")?,
-        parent_id: opt_u64(row, "parent_id"),
-        created_at: to_u64(row.get("created_at")),
-        idle_expires_at: to_u64(row.get("idle_expires_at")),
-        rotated_at: opt_u64(row, "rotated_at"),
-        successor_id: opt_u64(row, "successor_id"),
-    })
-}
-
 impl Store {
     // Sessions.
 
     pub async fn insert_session(&self, session: &SessionRow) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, secret_hash, user_id, auth_time, created_at, last_used_at, expires_at, user_agent, ip)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&session.id)
-        .bind(&session.secret_hash[..])
-        .bind(&session.user_id)
-        .bind(to_i64(session.auth_time))
-        .bind(to_i64(session.created_at))
-        .bind(to_i64(session.last_used_at))
-        .bind(to_i64(session.expires_at))
-        .bind(&session.user_agent)
-        .bind(&session.ip)
-        .execute(&self.critical)
-        .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO sessions (id, secret_hash, user_id, auth_time, created_at, last_used_at, expires_at, user_agent, ip)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&session.id)
+            .bind(&session.secret_hash[..])
+            .bind(&session.user_id)
+            .bind(to_i64(session.auth_time))
+            .bind(to_i64(session.created_at))
+            .bind(to_i64(session.last_used_at))
+            .bind(to_i64(session.expires_at))
+            .bind(&session.user_agent)
+            .bind(&session.ip)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     pub async fn session(&self, id: &str) -> anyhow::Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(&self.read).await?;
-        row.as_ref().map(session_from_row).transpose()
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.session()).transpose()
+        })
     }
 
     /// Records that the session was used (a silent authorization or a refresh).
     pub async fn touch_session(&self, id: &str, now: u64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND last_used_at < $1")
-            .bind(to_i64(now))
-            .bind(id)
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE sessions SET last_used_at = $1 WHERE id = $2 AND last_used_at < $1")
+                .bind(to_i64(now))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// The user's sessions that have neither ended nor expired, newest first.
     pub async fn active_sessions(&self, user_id: &str, now: u64) -> anyhow::Result<Vec<SessionRow>> {
-        let rows = sqlx::query(
-            "SELECT * FROM sessions WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
-             ORDER BY created_at DESC, id",
-        )
-        .bind(user_id)
-        .bind(to_i64(now))
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(session_from_row).collect()
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(
+                "SELECT * FROM sessions WHERE user_id = $1 AND ended_at IS NULL AND expires_at > $2
+                 ORDER BY created_at DESC, id",
+            )
+            .bind(user_id)
+            .bind(to_i64(now))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(|r| r.session()).collect()
+        })
     }
 
     /// `(session_id, client_id)` of the user's unrevoked grants.
     pub async fn session_clients(&self, user_id: &str) -> anyhow::Result<Vec<(String, String)>> {
-        let rows =
-            sqlx::query("SELECT DISTINCT session_id, client_id FROM grants WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user_id)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows.iter().map(|r| (r.get("session_id"), r.get("client_id"))).collect())
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(
+                "SELECT DISTINCT session_id, client_id FROM grants WHERE user_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            Ok(rows.iter().map(|r| (r.get("session_id"), r.get("client_id"))).collect())
+        })
     }
 
     /// Ends sessions and revokes grants under `target` in one transaction; returns
     /// `(sessions ended, grants revoked)`. A client-wide revocation also makes every token the
     /// client holds inactive, including client-credentials tokens, through `tokens_not_before`.
     pub async fn revoke(&self, target: RevocationTarget<'_>, now: u64) -> anyhow::Result<(u64, u64)> {
-        let now = to_i64(now);
-        let mut tx = self.critical.begin().await?;
-        let (sessions, grants) = match target {
-            RevocationTarget::User(user_id) => {
-                let s = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
-                    .bind(now)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let g = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(user_id)
-                    .execute(&mut *tx)
-                    .await?;
-                (s.rows_affected(), g.rows_affected())
+        on_pool!(self, write, |pool| {
+            let now = to_i64(now);
+            let mut tx = pool.begin().await?;
+            let (sessions, grants) = match target {
+                RevocationTarget::User(user_id) => {
+                    let s = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
+                        .bind(now)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let g = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                        .bind(now)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    (s.rows_affected(), g.rows_affected())
+                }
+                RevocationTarget::Session(session_id) => {
+                    let s = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+                        .bind(now)
+                        .bind(session_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let g =
+                        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
+                            .bind(now)
+                            .bind(session_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    (s.rows_affected(), g.rows_affected())
+                }
+                RevocationTarget::Client(client_id) => {
+                    let g =
+                        sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+                            .bind(now)
+                            .bind(client_id)
+                            .execute(&mut *tx)
+                            .await?;
+                    // Tokens carry whole-second `iat`: those of this very second go too.
+                    sqlx::query("UPDATE clients SET tokens_not_before = $1 WHERE client_id = $2")
+                        .bind(now + 1)
+                        .bind(client_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    (0, g.rows_affected())
+                }
+            };
+            tx.commit().await?;
+            if let RevocationTarget::Client(client_id) = target {
+                self.client_changed(client_id);
             }
-            RevocationTarget::Session(session_id) => {
-                let s = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
-                    .bind(now)
-                    .bind(session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                let g = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(session_id)
-                    .execute(&mut *tx)
-                    .await?;
-                (s.rows_affected(), g.rows_affected())
-            }
-            RevocationTarget::Client(client_id) => {
-                let g = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
-                    .bind(now)
-                    .bind(client_id)
-                    .execute(&mut *tx)
-                    .await?;
-                // Tokens carry whole-second `iat`: those of this very second go too.
-                sqlx::query("UPDATE clients SET tokens_not_before = $1 WHERE client_id = $2")
-                    .bind(now + 1)
-                    .bind(client_id)
-                    .execute(&mut *tx)
-                    .await?;
-                (0, g.rows_affected())
-            }
-        };
-        tx.commit().await?;
-        if let RevocationTarget::Client(client_id) = target {
-            self.client_changed(client_id);
-        }
-        Ok((sessions, grants))
+            Ok((sessions, grants))
+        })
     }
 
     // Authorization requests.
 
     pub async fn insert_auth_request(&self, request: &AuthRequestRow) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO auth_requests (handle_hash, client_id, params, par, par_hash, browser_hash, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(&request.handle_hash[..])
-        .bind(&request.client_id)
-        .bind(&request.params)
-        .bind(request.par)
-        .bind(request.par_hash.as_ref().map(|h| h.to_vec()))
-        .bind(request.browser_hash.as_ref().map(|h| h.to_vec()))
-        .bind(to_i64(request.created_at))
-        .bind(to_i64(request.expires_at))
-        .execute(&self.critical)
-        .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO auth_requests (handle_hash, client_id, params, par, par_hash, browser_hash, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&request.handle_hash[..])
+            .bind(&request.client_id)
+            .bind(&request.params)
+            .bind(request.par)
+            .bind(request.par_hash.as_ref().map(|h| h.to_vec()))
+            .bind(request.browser_hash.as_ref().map(|h| h.to_vec()))
+            .bind(to_i64(request.created_at))
+            .bind(to_i64(request.expires_at))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// A pending request as stored; the caller checks expiry, consumption and binding. Reads
     /// from the write connection: an interaction reads what its previous step just wrote.
     pub async fn auth_request(&self, handle_hash: &[u8; 32]) -> anyhow::Result<Option<AuthRequestRow>> {
-        let row = sqlx::query("SELECT * FROM auth_requests WHERE handle_hash = $1")
-            .bind(&handle_hash[..])
-            .fetch_optional(&self.critical)
-            .await?;
-        row.as_ref().map(auth_request_from_row).transpose()
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("SELECT * FROM auth_requests WHERE handle_hash = $1")
+                .bind(&handle_hash[..])
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(|r| r.auth_request()).transpose()
+        })
     }
 
     /// Consumes one pending request; `false` if it was consumed already.
     pub async fn consume_auth_request(&self, handle_hash: &[u8; 32], now: u64) -> anyhow::Result<bool> {
-        let res =
-            sqlx::query("UPDATE auth_requests SET consumed_at = $1 WHERE handle_hash = $2 AND consumed_at IS NULL")
-                .bind(to_i64(now))
-                .bind(&handle_hash[..])
-                .execute(&self.critical)
-                .await?;
-        Ok(res.rows_affected() == 1)
+        on_pool!(self, write, |pool| {
+            let res =
+                sqlx::query("UPDATE auth_requests SET consumed_at = $1 WHERE handle_hash = $2 AND consumed_at IS NULL")
+                    .bind(to_i64(now))
+                    .bind(&handle_hash[..])
+                    .execute(pool)
+                    .await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 
     /// Records the session a login inside this interaction created.
     pub async fn set_login_session(&self, handle_hash: &[u8; 32], session_id: &str) -> anyhow::Result<()> {
-        sqlx::query("UPDATE auth_requests SET login_session_id = $1 WHERE handle_hash = $2")
-            .bind(session_id)
-            .bind(&handle_hash[..])
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE auth_requests SET login_session_id = $1 WHERE handle_hash = $2")
+                .bind(session_id)
+                .bind(&handle_hash[..])
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     /// Consumes the given pending requests and stores the code, all or nothing. `false` when any
     /// of the requests was consumed already (a replayed consent, a second completion).
     pub async fn complete_authorization(&self, consume: &[[u8; 32]], code: &CodeRow, now: u64) -> anyhow::Result<bool> {
-        let mut tx = self.critical.begin().await?;
-        for handle_hash in consume {
-            let res = sqlx::query(
-                "UPDATE auth_requests SET consumed_at = $1 WHERE handle_hash = $2 AND consumed_at IS NULL AND expires_at > $1",
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            for handle_hash in consume {
+                let res = sqlx::query(
+                    "UPDATE auth_requests SET consumed_at = $1 WHERE handle_hash = $2 AND consumed_at IS NULL AND expires_at > $1",
+                )
+                .bind(to_i64(now))
+                .bind(&handle_hash[..])
+                .execute(&mut *tx)
+                .await?;
+                if res.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+            }
+            sqlx::query(
+                "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
+                    scope, resources, nonce, code_challenge, auth_time, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
-            .bind(to_i64(now))
-            .bind(&handle_hash[..])
+            .bind(&code.code_hash[..])
+            .bind(&code.client_id)
+            .bind(&code.user_id)
+            .bind(&code.session_id)
+            .bind(&code.redirect_uri)
+            .bind(code.redirect_uri_sent)
+            .bind(&code.scope)
+            .bind(super::json_list(&code.resources))
+            .bind(&code.nonce)
+            .bind(&code.code_challenge)
+            .bind(to_i64(code.auth_time))
+            .bind(to_i64(code.expires_at))
             .execute(&mut *tx)
             .await?;
-            if res.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        sqlx::query(
-            "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
-                scope, resources, nonce, code_challenge, auth_time, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(&code.code_hash[..])
-        .bind(&code.client_id)
-        .bind(&code.user_id)
-        .bind(&code.session_id)
-        .bind(&code.redirect_uri)
-        .bind(code.redirect_uri_sent)
-        .bind(&code.scope)
-        .bind(super::json_list(&code.resources))
-        .bind(&code.nonce)
-        .bind(&code.code_challenge)
-        .bind(to_i64(code.auth_time))
-        .bind(to_i64(code.expires_at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     // Consents.
 
     /// The scope the user has granted the client so far.
     pub async fn consent(&self, user_id: &str, client_id: &str) -> anyhow::Result<Option<String>> {
-        let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
-            .bind(user_id)
-            .bind(client_id)
-            .fetch_optional(&self.critical)
-            .await?;
-        Ok(row.map(|r| r.get("scope")))
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                .bind(user_id)
+                .bind(client_id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|r| r.get("scope")))
+        })
     }
 
     pub async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: u64) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-        )
-        .bind(user_id)
-        .bind(client_id)
-        .bind(scope)
-        .bind(to_i64(now))
-        .execute(&self.critical)
-        .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+            )
+            .bind(user_id)
+            .bind(client_id)
+            .bind(scope)
+            .bind(to_i64(now))
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     // Codes and grants.
 
     pub async fn code(&self, code_hash: &[u8; 32]) -> anyhow::Result<Option<CodeRow>> {
-        let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
-            .bind(&code_hash[..])
-            .fetch_optional(&self.critical)
-            .await?;
-        row.as_ref().map(code_from_row).transpose()
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("SELECT * FROM authorization_codes WHERE code_hash = $1")
+                .bind(&code_hash[..])
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(|r| r.code()).transpose()
+        })
     }
 
     /// Consumes the code and creates its grant (and first refresh token, given its secret hash
@@ -452,102 +394,112 @@ impl Store {
         refresh: Option<([u8; 32], u64)>,
         now: u64,
     ) -> anyhow::Result<Redemption> {
-        let mut tx = self.critical.begin().await?;
-        let consumed = sqlx::query(
-            "UPDATE authorization_codes SET consumed_at = $1, grant_id = $2
-             WHERE code_hash = $3 AND consumed_at IS NULL AND expires_at > $1",
-        )
-        .bind(to_i64(now))
-        .bind(&grant.id)
-        .bind(&code_hash[..])
-        .execute(&mut *tx)
-        .await?;
-        if consumed.rows_affected() != 1 {
-            let previous = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
-                .bind(&code_hash[..])
-                .fetch_optional(&mut *tx)
-                .await?;
-            tx.rollback().await?;
-            return Ok(Redemption::AlreadyUsed { grant_id: previous.and_then(|r| r.get("grant_id")) });
-        }
-        sqlx::query(
-            "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(&grant.id)
-        .bind(&grant.client_id)
-        .bind(&grant.user_id)
-        .bind(&grant.session_id)
-        .bind(&grant.scope)
-        .bind(super::json_list(&grant.resources))
-        .bind(to_i64(grant.auth_time))
-        .bind(to_i64(grant.created_at))
-        .bind(to_i64(grant.expires_at))
-        .execute(&mut *tx)
-        .await?;
-        let refresh_id = match refresh {
-            None => None,
-            Some((secret_hash, idle_expires_at)) => {
-                let row = sqlx::query(
-                    "INSERT INTO refresh_tokens (grant_id, secret_hash, created_at, idle_expires_at)
-                     VALUES ($1, $2, $3, $4) RETURNING id",
-                )
-                .bind(&grant.id)
-                .bind(&secret_hash[..])
-                .bind(to_i64(now))
-                .bind(to_i64(idle_expires_at))
-                .fetch_one(&mut *tx)
-                .await?;
-                Some(to_u64(row.get("id")))
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let consumed = sqlx::query(
+                "UPDATE authorization_codes SET consumed_at = $1, grant_id = $2
+                 WHERE code_hash = $3 AND consumed_at IS NULL AND expires_at > $1",
+            )
+            .bind(to_i64(now))
+            .bind(&grant.id)
+            .bind(&code_hash[..])
+            .execute(&mut *tx)
+            .await?;
+            if consumed.rows_affected() != 1 {
+                let previous = sqlx::query("SELECT grant_id FROM authorization_codes WHERE code_hash = $1")
+                    .bind(&code_hash[..])
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                return Ok(Redemption::AlreadyUsed { grant_id: previous.and_then(|r| r.get("grant_id")) });
             }
-        };
-        tx.commit().await?;
-        Ok(Redemption::Redeemed { refresh_id })
+            sqlx::query(
+                "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&grant.id)
+            .bind(&grant.client_id)
+            .bind(&grant.user_id)
+            .bind(&grant.session_id)
+            .bind(&grant.scope)
+            .bind(super::json_list(&grant.resources))
+            .bind(to_i64(grant.auth_time))
+            .bind(to_i64(grant.created_at))
+            .bind(to_i64(grant.expires_at))
+            .execute(&mut *tx)
+            .await?;
+            let refresh_id = match refresh {
+                None => None,
+                Some((secret_hash, idle_expires_at)) => {
+                    let row = sqlx::query(
+                        "INSERT INTO refresh_tokens (grant_id, secret_hash, created_at, idle_expires_at)
+                         VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(&grant.id)
+                    .bind(&secret_hash[..])
+                    .bind(to_i64(now))
+                    .bind(to_i64(idle_expires_at))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    Some(to_u64(row.get("id")))
+                }
+            };
+            tx.commit().await?;
+            Ok(Redemption::Redeemed { refresh_id })
+        })
     }
 
     pub async fn grant(&self, id: &str) -> anyhow::Result<Option<GrantRow>> {
-        let row = sqlx::query("SELECT * FROM grants WHERE id = $1").bind(id).fetch_optional(&self.critical).await?;
-        row.as_ref().map(grant_from_row).transpose()
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("SELECT * FROM grants WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.grant()).transpose()
+        })
     }
 
     /// Whether a grant exists and is not revoked (for access tokens issued under it).
     pub async fn grant_is_active(&self, id: &str) -> anyhow::Result<bool> {
-        let row = sqlx::query("SELECT 1 FROM grants WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.is_some())
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query("SELECT 1 FROM grants WHERE id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// Revokes a grant: its refresh tokens and every access token issued under it.
     pub async fn revoke_grant(&self, id: &str, now: u64) -> anyhow::Result<bool> {
-        let res = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(to_i64(now))
-            .bind(id)
-            .execute(&self.critical)
-            .await?;
-        Ok(res.rows_affected() == 1)
+        on_pool!(self, write, |pool| {
+            let res = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_i64(now))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 
     /// Records a JWT access token issued under a grant, so that revoking the grant revokes it.
     pub async fn record_grant_jwt(&self, jti: &str, grant_id: &str, exp: u64) -> anyhow::Result<()> {
-        sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp) VALUES ($1, $2, $3)")
-            .bind(jti)
-            .bind(grant_id)
-            .bind(to_i64(exp))
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp) VALUES ($1, $2, $3)")
+                .bind(jti)
+                .bind(grant_id)
+                .bind(to_i64(exp))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     // Refresh tokens.
 
     pub async fn refresh_token(&self, id: u64) -> anyhow::Result<Option<RefreshRow>> {
-        let row = sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1")
-            .bind(to_i64(id))
-            .fetch_optional(&self.critical)
-            .await?;
-        row.as_ref().map(refresh_from_row).transpose()
+        on_pool!(self, write, |pool| {
+            let row =
+                sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.refresh()).transpose()
+        })
     }
 
     /// Marks refresh token `id` rotated and stores its successor, in one transaction. `None`
@@ -560,55 +512,61 @@ impl Store {
         idle_expires_at: u64,
         now: u64,
     ) -> anyhow::Result<Option<u64>> {
-        let mut tx = self.critical.begin().await?;
-        let res = sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL")
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let res = sqlx::query("UPDATE refresh_tokens SET rotated_at = $1 WHERE id = $2 AND rotated_at IS NULL")
+                .bind(to_i64(now))
+                .bind(to_i64(id))
+                .execute(&mut *tx)
+                .await?;
+            if res.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let row = sqlx::query(
+                "INSERT INTO refresh_tokens (grant_id, secret_hash, parent_id, created_at, idle_expires_at)
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(grant_id)
+            .bind(&successor_hash[..])
+            .bind(to_i64(id))
             .bind(to_i64(now))
-            .bind(to_i64(id))
-            .execute(&mut *tx)
+            .bind(to_i64(idle_expires_at))
+            .fetch_one(&mut *tx)
             .await?;
-        if res.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "INSERT INTO refresh_tokens (grant_id, secret_hash, parent_id, created_at, idle_expires_at)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(grant_id)
-        .bind(&successor_hash[..])
-        .bind(to_i64(id))
-        .bind(to_i64(now))
-        .bind(to_i64(idle_expires_at))
-        .fetch_one(&mut *tx)
-        .await?;
-        let successor = to_u64(row.get("id"));
-        sqlx::query("UPDATE refresh_tokens SET successor_id = $1 WHERE id = $2")
-            .bind(to_i64(successor))
-            .bind(to_i64(id))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Some(successor))
+            let successor = to_u64(row.get("id"));
+            sqlx::query("UPDATE refresh_tokens SET successor_id = $1 WHERE id = $2")
+                .bind(to_i64(successor))
+                .bind(to_i64(id))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(successor))
+        })
     }
 
     /// Extends a non-rotating refresh token's idle expiry.
     pub async fn touch_refresh_token(&self, id: u64, idle_expires_at: u64) -> anyhow::Result<()> {
-        sqlx::query("UPDATE refresh_tokens SET idle_expires_at = $1 WHERE id = $2 AND idle_expires_at < $1")
-            .bind(to_i64(idle_expires_at))
-            .bind(to_i64(id))
-            .execute(&self.critical)
-            .await?;
-        Ok(())
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE refresh_tokens SET idle_expires_at = $1 WHERE id = $2 AND idle_expires_at < $1")
+                .bind(to_i64(idle_expires_at))
+                .bind(to_i64(id))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
     }
 
     // Users.
 
     pub async fn set_user_password(&self, id: &str, password_hash: &str) -> anyhow::Result<bool> {
-        let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(id)
-            .execute(&self.critical)
-            .await?;
-        Ok(res.rows_affected() == 1)
+        on_pool!(self, write, |pool| {
+            let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                .bind(password_hash)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 }

@@ -1,0 +1,197 @@
+//! Row decoding, written once and implemented for both backends' row types: the two schemas
+//! use the same column names, and every column decodes to the same Rust type on both (BIGINT
+//! and SQLite INTEGER to `i64`, BYTEA and BLOB to bytes, BOOLEAN and SQLite 0/1 to `bool`).
+
+use anyhow::anyhow;
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+
+use super::sign_in::{AuthRequestRow, CodeRow, GrantRow, RefreshRow, SessionRow};
+use super::{KeyRow, OpaqueTokenRow, StoredClient, parse_list, to_u64};
+use crate::client::{Client, TokenFormat};
+use crate::scope::Scope;
+use crate::user::User;
+
+/// Decodes our tables' rows.
+pub(super) trait Decode {
+    fn hash32(&self, column: &str) -> anyhow::Result<[u8; 32]>;
+    fn opt_hash32(&self, column: &str) -> anyhow::Result<Option<[u8; 32]>>;
+    fn opt_u64(&self, column: &str) -> Option<u64>;
+    fn user(&self) -> User;
+    fn password_hash(&self) -> String;
+    fn stored_client(&self) -> anyhow::Result<StoredClient>;
+    fn key(&self) -> KeyRow;
+    fn opaque_token(&self) -> anyhow::Result<OpaqueTokenRow>;
+    fn session(&self) -> anyhow::Result<SessionRow>;
+    fn auth_request(&self) -> anyhow::Result<AuthRequestRow>;
+    fn code(&self) -> anyhow::Result<CodeRow>;
+    fn grant(&self) -> anyhow::Result<GrantRow>;
+    fn refresh(&self) -> anyhow::Result<RefreshRow>;
+}
+
+macro_rules! impl_decode {
+    ($row:ty) => {
+        impl Decode for $row {
+            fn hash32(&self, column: &str) -> anyhow::Result<[u8; 32]> {
+                let bytes: &[u8] = self.get(column);
+                bytes.try_into().map_err(|_| anyhow!("corrupt {column}"))
+            }
+
+            fn opt_hash32(&self, column: &str) -> anyhow::Result<Option<[u8; 32]>> {
+                let bytes: Option<&[u8]> = self.get(column);
+                bytes.map(|b| b.try_into().map_err(|_| anyhow!("corrupt {column}"))).transpose()
+            }
+
+            fn opt_u64(&self, column: &str) -> Option<u64> {
+                self.get::<Option<i64>, _>(column).map(to_u64)
+            }
+
+            fn user(&self) -> User {
+                User {
+                    id: self.get("id"),
+                    username: self.get("username"),
+                    email: self.get("email"),
+                    name: self.get("name"),
+                    email_verified: self.get("email_verified"),
+                    disabled: self.get("disabled"),
+                    created_at: to_u64(self.get("created_at")),
+                }
+            }
+
+            fn password_hash(&self) -> String {
+                self.get("password_hash")
+            }
+
+            fn stored_client(&self) -> anyhow::Result<StoredClient> {
+                let client = Client {
+                    client_id: self.get("client_id"),
+                    client_name: self.get("client_name"),
+                    grant_types: parse_list(self.get("grant_types"))?,
+                    scope: Scope::parse(self.get("scope")).map_err(|_| anyhow!("corrupt scope column"))?,
+                    auth_method: self.get::<&str, _>("token_endpoint_auth_method").parse()?,
+                    redirect_uris: parse_list(self.get("redirect_uris"))?,
+                    token_format: self.get::<&str, _>("access_token_format").parse::<TokenFormat>()?,
+                    access_token_ttl: to_u64(self.get("access_token_ttl")),
+                    audience: parse_list(self.get("audience"))?,
+                    introspection: self.get("introspection"),
+                    post_logout_redirect_uris: parse_list(self.get("post_logout_redirect_uris"))?,
+                    require_par: self.get("require_pushed_authorization_requests"),
+                    first_party: self.get("first_party"),
+                    refresh_rotation: self.get("refresh_token_rotation"),
+                    id_token_alg: self.get("id_token_signed_response_alg"),
+                    tokens_not_before: to_u64(self.get("tokens_not_before")),
+                    created_at: to_u64(self.get("created_at")),
+                };
+                Ok(StoredClient { client, secret_hash: self.get("secret_hash") })
+            }
+
+            fn key(&self) -> KeyRow {
+                KeyRow {
+                    kid: self.get("kid"),
+                    alg: self.get("alg"),
+                    sealed_private_key: self.get("sealed_private_key"),
+                    public_jwk: self.get("public_jwk"),
+                    status: self.get("status"),
+                    created_at: to_u64(self.get("created_at")),
+                }
+            }
+
+            fn opaque_token(&self) -> anyhow::Result<OpaqueTokenRow> {
+                Ok(OpaqueTokenRow {
+                    id: to_u64(self.get("id")),
+                    secret_hash: self.hash32("secret_hash")?,
+                    jti: self.get("jti"),
+                    client_id: self.get("client_id"),
+                    sub: self.get("sub"),
+                    aud: parse_list(self.get("aud"))?,
+                    scope: self.get("scope"),
+                    iat: to_u64(self.get("iat")),
+                    exp: to_u64(self.get("exp")),
+                    revoked: self.get::<Option<i64>, _>("revoked_at").is_some(),
+                    grant_id: self.get("grant_id"),
+                })
+            }
+
+            fn session(&self) -> anyhow::Result<SessionRow> {
+                Ok(SessionRow {
+                    id: self.get("id"),
+                    secret_hash: self.hash32("secret_hash")?,
+                    user_id: self.get("user_id"),
+                    auth_time: to_u64(self.get("auth_time")),
+                    created_at: to_u64(self.get("created_at")),
+                    last_used_at: to_u64(self.get("last_used_at")),
+                    expires_at: to_u64(self.get("expires_at")),
+                    user_agent: self.get("user_agent"),
+                    ip: self.get("ip"),
+                    ended_at: self.opt_u64("ended_at"),
+                })
+            }
+
+            fn auth_request(&self) -> anyhow::Result<AuthRequestRow> {
+                Ok(AuthRequestRow {
+                    handle_hash: self.hash32("handle_hash")?,
+                    client_id: self.get("client_id"),
+                    params: self.get("params"),
+                    par: self.get("par"),
+                    par_hash: self.opt_hash32("par_hash")?,
+                    browser_hash: self.opt_hash32("browser_hash")?,
+                    login_session_id: self.get("login_session_id"),
+                    created_at: to_u64(self.get("created_at")),
+                    expires_at: to_u64(self.get("expires_at")),
+                    consumed_at: self.opt_u64("consumed_at"),
+                })
+            }
+
+            fn code(&self) -> anyhow::Result<CodeRow> {
+                Ok(CodeRow {
+                    code_hash: self.hash32("code_hash")?,
+                    client_id: self.get("client_id"),
+                    user_id: self.get("user_id"),
+                    session_id: self.get("session_id"),
+                    redirect_uri: self.get("redirect_uri"),
+                    redirect_uri_sent: self.get("redirect_uri_sent"),
+                    scope: self.get("scope"),
+                    resources: parse_list(self.get("resources"))?,
+                    nonce: self.get("nonce"),
+                    code_challenge: self.get("code_challenge"),
+                    auth_time: to_u64(self.get("auth_time")),
+                    expires_at: to_u64(self.get("expires_at")),
+                    consumed_at: self.opt_u64("consumed_at"),
+                    grant_id: self.get("grant_id"),
+                })
+            }
+
+            fn grant(&self) -> anyhow::Result<GrantRow> {
+                Ok(GrantRow {
+                    id: self.get("id"),
+                    client_id: self.get("client_id"),
+                    user_id: self.get("user_id"),
+                    session_id: self.get("session_id"),
+                    scope: self.get("scope"),
+                    resources: parse_list(self.get("resources"))?,
+                    auth_time: to_u64(self.get("auth_time")),
+                    created_at: to_u64(self.get("created_at")),
+                    expires_at: to_u64(self.get("expires_at")),
+                    revoked_at: self.opt_u64("revoked_at"),
+                })
+            }
+
+            fn refresh(&self) -> anyhow::Result<RefreshRow> {
+                Ok(RefreshRow {
+                    id: to_u64(self.get("id")),
+                    grant_id: self.get("grant_id"),
+                    secret_hash: self.hash32("secret_hash")?,
+                    parent_id: self.opt_u64("parent_id"),
+                    created_at: to_u64(self.get("created_at")),
+                    idle_expires_at: to_u64(self.get("idle_expires_at")),
+                    rotated_at: self.opt_u64("rotated_at"),
+                    successor_id: self.opt_u64("successor_id"),
+                })
+            }
+        }
+    };
+}
+
+impl_decode!(SqliteRow);
+impl_decode!(PgRow);
