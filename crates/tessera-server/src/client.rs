@@ -261,13 +261,17 @@ pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
 
 /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
 pub fn is_resource_uri(s: &str) -> bool {
-    url::Url::parse(s).is_ok_and(|url| url.fragment().is_none() && !url.cannot_be_a_base())
+    !s.chars().any(char::is_control)
+        && url::Url::parse(s).is_ok_and(|url| url.fragment().is_none() && !url.cannot_be_a_base())
 }
 
 /// RFC 9700 §2.1, §4.1.3: absolute, no fragment, https (or http on loopback for native apps),
 /// or a private-use scheme; never a script-bearing scheme.
 fn check_redirect_uri(uri: &str, field: &str) -> Result<(), InvalidMetadata> {
     let bad = || InvalidMetadata(format!("{field}: {uri:?} is not an acceptable redirect URI"));
+    if uri.chars().any(char::is_control) {
+        return Err(bad());
+    }
     let url = url::Url::parse(uri).map_err(|_| bad())?;
     if url.fragment().is_some() {
         return Err(bad());

@@ -21,6 +21,10 @@ impl Form {
             serde_urlencoded::from_bytes(body).map_err(|_| FormError("the body is not a valid form".into()))?;
         let mut form = Form::default();
         for (name, value) in pairs {
+            // No identifier, token or text of ours contains NUL, and PostgreSQL cannot store one.
+            if name.contains('\0') || value.contains('\0') {
+                return Err(FormError("parameters must not contain NUL characters".into()));
+            }
             if value.is_empty() {
                 continue;
             }
@@ -60,6 +64,12 @@ mod tests {
     fn empty_values_count_as_omitted() {
         let form = Form::parse(b"scope=&grant_type=client_credentials&scope=read").unwrap();
         assert_eq!(form.get("scope"), Some("read"));
+    }
+
+    #[test]
+    fn nul_characters_are_refused() {
+        assert!(Form::parse(b"client_id=a%00b").is_err());
+        assert!(Form::parse(b"a%00=b").is_err());
     }
 
     #[test]

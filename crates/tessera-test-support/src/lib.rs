@@ -1,6 +1,10 @@
 //! Test harness for Tessera: `spawn_app` starts a real server on ephemeral loopback ports with
-//! a fresh SQLite database and a fixed clock; `TestApp` has one method per endpoint and returns
-//! the raw response so that assertions stay in the tests.
+//! a fresh database and a fixed clock; `TestApp` has one method per endpoint and returns the raw
+//! response so that assertions stay in the tests.
+//!
+//! The database is a fresh SQLite file, or, when `TESSERA_TEST_POSTGRES` names a PostgreSQL
+//! database (`postgres://postgres@127.0.0.1:5432/test`), a fresh schema in it, dropped when the
+//! test ends. `scripts/test` runs the server suite both ways.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +60,53 @@ pub struct TestApp {
     pub admin: AdminConfig,
     pub state: AppState,
     pub data_dir: tempfile::TempDir,
+    /// The PostgreSQL schema of this test, dropped at the end.
+    pub postgres: Option<PostgresSchema>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A schema created for one test in the database named by `TESSERA_TEST_POSTGRES`.
+#[derive(Debug, Clone)]
+pub struct PostgresSchema {
+    pub base_url: String,
+    pub schema: String,
+}
+
+impl PostgresSchema {
+    /// Creates a fresh schema; panics (failing the test) if PostgreSQL cannot be reached.
+    pub async fn create(base_url: &str) -> PostgresSchema {
+        use sqlx::Connection as _;
+        let schema = format!("t_{}", tessera_server::secret::random_b64(12).to_lowercase().replace(['-', '_'], "x"));
+        let mut conn = sqlx::PgConnection::connect(base_url)
+            .await
+            .unwrap_or_else(|e| panic!("TESSERA_TEST_POSTGRES={base_url} cannot be reached: {e}"));
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+        let _ = conn.close().await;
+        PostgresSchema { base_url: base_url.to_owned(), schema }
+    }
+
+    /// The URL whose connections use this schema.
+    pub fn url(&self) -> String {
+        let separator = if self.base_url.contains('?') { '&' } else { '?' };
+        format!("{}{separator}options=-c%20search_path%3D{}", self.base_url, self.schema)
+    }
+
+    /// Drops the schema (on a thread of its own: `Drop` cannot await).
+    pub fn drop_blocking(&self) {
+        let (base, schema) = (self.base_url.clone(), self.schema.clone());
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
+                    let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 /// Installs the one TLS crypto provider (DEPENDENCIES.md trap 1). Safe to call repeatedly.
@@ -83,6 +133,13 @@ pub async fn spawn_app_with(now: u64, configure: impl FnOnce(&mut Config)) -> Te
     let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
     let mut config = Config::for_tests(addr, admin_addr, data_dir.path());
+    let postgres = match std::env::var("TESSERA_TEST_POSTGRES") {
+        Ok(base) if !base.is_empty() => Some(PostgresSchema::create(&base).await),
+        _ => None,
+    };
+    if let Some(schema) = &postgres {
+        config.database_url = schema.url();
+    }
     configure(&mut config);
     let clock = FixedClock::at(now);
     let state = AppState::open(config, Arc::new(clock.clone())).await.unwrap();
@@ -101,6 +158,7 @@ pub async fn spawn_app_with(now: u64, configure: impl FnOnce(&mut Config)) -> Te
         admin: serde_json::from_slice(&admin_json).unwrap(),
         state,
         data_dir,
+        postgres,
         _shutdown: tx,
     }
 }
@@ -121,6 +179,9 @@ fn serde_urlencoded_component(s: &str) -> String {
 impl Drop for TestApp {
     fn drop(&mut self) {
         let errors = self.state.server_errors.load(Ordering::Relaxed);
+        if let Some(schema) = &self.postgres {
+            schema.drop_blocking();
+        }
         if errors > 0 && !std::thread::panicking() {
             panic!("the server answered {errors} request(s) with a 5xx status or panicked");
         }
@@ -134,6 +195,34 @@ impl TestApp {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Everything the database holds at rest, for "no secret is stored" checks: the SQLite
+    /// database and WAL files, or every row of this test's PostgreSQL schema as text (bytes in
+    /// hex).
+    pub async fn database_at_rest(&self) -> Vec<Vec<u8>> {
+        let Some(pg) = &self.postgres else {
+            let file = |name: &str| std::fs::read(self.data_dir.path().join(name)).unwrap_or_default();
+            return vec![file("tessera.db"), file("tessera.db-wal")];
+        };
+        use sqlx::{Connection as _, Row as _};
+        let mut conn = sqlx::PgConnection::connect(&pg.base_url).await.unwrap();
+        let tables =
+            sqlx::query("SELECT table_name::text AS name FROM information_schema.tables WHERE table_schema = $1")
+                .bind(&pg.schema)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        let mut dump = Vec::new();
+        for table in tables {
+            let name: String = table.get("name");
+            let sql = format!("SELECT t::text AS row FROM {}.{name} t", pg.schema);
+            for row in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut conn).await.unwrap() {
+                dump.extend(row.get::<String, _>("row").into_bytes());
+                dump.push(b'\n');
+            }
+        }
+        vec![dump]
     }
 
     /// The bootstrap admin client.

@@ -204,6 +204,10 @@ pub async fn revoke(
     request: RevocationRequest,
     now: UnixTime,
 ) -> Result<RevocationResult, AdminError> {
+    let ids = [&request.user_id, &request.session_id, &request.client_id];
+    if ids.iter().any(|id| id.as_ref().is_some_and(|id| id.contains('\0'))) {
+        return Err(AdminError::NotFound);
+    }
     let target = match (&request.user_id, &request.session_id, &request.client_id) {
         (Some(user_id), None, None) => {
             state.store.user(user_id).await?.ok_or(AdminError::NotFound)?;

@@ -52,6 +52,9 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
     let (Some(id), Some(secret)) = (form_decode(id), form_decode(secret)) else {
         return Err(OAuthError::InvalidClient { basic: true });
     };
+    if id.contains('\0') {
+        return Err(OAuthError::InvalidClient { basic: true });
+    }
     if form.get("client_id").is_some_and(|body_id| body_id != id) {
         return Err(OAuthError::InvalidRequest("client_id in the body differs from the authenticated client".into()));
     }

@@ -74,6 +74,10 @@ pub fn admin_app(state: AppState) -> Router {
 }
 
 async fn require_admin(State(state): State<AppState>, headers: HeaderMap, request: Request, next: Next) -> Response {
+    // No id of ours contains NUL (and PostgreSQL cannot compare one): such a path names nothing.
+    if request.uri().path().to_ascii_lowercase().contains("%00") {
+        return AdminError::NotFound.into_response();
+    }
     let now = state.clock.now();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match admin::authorize(&state, authorization, now).await {

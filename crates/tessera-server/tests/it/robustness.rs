@@ -226,3 +226,45 @@ async fn hostile_input_at_the_sign_in_endpoints_never_fails_the_server() {
         app.http.get(app.url(&format!("/authorize?client_id={0}&client_id={0}", client.id))).send().await.unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// NUL characters name nothing and are stored nowhere (PostgreSQL cannot hold them in text):
+/// a 404 or a 400, never a 5xx, on both stores.
+#[tokio::test]
+async fn nul_characters_in_admin_input_are_refused_cleanly() {
+    let app = spawn_app().await;
+    for path in ["/admin/clients/a%00b", "/admin/users/a%00b", "/admin/users/a%00b/disable"] {
+        assert_eq!(app.admin_get(path).await.status().as_u16() / 100, 4, "{path}");
+    }
+    assert_eq!(app.admin_post("/admin/users/a%00b/disable", &serde_json::json!({})).await.status(), 404);
+    for body in [
+        serde_json::json!({"grant_types":["authorization_code"],"redirect_uris":["https://a.example/cb\u{0}"]}),
+        serde_json::json!({"audience":["https://api.example/\u{0}"]}),
+        serde_json::json!({"client_name":"a\u{0}b"}),
+    ] {
+        assert_eq!(app.admin_post("/admin/clients", &body).await.status(), 400, "{body}");
+    }
+    let res = app
+        .admin_post("/admin/users", &serde_json::json!({"username":"a\u{0}b","password":"long enough password"}))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(app.admin_post("/admin/revocations", &serde_json::json!({"user_id":"a\u{0}"})).await.status(), 404);
+    let client = app.jwt_client().await;
+    let res = app
+        .post_form(
+            "/token",
+            None,
+            &[("grant_type", "client_credentials"), ("client_id", "a\u{0}"), ("client_secret", "x")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    let basic = tessera_test_support::basic("a\u{0}", &client.secret);
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .header("authorization", basic)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
