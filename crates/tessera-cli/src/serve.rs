@@ -34,6 +34,9 @@ pub(crate) struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT")]
     log_format: Option<String>,
+    /// Master key file; every node on one database needs the same one [default: <data-dir>/master.key].
+    #[arg(long, env = "TESSERA_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// Directory of page templates overriding the built-in ones.
     #[arg(long, env = "TESSERA_TEMPLATES_DIR")]
     templates_dir: Option<PathBuf>,
@@ -73,6 +76,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         issuer: args.issuer,
         log_format: args.log_format,
         templates_dir: args.templates_dir,
+        master_key_file: args.master_key_file,
         refresh_token_ttl: args.refresh_token_ttl,
         refresh_token_idle_ttl: args.refresh_token_idle_ttl,
         refresh_token_grace_period: args.refresh_token_grace_period,

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub log_format: Option<String>,
     /// Directory of page templates and `style.css` overriding the built-in ones.
     pub templates_dir: Option<PathBuf>,
+    /// The master key that seals signing keys; every node on one database needs the same one.
+    pub master_key_file: Option<PathBuf>,
     /// Absolute refresh-token (grant) lifetime in seconds.
     pub refresh_token_ttl: Option<u64>,
     /// A refresh token unused for this long expires, in seconds.
@@ -60,6 +62,7 @@ impl RawConfig {
             issuer: over.issuer.or(self.issuer),
             log_format: over.log_format.or(self.log_format),
             templates_dir: over.templates_dir.or(self.templates_dir),
+            master_key_file: over.master_key_file.or(self.master_key_file),
             refresh_token_ttl: over.refresh_token_ttl.or(self.refresh_token_ttl),
             refresh_token_idle_ttl: over.refresh_token_idle_ttl.or(self.refresh_token_idle_ttl),
             refresh_token_grace_period: over.refresh_token_grace_period.or(self.refresh_token_grace_period),
@@ -139,6 +142,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Directory of templates overriding the built-in pages.
     pub templates_dir: Option<PathBuf>,
+    /// The master key file (`<data_dir>/master.key` unless set).
+    pub master_key_file: PathBuf,
     /// Absolute refresh-token lifetime (seconds).
     pub refresh_token_ttl: u64,
     /// Refresh-token inactivity lifetime (seconds).
@@ -193,6 +198,7 @@ impl Config {
             }
             _ => format!("http://{admin_host}:{}", admin_listen.port()),
         };
+        let master_key_file = raw.master_key_file.clone().unwrap_or_else(|| data_dir.join("master.key"));
         let refresh_token_ttl = raw.refresh_token_ttl.unwrap_or(30 * 86_400);
         let refresh_token_idle_ttl = raw.refresh_token_idle_ttl.unwrap_or(14 * 86_400);
         let refresh_token_grace_period = raw.refresh_token_grace_period.unwrap_or(10);
@@ -212,6 +218,7 @@ impl Config {
             admin_url,
             log_format,
             templates_dir: raw.templates_dir,
+            master_key_file,
             refresh_token_ttl,
             refresh_token_idle_ttl,
             refresh_token_grace_period,

@@ -82,11 +82,20 @@ impl AppState {
             std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
         }
         let store = Store::open(&config.database_url, &config.postgres).await?;
-        let sealer = Sealer::load_or_create(&config.data_dir.join("master.key"))?;
+        let sealer = Sealer::load_or_create(&config.master_key_file)?;
         let csrf_key = sealer.derive_hmac_key("tessera csrf v1")?;
         let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
-        let keys = KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await?;
+        // Nodes starting together on an empty shared database must not both create the first
+        // keys and the bootstrap client.
+        let lock = store.lock_bootstrap().await?;
+        let keys = match KeyRing::load(&store, sealer, config.issuer.as_str(), clock.now().secs()).await {
+            Ok(keys) => keys,
+            Err(err) => {
+                store.unlock_bootstrap(lock).await;
+                return Err(err);
+            }
+        };
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -100,8 +109,69 @@ impl AppState {
                 server_errors: Default::default(),
             }),
         };
-        state.bootstrap().await?;
+        let bootstrapped = state.bootstrap().await;
+        state.store.unlock_bootstrap(lock).await;
+        bootstrapped?;
+        state.listen_for_changes();
         Ok(state)
+    }
+
+    /// Applies what other nodes changed since this node last looked (PostgreSQL): client cache
+    /// entries, the key ring, cached active tokens. Runs before every request and on every
+    /// notification, so a change committed on any node is in force here at once. A database
+    /// that cannot be reached is logged; the request then meets the same failure itself.
+    pub async fn catch_up(&self) {
+        let result = self
+            .store
+            .catch_up(|change| async move {
+                match change {
+                    store::Change::Keys => {
+                        if let Err(err) = self.keys.reload(&self.store).await {
+                            tracing::error!(err = format!("{err:#}"), "reloading keys changed on another node");
+                        }
+                    }
+                    store::Change::Revocation | store::Change::Client(_) => self.active_tokens.clear(),
+                }
+            })
+            .await;
+        if let Err(err) = result {
+            tracing::debug!(err = format!("{err:#}"), "catching up with other nodes failed");
+        }
+    }
+
+    /// Listens for other nodes' changes (PostgreSQL `LISTEN tessera_changes`) and catches up on
+    /// every notification, after every reconnect (notifications sent while disconnected are
+    /// lost, the change rows are not) and at least once a second. Ends when the store closes.
+    fn listen_for_changes(&self) {
+        let Some(pool) = self.store.postgres_pool() else { return };
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut listener = None;
+            while !pool.is_closed() {
+                if listener.is_none() {
+                    match sqlx::postgres::PgListener::connect_with(&pool).await {
+                        Ok(mut l) => match l.listen("tessera_changes").await {
+                            Ok(()) => listener = Some(l),
+                            Err(err) => tracing::warn!(err = %err, "LISTEN tessera_changes failed"),
+                        },
+                        Err(err) => tracing::debug!(err = %err, "change listener cannot connect"),
+                    }
+                }
+                let wait = std::time::Duration::from_secs(1);
+                match listener.as_mut() {
+                    Some(l) => match tokio::time::timeout(wait, l.try_recv()).await {
+                        // A notification, or `None`: the connection dropped and will be redone.
+                        Ok(Ok(_)) | Err(_) => {}
+                        Ok(Err(err)) => {
+                            tracing::debug!(err = %err, "change listener lost its connection");
+                            listener = None;
+                        }
+                    },
+                    None => tokio::time::sleep(wait).await,
+                }
+                state.catch_up().await;
+            }
+        });
     }
 
     fn admin_json_path(&self) -> std::path::PathBuf {
@@ -114,10 +184,17 @@ impl AppState {
         let existing: Option<AdminConfig> =
             std::fs::read(&path).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
         let bootstrap_id = self.store.setting(BOOTSTRAP_CLIENT_SETTING).await?;
-        if let (Some(file), Some(id)) = (&existing, &bootstrap_id)
-            && &file.client_id == id
-            && self.store.client(id).await?.is_some()
-        {
+        let bootstrap_exists = match &bootstrap_id {
+            Some(id) => self.store.client(id).await?.is_some(),
+            None => false,
+        };
+        // This node's admin.json names an admin client that still exists: the bootstrap client,
+        // or (on a node that joined a shared database later) that node's own admin client.
+        let file_client_exists = match &existing {
+            Some(file) => self.store.client(&file.client_id).await?.is_some_and(|c| c.client.scope.contains(ADMIN_SCOPE)),
+            None => false,
+        };
+        if let Some(file) = existing.as_ref().filter(|_| file_client_exists) {
             if file.issuer != self.config.issuer.as_str() || file.admin_url != self.config.admin_url {
                 let updated = AdminConfig {
                     issuer: self.config.issuer.as_str().to_owned(),
@@ -129,15 +206,24 @@ impl AppState {
             }
             return Ok(());
         }
+        // The first node creates the bootstrap client; a node joining a database that has one
+        // gets an admin client of its own, since the bootstrap secret exists only as a hash.
+        let name = if bootstrap_exists {
+            format!("Tessera admin ({})", self.config.data_dir.display())
+        } else {
+            "Tessera bootstrap admin".to_owned()
+        };
         let metadata = ClientMetadata {
-            client_name: Some("Tessera bootstrap admin".into()),
+            client_name: Some(name),
             grant_types: Some(vec!["client_credentials".into()]),
             scope: Some(ADMIN_SCOPE.into()),
             ..ClientMetadata::default()
         };
         let now = self.clock.now();
         let created = flows::admin::create_client(self, metadata, now).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.store.set_setting(BOOTSTRAP_CLIENT_SETTING, &created.client_id).await?;
+        if !bootstrap_exists {
+            self.store.set_setting(BOOTSTRAP_CLIENT_SETTING, &created.client_id).await?;
+        }
         let admin = AdminConfig {
             issuer: self.config.issuer.as_str().to_owned(),
             token_endpoint: self.config.issuer.join("/token"),

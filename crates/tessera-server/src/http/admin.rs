@@ -69,6 +69,7 @@ pub fn admin_app(state: AppState) -> Router {
         .fallback(|| async { super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint")) })
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(middleware::from_fn_with_state(state.clone(), super::catch_up))
         .layer(middleware::from_fn_with_state(state.clone(), super::count_server_errors))
         .with_state(state)
 }

@@ -38,8 +38,19 @@ pub fn app(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), catch_up))
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
         .with_state(state)
+}
+
+/// Before any request: apply what other nodes changed (PostgreSQL; nothing to do on SQLite).
+pub(crate) async fn catch_up(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    state.catch_up().await;
+    next.run(request).await
 }
 
 /// Counts 5xx responses (a panic caught below becomes a 500) so tests and operators can see

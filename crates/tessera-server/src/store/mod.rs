@@ -58,6 +58,55 @@ pub use sign_in::*;
 
 use rows::Decode as _;
 
+/// A change another node may have cached, recorded with the change itself (PostgreSQL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A client was changed or deleted.
+    Client(String),
+    /// Signing keys were added or activated.
+    Keys,
+    /// Tokens were revoked (one, a grant, a session, a user's or a client's).
+    Revocation,
+}
+
+impl Change {
+    fn kind_and_key(&self) -> (&'static str, &str) {
+        match self {
+            Change::Client(id) => ("client", id),
+            Change::Keys => ("keys", ""),
+            Change::Revocation => ("revocation", ""),
+        }
+    }
+
+    fn parse(kind: &str, key: String) -> Option<Change> {
+        match kind {
+            "client" => Some(Change::Client(key)),
+            "keys" => Some(Change::Keys),
+            "revocation" => Some(Change::Revocation),
+            _ => None,
+        }
+    }
+}
+
+/// Records a change inside the transaction that makes it: on PostgreSQL a row in `changes` and
+/// a notification at commit; nothing on SQLite, which has one node.
+pub(crate) trait RecordChange {
+    async fn record(&mut self, change: &Change) -> anyhow::Result<()>;
+}
+
+impl RecordChange for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn record(&mut self, _: &Change) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+impl RecordChange for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn record(&mut self, change: &Change) -> anyhow::Result<()> {
+        let (kind, key) = change.kind_and_key();
+        postgres::record_change(self, kind, key).await
+    }
+}
+
 /// The store handle: cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -162,6 +211,65 @@ impl Store {
         }
     }
 
+    /// Applies every change that any node committed since this node last looked, in commit
+    /// order, one catch-up at a time: client changes here (the client cache), the rest through
+    /// `apply`. Cheap when there is nothing new (one indexed query); a no-op on SQLite.
+    pub async fn catch_up<F, Fut>(&self, mut apply: F) -> anyhow::Result<()>
+    where
+        F: FnMut(Change) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let Db::Postgres(db) = &self.db else { return Ok(()) };
+        let seen = db.applied.load(std::sync::atomic::Ordering::Acquire);
+        if db.changes_after(seen).await?.is_empty() {
+            return Ok(());
+        }
+        // Another request may be applying the same changes: wait for it, then look again, so
+        // that nobody proceeds before what it saw has been applied.
+        let _one_at_a_time = db.catching_up.lock().await;
+        let seen = db.applied.load(std::sync::atomic::Ordering::Acquire);
+        let changes = db.changes_after(seen).await?;
+        let Some(&(last, _, _)) = changes.last() else { return Ok(()) };
+        for (_, kind, key) in changes {
+            match Change::parse(&kind, key) {
+                Some(Change::Client(id)) => self.client_changed(&id),
+                Some(change) => apply(change).await,
+                None => tracing::warn!(kind, "unknown change kind"),
+            }
+        }
+        db.applied.store(last, std::sync::atomic::Ordering::Release);
+        Ok(())
+    }
+
+    /// Takes the cluster-wide bootstrap lock (a PostgreSQL session advisory lock on a connection
+    /// of its own); `None` on SQLite, which has one node.
+    pub async fn lock_bootstrap(&self) -> anyhow::Result<Option<sqlx::pool::PoolConnection<sqlx::Postgres>>> {
+        let Db::Postgres(db) = &self.db else { return Ok(None) };
+        let mut conn = db.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)").bind(postgres::BOOTSTRAP_LOCK).execute(&mut *conn).await?;
+        Ok(Some(conn))
+    }
+
+    /// Releases what [`Store::lock_bootstrap`] took.
+    pub async fn unlock_bootstrap(&self, lock: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>) {
+        if let Some(mut conn) = lock {
+            let unlocked =
+                sqlx::query("SELECT pg_advisory_unlock($1)").bind(postgres::BOOTSTRAP_LOCK).execute(&mut *conn).await;
+            if unlocked.is_err() {
+                // Closing the session releases the lock too.
+                let _ = conn.detach();
+            }
+        }
+    }
+
+    /// The PostgreSQL pool, for the change listener; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        match &self.db {
+            Db::Postgres(db) => Some(db.pool.clone()),
+            Db::Sqlite(_) => None,
+        }
+    }
+
     /// Closes every connection after in-flight statements finish.
     pub async fn close(&self) {
         match &self.db {
@@ -257,22 +365,29 @@ impl Store {
     /// Deletes a client; its grants, codes and pending requests go with it, and its tokens are
     /// inactive at once through the client check.
     pub async fn delete_client(&self, client_id: &str) -> anyhow::Result<bool> {
-        let res = on_pool!(self, write, |pool| sqlx::query("DELETE FROM clients WHERE client_id = $1")
-            .bind(client_id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let res = on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+            tx.record(&Change::Client(client_id.to_owned())).await?;
+            tx.commit().await?;
+            res.rows_affected()
+        });
         self.client_changed(client_id);
         Ok(res == 1)
     }
 
     pub async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8; 32]) -> anyhow::Result<bool> {
-        let res = on_pool!(self, write, |pool| sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
-            .bind(&secret_hash[..])
-            .bind(client_id)
-            .execute(pool)
-            .await?
-            .rows_affected());
+        let res = on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let res = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
+                .bind(&secret_hash[..])
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.record(&Change::Client(client_id.to_owned())).await?;
+            tx.commit().await?;
+            res.rows_affected()
+        });
         self.client_changed(client_id);
         Ok(res == 1)
     }
@@ -331,9 +446,13 @@ impl Store {
         })
     }
 
+    /// Deletes a user; their sessions and grants go with them, so their tokens are revoked.
     pub async fn delete_user(&self, id: &str) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
-            let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            tx.record(&Change::Revocation).await?;
+            tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
     }
@@ -355,6 +474,7 @@ impl Store {
         const SQL: &str = "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, status, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)";
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(SQL)
                 .bind(&key.kid)
                 .bind(&key.alg)
@@ -362,8 +482,10 @@ impl Store {
                 .bind(&key.public_jwk)
                 .bind(&key.status)
                 .bind(to_i64(key.created_at))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.record(&Change::Keys).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -391,6 +513,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(false);
             }
+            tx.record(&Change::Keys).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -418,11 +541,14 @@ impl Store {
     /// Marks an opaque token revoked; the caller has checked its secret and owner.
     pub async fn revoke_opaque_token(&self, id: u64, now: u64) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
                 .bind(to_i64(now))
                 .bind(to_i64(id))
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.record(&Change::Revocation).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -432,7 +558,10 @@ impl Store {
         const SQL: &str = "INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (jti) DO NOTHING";
         on_pool!(self, write, |pool| {
-            sqlx::query(SQL).bind(jti).bind(client_id).bind(to_i64(exp)).bind(to_i64(now)).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            sqlx::query(SQL).bind(jti).bind(client_id).bind(to_i64(exp)).bind(to_i64(now)).execute(&mut *tx).await?;
+            tx.record(&Change::Revocation).await?;
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -6,6 +6,8 @@
 //! fail after `acquire_timeout` with a 503, and the pool reconnects by itself when it is back.
 
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -38,6 +40,10 @@ impl Default for PostgresSettings {
 #[derive(Clone)]
 pub(crate) struct PgDb {
     pub(crate) pool: PgPool,
+    /// The highest `changes.seq` this node has applied.
+    pub(crate) applied: Arc<AtomicI64>,
+    /// One catch-up at a time.
+    pub(crate) catching_up: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PgDb {
@@ -56,7 +62,19 @@ impl PgDb {
             .await
             .context("connecting to PostgreSQL")?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("running migrations")?;
-        Ok(PgDb { pool })
+        // Caches start empty: nothing before now needs applying.
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(&pool).await?;
+        let applied = Arc::new(AtomicI64::new(row.get("seq")));
+        Ok(PgDb { pool, applied, catching_up: Arc::default() })
+    }
+
+    /// Changes committed after `after`, in commit order.
+    pub(crate) async fn changes_after(&self, after: i64) -> anyhow::Result<Vec<(i64, String, String)>> {
+        let rows = sqlx::query("SELECT seq, kind, key FROM changes WHERE seq > $1 ORDER BY seq")
+            .bind(after)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("seq"), r.get("kind"), r.get("key"))).collect())
     }
 
     pub(crate) async fn insert_opaque_token(&self, token: &OpaqueTokenRow) -> anyhow::Result<u64> {
@@ -77,4 +95,29 @@ impl PgDb {
         .await?;
         Ok(to_u64(row.get("id")))
     }
+}
+
+/// The advisory lock held while a node creates the first keys and the bootstrap client.
+pub(crate) const BOOTSTRAP_LOCK: i64 = 0x7465_7373_6572_6102;
+
+/// The advisory lock that serializes writers of `changes`, so that `seq` order is commit order.
+const CHANGES_LOCK: i64 = 0x7465_7373_6572_6101;
+
+/// Appends a change in the writer's transaction and notifies the other nodes at commit.
+pub(crate) async fn record_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    kind: &str,
+    key: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(CHANGES_LOCK).execute(&mut **tx).await?;
+    let row = sqlx::query(
+        "INSERT INTO changes (kind, key, at) VALUES ($1, $2, extract(epoch FROM now())::bigint) RETURNING seq",
+    )
+    .bind(kind)
+    .bind(key)
+    .fetch_one(&mut **tx)
+    .await?;
+    let seq: i64 = row.get("seq");
+    sqlx::query("SELECT pg_notify('tessera_changes', $1)").bind(seq.to_string()).execute(&mut **tx).await?;
+    Ok(())
 }

@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::rows::Decode as _;
-use super::{Store, to_i64, to_u64};
+use super::{Change, RecordChange as _, Store, to_i64, to_u64};
 
 /// A browser session: what a login creates. The cookie carries `id` and a secret kept only
 /// as its hash.
@@ -230,9 +230,11 @@ impl Store {
                         .bind(client_id)
                         .execute(&mut *tx)
                         .await?;
+                    tx.record(&Change::Client(client_id.to_owned())).await?;
                     (0, g.rows_affected())
                 }
             };
+            tx.record(&Change::Revocation).await?;
             tx.commit().await?;
             if let RevocationTarget::Client(client_id) = target {
                 self.client_changed(client_id);
@@ -470,11 +472,14 @@ impl Store {
     /// Revokes a grant: its refresh tokens and every access token issued under it.
     pub async fn revoke_grant(&self, id: &str, now: u64) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let res = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_i64(now))
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.record(&Change::Revocation).await?;
+            tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
     }
