@@ -191,7 +191,9 @@ impl AppState {
         // This node's admin.json names an admin client that still exists: the bootstrap client,
         // or (on a node that joined a shared database later) that node's own admin client.
         let file_client_exists = match &existing {
-            Some(file) => self.store.client(&file.client_id).await?.is_some_and(|c| c.client.scope.contains(ADMIN_SCOPE)),
+            Some(file) => {
+                self.store.client(&file.client_id).await?.is_some_and(|c| c.client.scope.contains(ADMIN_SCOPE))
+            }
             None => false,
         };
         if let Some(file) = existing.as_ref().filter(|_| file_client_exists) {

@@ -23,6 +23,11 @@ pub(crate) struct Server {
 
 impl Server {
     pub(crate) fn start(dir: &Path, public: u16, admin: u16) -> Server {
+        Server::start_with(dir, public, admin, &[])
+    }
+
+    /// [`Server::start`] with more flags (a database URL, a shared master key, …).
+    pub(crate) fn start_with(dir: &Path, public: u16, admin: u16, extra: &[&str]) -> Server {
         let child = Command::new(BIN)
             .args([
                 "serve",
@@ -33,8 +38,12 @@ impl Server {
             ])
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .arg("--issuer")
-            .arg(format!("http://127.0.0.1:{public}"))
+            .args(if extra.contains(&"--issuer") {
+                vec![]
+            } else {
+                vec!["--issuer".to_owned(), format!("http://127.0.0.1:{public}")]
+            })
+            .args(extra)
             .env_remove("TESSERA_LOG")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.join(format!("serve-{public}.log"))).unwrap())
@@ -42,6 +51,7 @@ impl Server {
             .unwrap();
         let server =
             Server { child, issuer: format!("http://127.0.0.1:{public}"), admin_config: dir.join("data/admin.json") };
+        // `issuer` is where this node listens (behind a load balancer nodes share another one).
         wait_ready(&format!("{}/readyz", server.issuer));
         server
     }

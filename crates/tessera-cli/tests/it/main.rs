@@ -6,3 +6,4 @@ mod browser;
 mod durability;
 mod e2e;
 mod interop;
+mod multinode;
