@@ -113,6 +113,7 @@ impl AppState {
         state.store.unlock_bootstrap(lock).await;
         bootstrapped?;
         state.listen_for_changes();
+        state.purge_regularly();
         Ok(state)
     }
 
@@ -170,6 +171,27 @@ impl AppState {
                     None => tokio::time::sleep(wait).await,
                 }
                 state.catch_up().await;
+            }
+        });
+    }
+
+    /// The retention janitor: once a minute, deletes what expired more than a day ago
+    /// (`store/retention.rs`). Safe on every node at once. Ends when the store closes.
+    fn purge_regularly(&self) {
+        let state = self.clone();
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(std::time::Duration::from_secs(60));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if state.store.is_closed() {
+                    return;
+                }
+                match state.store.purge_expired(state.clock.now().secs()).await {
+                    Ok(purged) if purged.rows > 0 => tracing::info!(rows = purged.rows, "expired rows purged"),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(err = format!("{err:#}"), "purging expired rows failed"),
+                }
             }
         });
     }

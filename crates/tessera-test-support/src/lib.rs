@@ -32,6 +32,11 @@ impl FixedClock {
         FixedClock(Arc::new(AtomicU64::new(t)))
     }
 
+    /// The current instant, in seconds.
+    pub fn now_secs(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+
     pub fn advance(&self, secs: u64) {
         self.0.fetch_add(secs, Ordering::SeqCst);
     }

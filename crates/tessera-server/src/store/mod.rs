@@ -49,11 +49,13 @@ macro_rules! on_pool {
 }
 
 mod postgres;
+mod retention;
 mod rows;
 mod sign_in;
 mod sqlite;
 
 pub use postgres::PostgresSettings;
+pub use retention::{MARGIN as RETENTION_MARGIN, Purged};
 pub use sign_in::*;
 
 use rows::Decode as _;
@@ -267,6 +269,14 @@ impl Store {
         match &self.db {
             Db::Postgres(db) => Some(db.pool.clone()),
             Db::Sqlite(_) => None,
+        }
+    }
+
+    /// Whether [`Store::close`] has run.
+    pub fn is_closed(&self) -> bool {
+        match &self.db {
+            Db::Sqlite(db) => db.critical.is_closed(),
+            Db::Postgres(db) => db.pool.is_closed(),
         }
     }
 
