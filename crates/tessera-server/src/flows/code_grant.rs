@@ -169,6 +169,11 @@ pub async fn redeem(
     let refresh_secret = client.may_use("refresh_token").then(OpaqueToken::secret);
     let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
     let refresh = refresh_secret.map(|s| (secret::hash_bytes(&s), idle));
+    let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
+    // Issue the tokens before the code is consumed: if the database fails in between, the code
+    // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
+    // that never comes into being read as revoked.
+    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), None, now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -176,15 +181,14 @@ pub async fn redeem(
             return Err(invalid);
         }
     };
-    let refresh_token = match (refresh_id, refresh_secret) {
+    response.refresh_token = match (refresh_id, refresh_secret) {
         (Some(id), Some(secret)) => {
             Some(OpaqueToken { id, secret }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned())
         }
         _ => None,
     };
-    let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
     tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "authorization code redeemed");
-    respond(state, client, &grant, scope, row.nonce.as_deref(), refresh_token, now).await
+    Ok(response)
 }
 
 /// RFC 6749 §4.1.2, RFC 9700 §4.2.4: a code presented twice revokes what its first redemption issued.
@@ -255,15 +259,18 @@ pub async fn refresh(
         return respond(state, client, &grant, scope, None, None, now).await;
     }
     let successor = successor_secret(state, row.id, &parsed.secret);
-    if row.rotated_at.is_none()
-        && let Some(id) = state
-            .store
-            .rotate_refresh_token(row.id, &grant.id, &secret::hash_bytes(&successor), idle, now.secs())
-            .await?
-    {
-        let token = OpaqueToken { id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
-        tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh token rotated");
-        return respond(state, client, &grant, scope, None, Some(token), now).await;
+    if row.rotated_at.is_none() {
+        // The access token first, the rotation last: a database failure before the rotation
+        // commits leaves the presented token unused, so the retry works and is no reuse.
+        let mut response = respond(state, client, &grant, scope.clone(), None, None, now).await?;
+        let successor_hash = secret::hash_bytes(&successor);
+        if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
+        {
+            let token = OpaqueToken { id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
+            tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh token rotated");
+            response.refresh_token = Some(token);
+            return Ok(response);
+        }
     }
     // Rotated before: by us a moment ago (a retry, a second tab, the loser of a race) or by a
     // thief. Inside the grace window, while the successor is unused, hand out that successor.
