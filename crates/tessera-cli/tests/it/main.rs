@@ -7,3 +7,4 @@ mod durability;
 mod e2e;
 mod interop;
 mod multinode;
+mod outage;

@@ -16,15 +16,15 @@ pub(crate) fn postgres_url() -> String {
 }
 
 /// One node: its process, URLs and admin credentials.
-struct Node {
+pub(crate) struct Node {
     _server: Server,
-    issuer: String,
+    pub(crate) issuer: String,
     admin: AdminConfig,
     http: reqwest::Client,
 }
 
 impl Node {
-    fn start(dir: &Path, issuer: &str, database_url: &str, master_key: &Path, extra: &[&str]) -> Node {
+    pub(crate) fn start(dir: &Path, issuer: &str, database_url: &str, master_key: &Path, extra: &[&str]) -> Node {
         std::fs::create_dir_all(dir).unwrap();
         let mut args =
             vec!["--issuer", issuer, "--database-url", database_url, "--master-key-file", master_key.to_str().unwrap()];
@@ -33,7 +33,14 @@ impl Node {
         Node::new(server, dir)
     }
 
-    fn start_on(dir: &Path, port: u16, issuer: &str, database_url: &str, master_key: &Path, extra: &[&str]) -> Node {
+    pub(crate) fn start_on(
+        dir: &Path,
+        port: u16,
+        issuer: &str,
+        database_url: &str,
+        master_key: &Path,
+        extra: &[&str],
+    ) -> Node {
         std::fs::create_dir_all(dir).unwrap();
         let mut args =
             vec!["--issuer", issuer, "--database-url", database_url, "--master-key-file", master_key.to_str().unwrap()];
@@ -54,7 +61,7 @@ impl Node {
         res["access_token"].as_str().unwrap().to_owned()
     }
 
-    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(crate) async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let token = self.admin_token().await;
         let mut request = self.http.request(method, format!("{}{path}", self.admin.admin_url)).bearer_auth(token);
         if let Some(body) = body {
@@ -65,13 +72,13 @@ impl Node {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn create_client(&self, metadata: Value) -> (String, String) {
+    pub(crate) async fn create_client(&self, metadata: Value) -> (String, String) {
         let (status, body) = self.admin(reqwest::Method::POST, "/admin/clients", Some(metadata)).await;
         assert_eq!(status, 201, "{body}");
         (body["client_id"].as_str().unwrap().to_owned(), body["client_secret"].as_str().unwrap().to_owned())
     }
 
-    async fn form_status(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    pub(crate) async fn form_status(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> (u16, Value) {
         let res = self
             .http
             .post(format!("{}{path}", self.issuer))
@@ -84,13 +91,13 @@ impl Node {
         (status, res.json().await.unwrap_or(Value::Null))
     }
 
-    async fn form(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
+    pub(crate) async fn form(&self, path: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> Value {
         let (status, body) = self.form_status(path, id, secret, form).await;
         assert_eq!(status, 200, "{path}: {body}");
         body
     }
 
-    async fn active(&self, client: &(String, String), token: &str) -> bool {
+    pub(crate) async fn active(&self, client: &(String, String), token: &str) -> bool {
         self.form("/introspect", &client.0, &client.1, &[("token", token)]).await["active"] == true
     }
 }
