@@ -62,14 +62,14 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/users/{user_id}/password", post(set_password))
         .route("/admin/revocations", post(revoke))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
-    Router::new()
+    let router = Router::new()
         .route("/admin/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
         .merge(protected)
         .fallback(|| async { super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint")) })
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(middleware::from_fn_with_state(state.clone(), super::catch_up))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    super::with_catch_up(router, &state)
         .layer(middleware::from_fn_with_state(state.clone(), super::count_server_errors))
         .with_state(state)
 }

@@ -23,7 +23,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The public listener: protocol endpoints, discovery and health.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery))
         .route("/jwks.json", get(jwks))
@@ -37,10 +37,20 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), catch_up))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    with_catch_up(router, &state)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
         .with_state(state)
+}
+
+/// On PostgreSQL, every request first applies what other nodes changed; SQLite has one node
+/// and skips the layer.
+pub(crate) fn with_catch_up(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    if state.store.backend() == "postgres" {
+        router.layer(axum::middleware::from_fn_with_state(state.clone(), catch_up))
+    } else {
+        router
+    }
 }
 
 /// Before any request: apply what other nodes changed (PostgreSQL; nothing to do on SQLite).
