@@ -53,7 +53,14 @@ impl<'a> CompactJws<'a> {
     }
 
     pub(crate) fn check_forbidden_headers(&self) -> Result<(), VerifyError> {
-        match FORBIDDEN_HEADERS.iter().find(|name| self.unverified_header.contains_key(**name)) {
+        self.check_forbidden_headers_except(&[])
+    }
+
+    /// [`Self::check_forbidden_headers`], allowing the members in `allowed` (a DPoP proof carries
+    /// its public key in `jwk`).
+    pub(crate) fn check_forbidden_headers_except(&self, allowed: &[&str]) -> Result<(), VerifyError> {
+        let forbidden = |name: &&&str| !allowed.contains(name) && self.unverified_header.contains_key(**name);
+        match FORBIDDEN_HEADERS.iter().find(forbidden) {
             Some(name) => Err(VerifyError::ForbiddenHeader(name)),
             None => Ok(()),
         }
@@ -71,6 +78,11 @@ impl<'a> CompactJws<'a> {
             Some(typ) if typ.eq_ignore_ascii_case("at+jwt") || typ.eq_ignore_ascii_case("application/at+jwt") => Ok(()),
             _ => Err(VerifyError::WrongType),
         }
+    }
+
+    /// The header, not yet verified.
+    pub(crate) fn header(&self) -> &Map<String, Value> {
+        &self.unverified_header
     }
 
     pub(crate) fn kid(&self) -> Result<&str, VerifyError> {

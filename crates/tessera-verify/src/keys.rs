@@ -88,7 +88,7 @@ impl KeySet {
 }
 
 impl VerificationKey {
-    fn from_jwk(value: &Value) -> Result<VerificationKey, VerifyError> {
+    pub(crate) fn from_jwk(value: &Value) -> Result<VerificationKey, VerifyError> {
         let invalid = |why: &str| VerifyError::InvalidKeySet(why.to_owned());
         let kty = value.get("kty").and_then(Value::as_str).ok_or_else(|| invalid("a key has no kty"))?;
         let crv = value.get("crv").and_then(Value::as_str);

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod claims;
+pub mod dpop;
 mod jose;
 mod keys;
 mod strict_json;
@@ -74,6 +75,12 @@ pub enum VerifyError {
     /// The JWK Set given to the verifier is unusable.
     #[error("invalid key set: {0}")]
     InvalidKeySet(String),
+    /// A DPoP proof failed one of the checks of RFC 9449 §4.3 (`invalid_dpop_proof`).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The server requires its current nonce in the proof (`use_dpop_nonce`, RFC 9449 §8).
+    #[error("a DPoP nonce is required")]
+    UseDpopNonce,
 }
 
 /// Tokens longer than this are refused before any parsing: 16 KiB.
