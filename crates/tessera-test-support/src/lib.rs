@@ -527,22 +527,11 @@ impl TestApp {
             ("redirect_uri", REDIRECT_URI),
             ("code_verifier", VERIFIER),
         ];
-        if client.secret.is_empty() {
-            let mut form = form.to_vec();
-            form.push(("client_id", &client.id));
-            self.post_form("/token", None, &form).await
-        } else {
-            self.token(client, &form).await
-        }
+        self.token_like("/token", client, &form).await
     }
 
     /// A refresh request.
     pub async fn refresh(&self, client: &TestClient, refresh_token: &str) -> reqwest::Response {
-        let form = [("grant_type", "refresh_token"), ("refresh_token", refresh_token)];
-        if client.secret.is_empty() {
-            self.post_form("/token", None, &[form[0], form[1], ("client_id", &client.id)]).await
-        } else {
-            self.token(client, &form).await
-        }
+        self.token_like("/token", client, &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)]).await
     }
 }

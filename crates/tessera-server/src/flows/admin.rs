@@ -46,11 +46,7 @@ impl From<crate::flows::error::OAuthError> for AdminError {
 
 /// RFC 6750 §2.1: `Authorization: Bearer <token>`, scheme case-insensitive.
 pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<(), AdminError> {
-    let token = authorization
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(AdminError::Unauthorized)?;
+    let token = introspect::bearer_token(authorization).ok_or(AdminError::Unauthorized)?;
     let active = introspect::resolve(state, token, now).await?.ok_or(AdminError::Unauthorized)?;
     let scope = Scope::parse(&active.scope).unwrap_or_default();
     if !scope.contains(ADMIN_SCOPE) {

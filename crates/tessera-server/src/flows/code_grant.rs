@@ -15,6 +15,7 @@ use crate::AppState;
 use crate::client::Client;
 use crate::flows::authorize::{is_pkce_value, pkce_matches};
 use crate::flows::error::OAuthError;
+use crate::flows::session;
 use crate::flows::token::{self, Grant};
 use crate::form::Form;
 use crate::scope::Scope;
@@ -194,8 +195,7 @@ pub async fn redeem(
 /// RFC 6749 §4.1.2, RFC 9700 §4.2.4: a code presented twice revokes what its first redemption issued.
 async fn replayed(state: &AppState, grant_id: Option<&str>, now: UnixTime) -> Result<(), OAuthError> {
     if let Some(grant_id) = grant_id {
-        state.store.revoke_grant(grant_id, now.secs()).await?;
-        state.active_tokens.clear();
+        session::revoke_grant(state, grant_id, now).await?;
         tracing::warn!(grant_id, "authorization code replayed: its grant is revoked");
     }
     Ok(())
@@ -227,12 +227,7 @@ pub async fn refresh(
     let presented =
         form.get("refresh_token").ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
     let invalid = OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked");
-    let Some(parsed) = OpaqueToken::parse_as(presented, REFRESH_TOKEN_PREFIX) else { return Err(invalid) };
-    let Some(row) = state.store.refresh_token(parsed.id).await? else { return Err(invalid) };
-    if !secret::hashes_equal(&parsed.secret_hash(), &row.secret_hash) {
-        return Err(invalid);
-    }
-    let Some(grant) = state.store.grant(&row.grant_id).await? else { return Err(invalid) };
+    let Some((parsed, row, grant)) = lookup_refresh(state, presented).await? else { return Err(invalid) };
     // Another client's token: refuse without revoking (conformance `oidcc-refresh-token`).
     if grant.client_id != client.client_id {
         return Err(invalid);
@@ -286,10 +281,24 @@ pub async fn refresh(
             return respond(state, client, &grant, scope, None, Some(token), now).await;
         }
     }
-    state.store.revoke_grant(&grant.id, now.secs()).await?;
-    state.active_tokens.clear();
+    session::revoke_grant(state, &grant.id, now).await?;
     tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, event = "refresh_token_reuse_detected", "a rotated refresh token was presented again: the family is revoked");
     Err(invalid)
+}
+
+/// A presented refresh token that exists and is genuine (its secret matches), with its row and
+/// grant; whether it may still be used is for the caller to decide.
+async fn lookup_refresh(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<(OpaqueToken, crate::store::RefreshRow, GrantRow)>, OAuthError> {
+    let Some(parsed) = OpaqueToken::parse_as(token, REFRESH_TOKEN_PREFIX) else { return Ok(None) };
+    let Some(row) = state.store.refresh_token(parsed.id).await? else { return Ok(None) };
+    if !secret::hashes_equal(&parsed.secret_hash(), &row.secret_hash) {
+        return Ok(None);
+    }
+    let Some(grant) = state.store.grant(&row.grant_id).await? else { return Ok(None) };
+    Ok(Some((parsed, row, grant)))
 }
 
 /// What introspection says about a refresh token: `(grant, row)` if active.
@@ -298,12 +307,7 @@ pub async fn active_refresh(
     token: &str,
     now: UnixTime,
 ) -> Result<Option<(GrantRow, crate::store::RefreshRow)>, OAuthError> {
-    let Some(parsed) = OpaqueToken::parse_as(token, REFRESH_TOKEN_PREFIX) else { return Ok(None) };
-    let Some(row) = state.store.refresh_token(parsed.id).await? else { return Ok(None) };
-    if !secret::hashes_equal(&parsed.secret_hash(), &row.secret_hash) {
-        return Ok(None);
-    }
-    let Some(grant) = state.store.grant(&row.grant_id).await? else { return Ok(None) };
+    let Some((_, row, grant)) = lookup_refresh(state, token).await? else { return Ok(None) };
     let client = state.store.client(&grant.client_id).await?;
     let rotating = client.as_ref().is_some_and(|c| c.client.refresh_rotation || c.client.is_public());
     if client.is_none()

@@ -54,6 +54,14 @@ impl ActiveTokenCache {
     }
 }
 
+/// RFC 6750 §2.1: the token of `Authorization: Bearer <token>`, scheme case-insensitive.
+pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+}
+
 /// Looks a token up in every format (RFC 7662 §2.1: the hint is only an optimisation).
 pub async fn resolve(
     state: &AppState,

@@ -7,7 +7,7 @@ use tessera_proto::UnixTime;
 use crate::AppState;
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::verified_jwt;
-use crate::flows::{client_auth, code_grant};
+use crate::flows::{client_auth, code_grant, session};
 use crate::form::Form;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken, REFRESH_TOKEN_PREFIX};
 
@@ -30,8 +30,7 @@ pub async fn revoke(
         if grant.client_id != caller.client_id {
             return Err(not_yours);
         }
-        state.store.revoke_grant(&grant.id, now.secs()).await?;
-        state.active_tokens.clear();
+        session::revoke_grant(state, &grant.id, now).await?;
         tracing::info!(client_id = %caller.client_id, grant_id = %grant.id, "refresh token revoked with its grant");
         return Ok(());
     }

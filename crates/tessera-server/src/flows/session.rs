@@ -112,6 +112,13 @@ pub async fn revoke(state: &AppState, target: RevocationTarget<'_>, now: UnixTim
     Ok((sessions, grants))
 }
 
+/// Revokes one grant (a refresh family with its access tokens); effective at introspection at once.
+pub async fn revoke_grant(state: &AppState, grant_id: &str, now: UnixTime) -> anyhow::Result<()> {
+    state.store.revoke_grant(grant_id, now.secs()).await?;
+    state.active_tokens.clear();
+    Ok(())
+}
+
 /// One row of the account page.
 pub struct SessionView {
     pub id: String,

@@ -44,11 +44,7 @@ pub const CLAIMS_SUPPORTED: [&str; 12] = [
 ];
 
 pub async fn userinfo(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<Value, UserinfoError> {
-    let token = authorization
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(UserinfoError::NoToken)?;
+    let token = introspect::bearer_token(authorization).ok_or(UserinfoError::NoToken)?;
     let active = introspect::resolve(state, token, now).await?.ok_or(UserinfoError::InvalidToken)?;
     let scope = Scope::parse(&active.scope).unwrap_or_default();
     if !scope.contains("openid") {

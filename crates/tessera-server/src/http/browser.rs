@@ -173,12 +173,7 @@ fn next_response(state: &AppState, next: Result<Next, AuthorizeError>) -> Respon
 
 /// A form body (`application/x-www-form-urlencoded`); repeated parameters are refused.
 fn page_form(headers: &HeaderMap, body: &Bytes) -> Result<Form, String> {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err("The form was not sent as application/x-www-form-urlencoded.".into());
-    }
-    Form::parse(body).map_err(|e| format!("The request is invalid: {}.", e.0))
+    super::form(headers, body).map_err(|e| format!("The request is invalid: {}.", e.description().unwrap_or_default()))
 }
 
 fn query_form(query: Option<&str>) -> Result<Form, String> {
