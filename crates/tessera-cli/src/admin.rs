@@ -73,6 +73,12 @@ pub(crate) enum ClientCommand {
         /// ID-token algorithm: RS256 or ES256 [default: RS256].
         #[arg(long)]
         id_token_alg: Option<String>,
+        /// Every token request must carry a DPoP proof, so every access token is DPoP-bound (RFC 9449).
+        #[arg(long)]
+        require_dpop: bool,
+        /// DPoP proofs must carry the server's current nonce (RFC 9449 §8).
+        #[arg(long)]
+        dpop_nonce: bool,
     },
     /// List clients.
     List {
@@ -291,6 +297,12 @@ fn print_client(client: &ClientInfo) {
     println!("token format:     {} ({} s)", client.access_token_format, client.access_token_ttl);
     println!("audience:         {}", client.audience.join(" "));
     println!("introspection:    {}", client.introspection);
+    if client.dpop_bound_access_tokens || client.dpop_nonce_required {
+        println!(
+            "dpop:             required: {}, nonce: {}",
+            client.dpop_bound_access_tokens, client.dpop_nonce_required
+        );
+    }
     if !client.redirect_uris.is_empty() {
         println!("redirect_uris:    {}", client.redirect_uris.join(" "));
     }
@@ -314,6 +326,8 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             first_party,
             no_refresh_rotation,
             id_token_alg,
+            require_dpop,
+            dpop_nonce,
         } => {
             let metadata = ClientMetadata {
                 post_logout_redirect_uris: Some(post_logout_redirect_uris).filter(|r| !r.is_empty()),
@@ -331,6 +345,8 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
                 access_token_ttl: ttl,
                 audience: Some(audiences).filter(|a| !a.is_empty()),
                 introspection: Some(introspection),
+                dpop_bound_access_tokens: Some(require_dpop).filter(|d| *d),
+                dpop_nonce_required: Some(dpop_nonce).filter(|d| *d),
             };
             let session = AdminSession::open(&common.admin_config).await?;
             let res =

@@ -54,6 +54,15 @@ pub struct ClientMetadata {
     /// `RS256` (default, OpenID Connect Core §2) or `ES256`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token_signed_response_alg: Option<String>,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof, so every access token is
+    /// DPoP-bound. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// RFC 9449 §8: DPoP proofs at the token and PAR endpoints must carry a server nonce
+    /// (`use_dpop_nonce` with a `DPoP-Nonce` header tells the client the current one).
+    /// Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_nonce_required: Option<bool>,
 }
 
 /// A registered client as the admin API shows it. `client_secret` appears only in the
@@ -102,6 +111,10 @@ pub struct ClientInfo {
     pub refresh_token_rotation: bool,
     /// The ID-token signing algorithm.
     pub id_token_signed_response_alg: String,
+    /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
+    /// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
+    pub dpop_nonce_required: bool,
 }
 
 /// `GET /admin/clients`.

@@ -55,4 +55,6 @@ pub struct ProviderMetadata {
     pub claims_parameter_supported: bool,
     /// Authentication methods at the PAR endpoint.
     pub pushed_authorization_request_endpoint_auth_methods_supported: Vec<String>,
+    /// RFC 9449 §5.1: algorithms a DPoP proof may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<String>,
 }

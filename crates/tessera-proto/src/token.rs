@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub struct TokenResponse {
     /// The access token itself.
     pub access_token: String,
-    /// `Bearer`.
+    /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
     pub token_type: String,
     /// Lifetime in seconds.
     pub expires_in: u64,
@@ -78,9 +78,13 @@ pub struct IntrospectionResponse {
     /// The token's unique identifier.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// `Bearer`.
+    /// `Bearer`, `DPoP` (RFC 9449 §6.2), or `refresh_token`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_type: Option<String>,
+    /// RFC 7800 confirmation of a sender-constrained token: `{"jkt": …}` (RFC 9449 §6.2) or
+    /// `{"x5t#S256": …}` (RFC 8705 §3.2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<serde_json::Value>,
 }
 
 impl IntrospectionResponse {

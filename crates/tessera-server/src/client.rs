@@ -93,6 +93,10 @@ pub struct Client {
     pub first_party: bool,
     pub refresh_rotation: bool,
     pub id_token_alg: String,
+    /// RFC 9449 §5.2: every token request must carry a DPoP proof.
+    pub dpop_bound: bool,
+    /// RFC 9449 §8: DPoP proofs must carry the server's current nonce.
+    pub dpop_nonce_required: bool,
     /// Tokens of this client issued before this instant are inactive.
     pub tokens_not_before: u64,
     pub created_at: u64,
@@ -199,6 +203,8 @@ impl Client {
             first_party: metadata.first_party.unwrap_or(false),
             refresh_rotation,
             id_token_alg,
+            dpop_bound: metadata.dpop_bound_access_tokens.unwrap_or(false),
+            dpop_nonce_required: metadata.dpop_nonce_required.unwrap_or(false),
             tokens_not_before: 0,
             created_at: now,
         })
@@ -226,6 +232,8 @@ impl Client {
             first_party: self.first_party,
             refresh_token_rotation: self.refresh_rotation,
             id_token_signed_response_alg: self.id_token_alg.clone(),
+            dpop_bound_access_tokens: self.dpop_bound,
+            dpop_nonce_required: self.dpop_nonce_required,
         }
     }
 

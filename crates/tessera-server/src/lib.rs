@@ -51,6 +51,8 @@ pub struct Inner {
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Derives refresh-token successors (derived from the master key).
     pub refresh_key: aws_lc_rs::hmac::Key,
+    /// Makes and checks DPoP nonces (derived from the master key, so every node accepts them).
+    pub dpop_nonce_key: aws_lc_rs::hmac::Key,
     /// Login, consent, account and error pages.
     pub pages: pages::Pages,
     /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
@@ -85,6 +87,7 @@ impl AppState {
         let sealer = Sealer::load_or_create(&config.master_key_file)?;
         let csrf_key = sealer.derive_hmac_key("tessera csrf v1")?;
         let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;
+        let dpop_nonce_key = sealer.derive_hmac_key("tessera dpop nonce v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
         // Nodes starting together on an empty shared database must not both create the first
         // keys and the bootstrap client.
@@ -105,6 +108,7 @@ impl AppState {
                 active_tokens: Default::default(),
                 csrf_key,
                 refresh_key,
+                dpop_nonce_key,
                 pages,
                 server_errors: Default::default(),
             }),

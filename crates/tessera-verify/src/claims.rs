@@ -26,7 +26,46 @@ pub struct Claims {
     pub iat: u64,
     /// `nbf`, when present.
     pub nbf: Option<u64>,
+    /// `cnf` (RFC 7800): the key the token is bound to, when it is sender-constrained.
+    pub cnf: Option<Confirmation>,
     raw: Map<String, Value>,
+}
+
+/// What a sender-constrained token is bound to (RFC 7800 `cnf`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Confirmation {
+    /// `cnf.jkt` (RFC 9449 §6): the RFC 7638 SHA-256 thumbprint of the client's DPoP key.
+    Jkt(String),
+    /// `cnf.x5t#S256` (RFC 8705 §3.1): base64url SHA-256 of the client certificate's DER.
+    X5tS256(String),
+}
+
+impl Confirmation {
+    /// Reads a `cnf` object: exactly one member, `jkt` or `x5t#S256`, a non-empty string.
+    /// Anything else (an unknown confirmation method among them) is refused, so a binding
+    /// this crate cannot check is never mistaken for no binding.
+    pub fn from_json(value: &Value) -> Option<Confirmation> {
+        let object = value.as_object()?;
+        if object.len() != 1 {
+            return None;
+        }
+        let (name, value) = object.iter().next()?;
+        let value = value.as_str().filter(|v| !v.is_empty() && v.len() <= 128)?.to_owned();
+        match name.as_str() {
+            "jkt" => Some(Confirmation::Jkt(value)),
+            "x5t#S256" => Some(Confirmation::X5tS256(value)),
+            _ => None,
+        }
+    }
+
+    /// The JSON form, `{"jkt": …}` or `{"x5t#S256": …}`.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Confirmation::Jkt(jkt) => serde_json::json!({ "jkt": jkt }),
+            Confirmation::X5tS256(x5t) => serde_json::json!({ "x5t#S256": x5t }),
+        }
+    }
 }
 
 impl Claims {
@@ -59,9 +98,10 @@ impl Claims {
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => return Err(VerifyError::InvalidClaim("scope")),
         };
-        if raw.contains_key("cnf") {
-            return Err(VerifyError::SenderConstrained);
-        }
+        let cnf = match raw.get("cnf") {
+            None => None,
+            Some(value) => Some(Confirmation::from_json(value).ok_or(VerifyError::InvalidClaim("cnf"))?),
+        };
         Ok(Claims {
             iss: string("iss")?,
             sub: string("sub")?,
@@ -72,6 +112,7 @@ impl Claims {
             nbf: numeric_date(&raw, "nbf")?,
             aud,
             scope,
+            cnf,
             raw,
         })
     }

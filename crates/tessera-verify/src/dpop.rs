@@ -26,6 +26,60 @@ pub struct DpopRequest<'a> {
     pub nonce: Option<&'a str>,
 }
 
+/// A request to a resource server that carries a DPoP-bound access token.
+#[derive(Debug, Clone)]
+pub struct ResourceRequest<'a> {
+    /// The HTTP method, e.g. `GET`.
+    pub method: &'a str,
+    /// The request URL as the client addressed it (query and fragment are ignored).
+    pub url: &'a str,
+    /// The nonce the resource server currently requires, if it uses nonces.
+    pub nonce: Option<&'a str>,
+    /// What proofs may look like.
+    pub policy: DpopPolicy,
+}
+
+/// Proof `jti`s seen recently, so that a replayed proof is refused (RFC 9449 §11.1). Bounded
+/// in entries; an entry is kept while its proof could still pass the `iat` window. One cache
+/// serves one process: several gateway nodes each keep their own (or require server nonces).
+pub struct ReplayCache {
+    seen: moka::sync::Cache<(String, String), u64>,
+}
+
+impl std::fmt::Debug for ReplayCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplayCache").field("entries", &self.seen.entry_count()).finish()
+    }
+}
+
+impl ReplayCache {
+    /// A cache of at most `capacity` proofs.
+    pub fn new(capacity: u64) -> ReplayCache {
+        ReplayCache { seen: moka::sync::Cache::new(capacity) }
+    }
+
+    /// Records `proof` as used at `now`; [`VerifyError::ReplayedProof`] when the same key's
+    /// `jti` was recorded before and could still be within the `iat` window.
+    pub fn check_and_remember(
+        &self,
+        proof: &VerifiedProof,
+        policy: &DpopPolicy,
+        now: UnixTime,
+    ) -> Result<(), VerifyError> {
+        let until = proof.iat.saturating_add(policy.max_age).saturating_add(policy.leeway).max(now.secs());
+        let key = (proof.jkt.clone(), proof.jti.clone());
+        let entry = self.seen.entry(key).or_insert_with(|| until);
+        if entry.is_fresh() || *entry.value() < now.secs() {
+            if !entry.is_fresh() {
+                // An expired record of the same jti: it is no longer a replay within the window.
+                self.seen.insert((proof.jkt.clone(), proof.jti.clone()), until);
+            }
+            return Ok(());
+        }
+        Err(VerifyError::ReplayedProof)
+    }
+}
+
 /// What the verifier accepts.
 #[derive(Debug, Clone)]
 pub struct DpopPolicy {
@@ -59,6 +113,8 @@ pub struct VerifiedProof {
     pub jti: String,
     /// When the proof was made.
     pub iat: u64,
+    /// The `nonce` claim, for servers that check their own nonces.
+    pub nonce: Option<String>,
 }
 
 /// `ath` (§4.2): base64url of SHA-256 of the access token's ASCII.
@@ -133,7 +189,8 @@ pub fn verify_proof(
     {
         return Err(VerifyError::UseDpopNonce);
     }
-    Ok(VerifiedProof { jkt, jti: jti.to_owned(), iat })
+    let nonce = claims.get("nonce").and_then(Value::as_str).map(str::to_owned);
+    Ok(VerifiedProof { jkt, jti: jti.to_owned(), iat, nonce })
 }
 
 /// `htu` and the request URL name the same resource: compared without query and fragment, after

@@ -25,7 +25,7 @@ mod jose;
 mod keys;
 mod strict_json;
 
-pub use claims::Claims;
+pub use claims::{Claims, Confirmation};
 pub use keys::KeySet;
 
 use tessera_proto::{UnixTime, jwks::JwkSet};
@@ -81,6 +81,14 @@ pub enum VerifyError {
     /// The server requires its current nonce in the proof (`use_dpop_nonce`, RFC 9449 §8).
     #[error("a DPoP nonce is required")]
     UseDpopNonce,
+    /// The proof of possession does not match what the token is bound to: another DPoP key,
+    /// another client certificate, a token bound one way presented the other way, or a bearer
+    /// token presented as if it were bound.
+    #[error("the token is not bound to this {0}")]
+    WrongBinding(&'static str),
+    /// The DPoP proof's `jti` was seen before (RFC 9449 §11.1).
+    #[error("DPoP proof replayed")]
+    ReplayedProof,
 }
 
 /// Tokens longer than this are refused before any parsing: 16 KiB.
@@ -128,8 +136,70 @@ impl Verifier {
         self
     }
 
-    /// Verifies `token` as a bearer access token at time `now` and returns its claims.
+    /// Verifies `token` as a bearer access token at time `now` and returns its claims. A
+    /// sender-constrained token (one with `cnf`) is refused: it needs [`Verifier::verify_dpop`]
+    /// or [`Verifier::verify_certificate_bound`].
     pub fn verify(&self, token: &str, now: UnixTime) -> Result<Claims, VerifyError> {
+        let claims = self.verify_reporting_binding(token, now)?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::SenderConstrained);
+        }
+        Ok(claims)
+    }
+
+    /// Verifies a DPoP-bound token presented with `Authorization: DPoP` and its proof (RFC 9449
+    /// §7.1): the token as in [`Verifier::verify`], the proof as in [`dpop::verify_proof`] with
+    /// `ath` required, and the proof key's thumbprint equal to the token's `cnf.jkt`. When a
+    /// `replay` cache is given, a proof `jti` seen before is refused. Returns the claims and the
+    /// verified proof.
+    pub fn verify_dpop(
+        &self,
+        token: &str,
+        proof: &str,
+        request: &dpop::ResourceRequest<'_>,
+        replay: Option<&dpop::ReplayCache>,
+        now: UnixTime,
+    ) -> Result<(Claims, dpop::VerifiedProof), VerifyError> {
+        let claims = self.verify_reporting_binding(token, now)?;
+        let Some(Confirmation::Jkt(jkt)) = &claims.cnf else {
+            return Err(VerifyError::WrongBinding("DPoP key"));
+        };
+        let proof_request = dpop::DpopRequest {
+            method: request.method,
+            url: request.url,
+            access_token: Some(token),
+            nonce: request.nonce,
+        };
+        let verified = dpop::verify_proof(proof, &proof_request, &request.policy, now)?;
+        if &verified.jkt != jkt {
+            return Err(VerifyError::WrongBinding("DPoP key"));
+        }
+        if let Some(cache) = replay {
+            cache.check_and_remember(&verified, &request.policy, now)?;
+        }
+        Ok((claims, verified))
+    }
+
+    /// Verifies a certificate-bound token (RFC 8705 §3) presented over a mutually authenticated
+    /// TLS connection whose client certificate is `client_cert_der`: the token as in
+    /// [`Verifier::verify`], and its `cnf.x5t#S256` equal to the certificate's thumbprint.
+    pub fn verify_certificate_bound(
+        &self,
+        token: &str,
+        client_cert_der: &[u8],
+        now: UnixTime,
+    ) -> Result<Claims, VerifyError> {
+        let claims = self.verify_reporting_binding(token, now)?;
+        match &claims.cnf {
+            Some(Confirmation::X5tS256(x5t)) if *x5t == certificate_thumbprint(client_cert_der) => Ok(claims),
+            _ => Err(VerifyError::WrongBinding("client certificate")),
+        }
+    }
+
+    /// Verifies everything but the sender constraint and returns the claims with `cnf` for the
+    /// caller to enforce. For the authorization server's own introspection, which reports
+    /// `cnf` to the resource server; a resource server uses the other `verify_*` methods.
+    pub fn verify_reporting_binding(&self, token: &str, now: UnixTime) -> Result<Claims, VerifyError> {
         let jws = jose::CompactJws::parse(token)?;
         jws.check_header()?;
         let key = self.keys.get(jws.kid()?).ok_or(VerifyError::UnknownKey)?;
@@ -141,6 +211,13 @@ impl Verifier {
         claims.check(&self.issuer, self.audience.as_deref(), now, self.leeway, self.max_lifetime)?;
         Ok(claims)
     }
+}
+
+/// RFC 8705 §3.1 `x5t#S256`: base64url (no padding) of SHA-256 over the certificate's DER.
+pub fn certificate_thumbprint(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
 #[cfg(test)]

@@ -413,6 +413,91 @@ fn sender_constrained_tokens_are_not_bearer_tokens() {
     );
 }
 
+/// A fresh P-256 client key that signs DPoP proofs.
+struct DpopKey(EcdsaKeyPair);
+
+impl DpopKey {
+    fn new() -> DpopKey {
+        DpopKey(EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
+    }
+
+    fn jwk(&self) -> Value {
+        let point = self.0.public_key().as_ref();
+        json!({"kty":"EC","crv":"P-256","x":b64(&point[1..33]),"y":b64(&point[33..65])})
+    }
+
+    fn jkt(&self) -> String {
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(self.jwk()).unwrap();
+        jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256).unwrap()
+    }
+
+    fn proof(&self, jti: &str, method: &str, url: &str, token: &str) -> String {
+        let header = json!({"typ":"dpop+jwt","alg":"ES256","jwk":self.jwk()});
+        let claims = json!({"jti":jti,"htm":method,"htu":url,"iat":NOW,"ath":crate::dpop::access_token_hash(token)});
+        let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+        let sig = self.0.sign(&SystemRandom::new(), input.as_bytes()).unwrap();
+        format!("{input}.{}", b64(sig.as_ref()))
+    }
+}
+
+fn resource_request(url: &str) -> crate::dpop::ResourceRequest<'_> {
+    crate::dpop::ResourceRequest { method: "GET", url, nonce: None, policy: crate::dpop::DpopPolicy::default() }
+}
+
+// JW-20, DP-05, DP-04 (replay), a.5 items 11 and 14.
+#[test]
+fn dpop_bound_tokens_need_a_proof_by_the_bound_key() {
+    let key = DpopKey::new();
+    let url = "https://api.example.test/resource";
+    let token = es256(&with(claims(), "cnf", json!({"jkt": key.jkt()})));
+    let request = resource_request(url);
+    let now = UnixTime(NOW);
+    let (verified, proof) =
+        verifier().verify_dpop(&token, &key.proof("p-1", "GET", url, &token), &request, None, now).unwrap();
+    assert_eq!(verified.cnf, Some(crate::Confirmation::Jkt(key.jkt())));
+    assert_eq!(proof.jkt, key.jkt());
+    // As a bearer token: refused.
+    rejects(&token, VerifyError::SenderConstrained);
+    // A proof by another key, a proof for another token, another method.
+    let other = DpopKey::new();
+    let err = verifier().verify_dpop(&token, &other.proof("p-2", "GET", url, &token), &request, None, now);
+    assert_eq!(err.unwrap_err(), VerifyError::WrongBinding("DPoP key"));
+    let err = verifier().verify_dpop(&token, &key.proof("p-3", "GET", url, "another"), &request, None, now);
+    assert!(matches!(err, Err(VerifyError::InvalidDpopProof(_))));
+    let err = verifier().verify_dpop(&token, &key.proof("p-4", "POST", url, &token), &request, None, now);
+    assert!(matches!(err, Err(VerifyError::InvalidDpopProof(_))));
+    // A bearer token presented with a proof is not bound to it.
+    let bearer = es256(&claims());
+    let err = verifier().verify_dpop(&bearer, &key.proof("p-5", "GET", url, &bearer), &request, None, now);
+    assert_eq!(err.unwrap_err(), VerifyError::WrongBinding("DPoP key"));
+    // The same proof twice: the second is a replay.
+    let cache = crate::dpop::ReplayCache::new(1000);
+    let proof = key.proof("p-6", "GET", url, &token);
+    assert!(verifier().verify_dpop(&token, &proof, &request, Some(&cache), now).is_ok());
+    let replay = verifier().verify_dpop(&token, &proof, &request, Some(&cache), now);
+    assert_eq!(replay.unwrap_err(), VerifyError::ReplayedProof);
+}
+
+// MT-03, JW-20b/c, MT-05.
+#[test]
+fn certificate_bound_tokens_need_the_bound_certificate() {
+    let cert = b"a DER certificate stands here";
+    let thumbprint = crate::certificate_thumbprint(cert);
+    assert_eq!(thumbprint.len(), 43);
+    let token = es256(&with(claims(), "cnf", json!({"x5t#S256": thumbprint})));
+    let verified = verifier().verify_certificate_bound(&token, cert, UnixTime(NOW)).unwrap();
+    assert_eq!(verified.cnf, Some(crate::Confirmation::X5tS256(thumbprint)));
+    let err = verifier().verify_certificate_bound(&token, b"another certificate", UnixTime(NOW));
+    assert_eq!(err.unwrap_err(), VerifyError::WrongBinding("client certificate"));
+    rejects(&token, VerifyError::SenderConstrained);
+    // A bearer token is not certificate-bound; an unknown or doubled confirmation is no token.
+    let bearer = es256(&claims());
+    assert!(verifier().verify_certificate_bound(&bearer, cert, UnixTime(NOW)).is_err());
+    for cnf in [json!({"x5t":"abc"}), json!({"jkt":"a","x5t#S256":"b"}), json!({"jkt":5}), json!("jkt"), json!({})] {
+        rejects(&es256(&with(claims(), "cnf", cnf.clone())), VerifyError::InvalidClaim("cnf"));
+    }
+}
+
 #[test]
 fn key_sets_with_private_or_weak_keys_are_refused() {
     let private = JwkSet { keys: vec![json!({"kty":"EC","crv":"P-256","kid":"k","x":EC_X,"y":EC_Y,"d":EC_D})] };

@@ -48,6 +48,10 @@ impl From<crate::flows::error::OAuthError> for AdminError {
 pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<(), AdminError> {
     let token = introspect::bearer_token(authorization).ok_or(AdminError::Unauthorized)?;
     let active = introspect::resolve(state, token, now).await?.ok_or(AdminError::Unauthorized)?;
+    // A sender-constrained token is no bearer token (RFC 9449 §7.1, RFC 8705 §3).
+    if active.cnf.is_some() {
+        return Err(AdminError::Unauthorized);
+    }
     let scope = Scope::parse(&active.scope).unwrap_or_default();
     if !scope.contains(ADMIN_SCOPE) {
         return Err(AdminError::Forbidden);

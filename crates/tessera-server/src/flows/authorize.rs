@@ -12,6 +12,7 @@ use tessera_proto::UnixTime;
 use crate::AppState;
 use crate::client::{Client, redirect_uri_matches};
 use crate::flows::client_auth;
+use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
 use crate::scope::Scope;
@@ -43,6 +44,9 @@ pub struct AuthParams {
     pub max_age: Option<u64>,
     pub login_hint: Option<String>,
     pub resources: Vec<String>,
+    /// RFC 9449 §10: the DPoP key the code will be bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthParams {
@@ -226,6 +230,11 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
         return Err(fail("invalid_request", "nonce is longer than 2048 bytes"));
     }
     let login_hint = form.get("login_hint").filter(|h| h.len() <= 256).map(str::to_owned);
+    let dpop_jkt = match form.get("dpop_jkt") {
+        None => None,
+        Some(jkt) if dpop::is_thumbprint(jkt) => Some(jkt.to_owned()),
+        Some(_) => return Err(fail("invalid_request", "dpop_jkt is not a JWK SHA-256 thumbprint")),
+    };
     Ok(AuthParams {
         client_id: client.client_id.clone(),
         redirect_uri_sent: form.get("redirect_uri").is_some(),
@@ -238,6 +247,7 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
         max_age,
         login_hint,
         resources,
+        dpop_jkt,
     })
 }
 
@@ -271,13 +281,15 @@ pub async fn push(
     state: &AppState,
     authorization: Option<&str>,
     form: &Form,
+    proof: &PresentedProof<'_>,
     now: UnixTime,
 ) -> Result<(String, u64), OAuthError> {
     let client = client_auth::require(state, authorization, form).await?;
+    let proof_jkt = dpop::proof_key(state, &client, proof, now).await?;
     if form.get("request_uri").is_some() {
         return Err(OAuthError::InvalidRequest("request_uri must not be sent to the PAR endpoint".into()));
     }
-    let params = match validate(&client, form, true) {
+    let mut params = match validate(&client, form, true) {
         Ok(params) => params,
         Err(AuthorizeError::Page(why)) => return Err(OAuthError::InvalidRequest(why)),
         Err(AuthorizeError::Redirect { error, description, .. }) => {
@@ -292,6 +304,14 @@ pub async fn push(
         }
         Err(AuthorizeError::Internal(err)) => return Err(OAuthError::Internal(err)),
     };
+    // RFC 9449 §10.1: a proof at PAR binds the code to its key; with `dpop_jkt` too, both agree.
+    match (&params.dpop_jkt, proof_jkt) {
+        (Some(named), Some(proven)) if *named != proven => {
+            return Err(OAuthError::InvalidDpopProof("dpop_jkt does not match the key of the DPoP proof"));
+        }
+        (None, Some(proven)) => params.dpop_jkt = Some(proven),
+        _ => {}
+    }
     let handle = secret::random_b64(32);
     let row = AuthRequestRow {
         handle_hash: secret::hash(&handle),
@@ -470,6 +490,7 @@ pub async fn complete(
         expires_at: now.plus(CODE_TTL).secs(),
         consumed_at: None,
         grant_id: None,
+        dpop_jkt: params.dpop_jkt.clone(),
     };
     if !state.store.complete_authorization(consume, &row, now.secs()).await? {
         return Err(AuthorizeError::Page("This sign-in request was already completed.".into()));

@@ -10,6 +10,7 @@ use aws_lc_rs::hmac;
 use serde::Serialize;
 use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
+use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::client::Client;
@@ -85,25 +86,24 @@ async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError
     }
 }
 
-/// Issues the access token (and ID token) of a grant, with `refresh_token` if given.
+/// Issues the access token (and ID token) of a grant, bound to the DPoP key `jkt` if given.
 async fn respond(
     state: &AppState,
     client: &Client,
     grant: &GrantRow,
     scope: Scope,
     nonce: Option<&str>,
-    refresh_token: Option<String>,
+    jkt: Option<&str>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let audience = token::select_audience(client, &grant.resources)?;
     let openid = scope.contains("openid");
-    let mut response =
-        token::issue(state, Grant { client, sub: &grant.user_id, scope, audience, grant_id: Some(&grant.id) }, now)
-            .await?;
+    let cnf = jkt.map(|jkt| Confirmation::Jkt(jkt.to_owned()));
+    let issued = Grant { client, sub: &grant.user_id, scope, audience, grant_id: Some(&grant.id), cnf };
+    let mut response = token::issue(state, issued, now).await?;
     if openid {
         response.id_token = Some(id_token(state, client, grant, nonce, &response.access_token, now)?);
     }
-    response.refresh_token = refresh_token;
     Ok(response)
 }
 
@@ -112,6 +112,7 @@ pub async fn redeem(
     state: &AppState,
     client: &Client,
     form: &Form,
+    jkt: Option<String>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.may_use("authorization_code") {
@@ -150,6 +151,12 @@ pub async fn redeem(
         }
         Some(_) => {}
     }
+    // RFC 9449 §10: a code bound to a DPoP key is redeemed only with a proof of that key.
+    if let Some(bound) = &row.dpop_jkt
+        && jkt.as_deref() != Some(bound.as_str())
+    {
+        return Err(OAuthError::InvalidGrant("the code is bound to a DPoP key this request does not prove"));
+    }
     active_user(state, &row.user_id).await?;
     match state.store.session(&row.session_id).await? {
         Some(session) if session.ended_at.is_none() => {}
@@ -166,6 +173,8 @@ pub async fn redeem(
         created_at: now.secs(),
         expires_at: now.plus(state.config.refresh_token_ttl).secs(),
         revoked_at: None,
+        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key.
+        dpop_jkt: jkt.clone().filter(|_| client.is_public()),
     };
     let refresh_secret = client.may_use("refresh_token").then(OpaqueToken::secret);
     let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
@@ -174,7 +183,7 @@ pub async fn redeem(
     // Issue the tokens before the code is consumed: if the database fails in between, the code
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
-    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), None, now).await?;
+    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), jkt.as_deref(), now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -219,6 +228,7 @@ pub async fn refresh(
     state: &AppState,
     client: &Client,
     form: &Form,
+    jkt: Option<String>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.may_use("refresh_token") {
@@ -234,6 +244,12 @@ pub async fn refresh(
     }
     if grant.revoked_at.is_some() || grant.expires_at <= now.secs() || row.idle_expires_at <= now.secs() {
         return Err(invalid);
+    }
+    // DP-12: a family bound to a DPoP key refreshes only with a proof of that key.
+    if let Some(bound) = &grant.dpop_jkt
+        && jkt.as_deref() != Some(bound.as_str())
+    {
+        return Err(OAuthError::InvalidGrant("the refresh token is bound to a DPoP key this request does not prove"));
     }
     active_user(state, &grant.user_id).await?;
     let granted = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
@@ -251,13 +267,13 @@ pub async fn refresh(
     state.store.touch_session(&grant.session_id, now.secs()).await?;
     if !client.refresh_rotation && !client.is_public() {
         state.store.touch_refresh_token(row.id, idle).await?;
-        return respond(state, client, &grant, scope, None, None, now).await;
+        return respond(state, client, &grant, scope, None, jkt.as_deref(), now).await;
     }
     let successor = successor_secret(state, row.id, &parsed.secret);
     if row.rotated_at.is_none() {
         // The access token first, the rotation last: a database failure before the rotation
         // commits leaves the presented token unused, so the retry works and is no reuse.
-        let mut response = respond(state, client, &grant, scope.clone(), None, None, now).await?;
+        let mut response = respond(state, client, &grant, scope.clone(), None, jkt.as_deref(), now).await?;
         let successor_hash = secret::hash_bytes(&successor);
         if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
         {
@@ -278,7 +294,9 @@ pub async fn refresh(
             let token =
                 OpaqueToken { id: successor_id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
             tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh retried within the grace window");
-            return respond(state, client, &grant, scope, None, Some(token), now).await;
+            let mut response = respond(state, client, &grant, scope, None, jkt.as_deref(), now).await?;
+            response.refresh_token = Some(token);
+            return Ok(response);
         }
     }
     session::revoke_grant(state, &grant.id, now).await?;

@@ -42,5 +42,6 @@ pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
             "client_secret_post",
             "none",
         ]),
+        dpop_signing_alg_values_supported: strings(&crate::flows::dpop::ALGS),
     }
 }

@@ -22,6 +22,12 @@ pub enum OAuthError {
     InvalidTarget(&'static str),
     #[error("unsupported_token_type")]
     UnsupportedTokenType,
+    /// RFC 9449 §5: the DPoP proof is missing where required, malformed, or does not match.
+    #[error("invalid_dpop_proof")]
+    InvalidDpopProof(&'static str),
+    /// RFC 9449 §8: the proof must carry the server's current nonce, which is attached.
+    #[error("use_dpop_nonce")]
+    UseDpopNonce(String),
     #[error("server_error")]
     Internal(#[from] anyhow::Error),
 }
@@ -35,7 +41,9 @@ impl OAuthError {
             OAuthError::InvalidGrant(why)
             | OAuthError::UnauthorizedClient(why)
             | OAuthError::InvalidScope(why)
-            | OAuthError::InvalidTarget(why) => Some((*why).into()),
+            | OAuthError::InvalidTarget(why)
+            | OAuthError::InvalidDpopProof(why) => Some((*why).into()),
+            OAuthError::UseDpopNonce(_) => Some("the authorization server requires a DPoP nonce".into()),
             OAuthError::UnsupportedGrantType => Some("this grant type is not supported".into()),
             OAuthError::UnsupportedTokenType => Some("this token type cannot be revoked here".into()),
             OAuthError::Internal(_) => None,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tessera_proto::UnixTime;
 use tessera_proto::token::{Audience, IntrospectionResponse};
+use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::cache::InvalidatingCache;
@@ -24,11 +25,22 @@ pub struct ActiveAccessToken {
     pub scope: String,
     pub iat: u64,
     pub exp: u64,
+    /// What the token is bound to; such a token is never accepted as a bearer token.
+    pub cnf: Option<Confirmation>,
 }
 
-/// Verified claims of one of our JWTs, ignoring revocation and the client's existence.
+impl ActiveAccessToken {
+    /// RFC 9449 §6.2: `DPoP` for a DPoP-bound token, `Bearer` otherwise (RFC 8705 keeps
+    /// certificate-bound tokens `Bearer`).
+    pub fn token_type(&self) -> &'static str {
+        if matches!(self.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" }
+    }
+}
+
+/// Verified claims of one of our JWTs, ignoring revocation, the client's existence and the
+/// sender constraint (`cnf`, left to the caller).
 pub fn verified_jwt(state: &AppState, token: &str, now: UnixTime) -> Option<tessera_verify::Claims> {
-    state.keys.current().verifier.verify(token, now).ok()
+    state.keys.current().verifier.verify_reporting_binding(token, now).ok()
 }
 
 /// Tokens found active recently, by SHA-256 of the token: repeated introspection of one token
@@ -54,12 +66,35 @@ impl ActiveTokenCache {
     }
 }
 
+/// How an access token was presented in `Authorization`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenScheme {
+    /// RFC 6750 §2.1.
+    Bearer,
+    /// RFC 9449 §7.1, with a proof in the `DPoP` header.
+    Dpop,
+}
+
+/// The scheme and token of `Authorization: Bearer <token>` or `Authorization: DPoP <token>`,
+/// the scheme case-insensitive (RFC 9110 §11.1).
+pub fn presented_token(authorization: Option<&str>) -> Option<(TokenScheme, &str)> {
+    let (scheme, token) = authorization?.split_once(' ')?;
+    let token = token.trim();
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((TokenScheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((TokenScheme::Dpop, token))
+    } else {
+        None
+    }
+}
+
 /// RFC 6750 §2.1: the token of `Authorization: Bearer <token>`, scheme case-insensitive.
 pub fn bearer_token(authorization: Option<&str>) -> Option<&str> {
-    authorization
-        .and_then(|h| h.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
+    presented_token(authorization).filter(|(scheme, _)| *scheme == TokenScheme::Bearer).map(|(_, token)| token)
 }
 
 /// Looks a token up in every format (RFC 7662 §2.1: the hint is only an optimisation).
@@ -101,7 +136,15 @@ async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<A
         {
             return Ok(None);
         }
+        let cnf = match &row.cnf {
+            None => None,
+            Some(text) => {
+                let value = serde_json::from_str(text).map_err(anyhow::Error::from)?;
+                Some(Confirmation::from_json(&value).ok_or_else(|| anyhow::anyhow!("corrupt cnf column"))?)
+            }
+        };
         return Ok(Some(ActiveAccessToken {
+            cnf,
             jti: row.jti,
             client_id: row.client_id,
             sub: row.sub,
@@ -116,6 +159,7 @@ async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<A
         return Ok(None);
     }
     Ok(Some(ActiveAccessToken {
+        cnf: claims.cnf,
         jti: claims.jti,
         client_id: claims.client_id,
         sub: claims.sub,
@@ -159,6 +203,7 @@ pub async fn introspect(
             iat: Some(row.created_at),
             jti: None,
             token_type: Some("refresh_token".into()),
+            cnf: grant.dpop_jkt.as_ref().map(|jkt| Confirmation::Jkt(jkt.clone()).to_json()),
         });
     }
     let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else {
@@ -174,6 +219,7 @@ pub async fn introspect(
         exp: Some(active.exp),
         iat: Some(active.iat),
         jti: Some(active.jti.clone()),
-        token_type: Some("Bearer".into()),
+        token_type: Some(active.token_type().into()),
+        cnf: active.cnf.as_ref().map(Confirmation::to_json),
     })
 }

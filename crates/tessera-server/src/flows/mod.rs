@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod code_grant;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod introspect;
 pub mod revoke;

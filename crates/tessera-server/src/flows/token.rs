@@ -5,9 +5,11 @@
 use serde::Serialize;
 use tessera_proto::UnixTime;
 use tessera_proto::token::{Audience, TokenResponse};
+use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::client::{Client, TokenFormat, is_resource_uri};
+use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::flows::{client_auth, code_grant};
 use crate::form::Form;
@@ -26,6 +28,8 @@ struct AccessTokenClaims<'a> {
     iat: u64,
     exp: u64,
     jti: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<serde_json::Value>,
 }
 
 /// What a grant decided to issue.
@@ -36,22 +40,29 @@ pub struct Grant<'a> {
     pub audience: Vec<String>,
     /// The grant (code redemption) this token belongs to; revoking the grant revokes the token.
     pub grant_id: Option<&'a str>,
+    /// What the token is bound to, if it is sender-constrained.
+    pub cnf: Option<Confirmation>,
 }
 
 pub async fn token(
     state: &AppState,
     authorization: Option<&str>,
     form: &Form,
+    proof: &PresentedProof<'_>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type =
         form.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
     let client = client_auth::require(state, authorization, form).await?;
+    if !["client_credentials", "authorization_code", "refresh_token"].contains(&grant_type) {
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    // RFC 9449 §5: a proof binds every token this request issues to the proof's key.
+    let jkt = dpop::client_key(state, &client, proof, now).await?;
     match grant_type {
-        "client_credentials" => client_credentials(state, &client, form, now).await,
-        "authorization_code" => code_grant::redeem(state, &client, form, now).await,
-        "refresh_token" => code_grant::refresh(state, &client, form, now).await,
-        _ => Err(OAuthError::UnsupportedGrantType),
+        "client_credentials" => client_credentials(state, &client, form, jkt, now).await,
+        "authorization_code" => code_grant::redeem(state, &client, form, jkt, now).await,
+        _ => code_grant::refresh(state, &client, form, jkt, now).await,
     }
 }
 
@@ -60,6 +71,7 @@ async fn client_credentials(
     state: &AppState,
     client: &Client,
     form: &Form,
+    jkt: Option<String>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.may_use("client_credentials") {
@@ -76,7 +88,8 @@ async fn client_credentials(
         }
     };
     let audience = select_audience(client, form.resources())?;
-    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None }, now).await
+    let cnf = jkt.map(Confirmation::Jkt);
+    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None, cnf }, now).await
 }
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
@@ -108,6 +121,8 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let exp = now.plus(ttl).secs();
     let jti = secret::random_b64(16);
     let scope = grant.scope.to_string();
+    let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
+    let cnf = grant.cnf.as_ref().map(Confirmation::to_json);
     let access_token = match client.token_format {
         TokenFormat::Jwt => {
             let aud = Audience::from_list(grant.audience);
@@ -120,6 +135,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 iat,
                 exp,
                 jti: &jti,
+                cnf,
             };
             let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
             let token = state.keys.current().signing.sign_jws(&payload)?;
@@ -142,6 +158,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 exp,
                 revoked: false,
                 grant_id: grant.grant_id.map(str::to_owned),
+                cnf: cnf.map(|c| c.to_string()),
             };
             let id = state.store.insert_opaque_token(row).await?;
             OpaqueToken { id, secret }.encode().expose().to_owned()
@@ -150,7 +167,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     tracing::info!(client_id = %client.client_id, %jti, format = client.token_format.as_str(), "access token issued");
     Ok(TokenResponse {
         access_token,
-        token_type: "Bearer".into(),
+        token_type: token_type.into(),
         expires_in: ttl,
         scope: Some(scope).filter(|s| !s.is_empty()),
         refresh_token: None,

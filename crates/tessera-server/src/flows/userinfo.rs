@@ -1,11 +1,17 @@
 //! `GET|POST /userinfo` (OpenID Connect Core §5.3): the signed-in user's claims, by scope, for an
-//! access token presented with `Authorization: Bearer` (RFC 6750 §2.1).
+//! access token presented with `Authorization: Bearer` (RFC 6750 §2.1), or a DPoP-bound one with
+//! `Authorization: DPoP` and a proof of its key (RFC 9449 §7.1).
 
 use serde_json::{Map, Value, json};
 use tessera_proto::UnixTime;
 
+use tessera_verify::Confirmation;
+use tessera_verify::dpop::DpopRequest;
+
 use crate::AppState;
-use crate::flows::introspect;
+use crate::flows::dpop::{self, PresentedProof};
+use crate::flows::error::OAuthError;
+use crate::flows::introspect::{self, TokenScheme};
 use crate::scope::Scope;
 
 /// RFC 6750 §3.1 errors.
@@ -13,8 +19,13 @@ use crate::scope::Scope;
 pub enum UserinfoError {
     #[error("invalid_request")]
     NoToken,
+    /// `dpop` says whether the challenge names the DPoP scheme: the token is DPoP-bound, or
+    /// was presented as if it were.
     #[error("invalid_token")]
-    InvalidToken,
+    InvalidToken { dpop: bool },
+    /// RFC 9449 §7.1: the proof is missing, invalid, replayed or made with another key.
+    #[error("invalid_dpop_proof")]
+    InvalidDpopProof,
     #[error("insufficient_scope")]
     InsufficientScope,
     #[error("server_error")]
@@ -43,9 +54,38 @@ pub const CLAIMS_SUPPORTED: [&str; 12] = [
     "email_verified",
 ];
 
-pub async fn userinfo(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<Value, UserinfoError> {
-    let token = introspect::bearer_token(authorization).ok_or(UserinfoError::NoToken)?;
-    let active = introspect::resolve(state, token, now).await?.ok_or(UserinfoError::InvalidToken)?;
+pub async fn userinfo(
+    state: &AppState,
+    authorization: Option<&str>,
+    proof: &PresentedProof<'_>,
+    now: UnixTime,
+) -> Result<Value, UserinfoError> {
+    let (scheme, token) = introspect::presented_token(authorization).ok_or(UserinfoError::NoToken)?;
+    let invalid = UserinfoError::InvalidToken { dpop: scheme == TokenScheme::Dpop };
+    let Some(active) = introspect::resolve(state, token, now).await? else { return Err(invalid) };
+    match (&active.cnf, scheme) {
+        (None, TokenScheme::Bearer) => {}
+        (Some(Confirmation::Jkt(jkt)), TokenScheme::Dpop) => {
+            let header = proof.proof.ok_or(UserinfoError::InvalidDpopProof)?;
+            let client =
+                state.store.client(&active.client_id).await?.ok_or(UserinfoError::InvalidToken { dpop: true })?;
+            let request = DpopRequest { method: proof.method, url: proof.url, access_token: Some(token), nonce: None };
+            let verified = match dpop::prove(state, header, &request, &dpop::policy(&client.client), now).await {
+                Ok(verified) => verified,
+                Err(OAuthError::Internal(err)) => return Err(UserinfoError::Internal(err)),
+                Err(_) => return Err(UserinfoError::InvalidDpopProof),
+            };
+            if verified.jkt != *jkt {
+                return Err(UserinfoError::InvalidDpopProof);
+            }
+        }
+        // A bound token as a bearer token, a bearer token as a bound one, or a certificate-bound
+        // token without its certificate.
+        (cnf, scheme) => {
+            let dpop = scheme == TokenScheme::Dpop || matches!(cnf, Some(Confirmation::Jkt(_)));
+            return Err(UserinfoError::InvalidToken { dpop });
+        }
+    }
     let scope = Scope::parse(&active.scope).unwrap_or_default();
     if !scope.contains("openid") {
         return Err(UserinfoError::InsufficientScope);
@@ -53,7 +93,7 @@ pub async fn userinfo(state: &AppState, authorization: Option<&str>, now: UnixTi
     // Client-credentials tokens have a client as subject: no user, no userinfo.
     let user = match state.store.user(&active.sub).await? {
         Some(user) if !user.disabled => user,
-        _ => return Err(UserinfoError::InvalidToken),
+        _ => return Err(UserinfoError::InvalidToken { dpop: false }),
     };
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.id));

@@ -30,6 +30,11 @@ impl IntoResponse for OAuthError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"tessera\""));
         }
+        if let OAuthError::UseDpopNonce(nonce) = &self
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            response.headers_mut().insert("dpop-nonce", value);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }

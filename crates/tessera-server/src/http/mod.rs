@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 
 use crate::AppState;
+use crate::flows::dpop::PresentedProof;
 use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
 
@@ -89,6 +90,19 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     }
 }
 
+/// RFC 9449 §4.3 step 1: at most one `DPoP` header, holding one proof.
+fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    let mut values = headers.get_all("dpop").iter();
+    match (values.next(), values.next()) {
+        (None, _) => Ok(None),
+        (Some(value), None) => match value.to_str() {
+            Ok(proof) if !proof.contains(',') => Ok(Some(proof.trim())),
+            _ => Err(OAuthError::InvalidDpopProof("the DPoP header holds more than one proof or is not ASCII")),
+        },
+        (Some(_), Some(_)) => Err(OAuthError::InvalidDpopProof("more than one DPoP header")),
+    }
+}
+
 /// RFC 6749 §3.2: token endpoint requests are `application/x-www-form-urlencoded`.
 fn form(headers: &HeaderMap, body: &Bytes) -> Result<Form, OAuthError> {
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
@@ -107,9 +121,11 @@ fn no_store(mut response: Response) -> Response {
 
 async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
+    let url = state.config.issuer.join("/token");
     let result = async {
         let form = form(&headers, &body)?;
-        flows::token::token(&state, authorization(&headers)?, &form, now).await
+        let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
+        flows::token::token(&state, authorization(&headers)?, &form, &proof, now).await
     }
     .await;
     no_store(match result {
@@ -146,9 +162,11 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
 
 async fn par(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
+    let url = state.config.issuer.join("/par");
     let result = async {
         let form = form(&headers, &body)?;
-        flows::authorize::push(&state, authorization(&headers)?, &form, now).await
+        let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
+        flows::authorize::push(&state, authorization(&headers)?, &form, &proof, now).await
     }
     .await;
     no_store(match result {
@@ -160,20 +178,35 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     })
 }
 
-async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn userinfo(State(state): State<AppState>, method: axum::http::Method, headers: HeaderMap) -> Response {
     use flows::userinfo::UserinfoError;
     let now = state.clock.now();
+    let url = state.config.issuer.join("/userinfo");
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let result = flows::userinfo::userinfo(&state, authorization, now).await;
+    let result = match dpop_header(&headers) {
+        Ok(proof) => {
+            let proof = PresentedProof { proof, method: method.as_str(), url: &url };
+            flows::userinfo::userinfo(&state, authorization, &proof, now).await
+        }
+        Err(_) => Err(UserinfoError::InvalidDpopProof),
+    };
     no_store(match result {
         Ok(claims) => Json(claims).into_response(),
         Err(err) => {
-            // RFC 6750 §3.
+            // RFC 6750 §3, RFC 9449 §7.1.
             let (status, challenge) = match &err {
                 UserinfoError::NoToken => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
-                UserinfoError::InvalidToken => {
+                UserinfoError::InvalidToken { dpop: false } => {
                     (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\", error=\"invalid_token\"")
                 }
+                UserinfoError::InvalidToken { dpop: true } => (
+                    StatusCode::UNAUTHORIZED,
+                    "DPoP realm=\"tessera\", error=\"invalid_token\", algs=\"ES256 EdDSA PS256 RS256\"",
+                ),
+                UserinfoError::InvalidDpopProof => (
+                    StatusCode::UNAUTHORIZED,
+                    "DPoP realm=\"tessera\", error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA PS256 RS256\"",
+                ),
                 UserinfoError::InsufficientScope => {
                     (StatusCode::FORBIDDEN, "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"")
                 }

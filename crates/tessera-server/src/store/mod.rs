@@ -162,6 +162,8 @@ pub struct OpaqueTokenRow {
     pub revoked: bool,
     /// The grant (code redemption) the token was issued under, if any.
     pub grant_id: Option<String>,
+    /// The confirmation (`cnf`) of a sender-constrained token, as JSON.
+    pub cnf: Option<String>,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -315,8 +317,9 @@ impl Store {
         const SQL: &str = "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope,
                 token_endpoint_auth_method, redirect_uris, access_token_format, access_token_ttl, audience,
                 introspection, created_at, post_logout_redirect_uris, require_pushed_authorization_requests,
-                first_party, refresh_token_rotation, id_token_signed_response_alg, tokens_not_before)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+                first_party, refresh_token_rotation, id_token_signed_response_alg, tokens_not_before,
+                dpop_bound_access_tokens, dpop_nonce_required)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
         on_pool!(self, write, |pool| {
             sqlx::query(SQL)
                 .bind(&client.client_id)
@@ -337,6 +340,8 @@ impl Store {
                 .bind(client.refresh_rotation)
                 .bind(&client.id_token_alg)
                 .bind(to_i64(client.tokens_not_before))
+                .bind(client.dpop_bound)
+                .bind(client.dpop_nonce_required)
                 .execute(pool)
                 .await?;
             Ok(())
@@ -573,6 +578,17 @@ impl Store {
             tx.record(&Change::Revocation).await?;
             tx.commit().await?;
             Ok(())
+        })
+    }
+
+    /// Records a DPoP proof (by SHA-256 of its key thumbprint and `jti`) as used until
+    /// `expires_at`. `false` when it was recorded before, by whatever node: a replay.
+    pub async fn use_dpop_proof(&self, proof_hash: &[u8; 32], expires_at: u64) -> anyhow::Result<bool> {
+        const SQL: &str =
+            "INSERT INTO dpop_proofs (proof_hash, expires_at) VALUES ($1, $2) ON CONFLICT (proof_hash) DO NOTHING";
+        on_pool!(self, write, |pool| {
+            let res = sqlx::query(SQL).bind(&proof_hash[..]).bind(to_i64(expires_at)).execute(pool).await?;
+            Ok(res.rows_affected() == 1)
         })
     }
 

@@ -79,8 +79,8 @@ impl PgDb {
 
     pub(crate) async fn insert_opaque_token(&self, token: &OpaqueTokenRow) -> anyhow::Result<u64> {
         let row = sqlx::query(
-            "INSERT INTO opaque_tokens (secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            "INSERT INTO opaque_tokens (secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id, cnf)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(&token.secret_hash[..])
         .bind(&token.jti)
@@ -91,6 +91,7 @@ impl PgDb {
         .bind(to_i64(token.iat))
         .bind(to_i64(token.exp))
         .bind(&token.grant_id)
+        .bind(&token.cnf)
         .fetch_one(&self.pool)
         .await?;
         Ok(to_u64(row.get("id")))

@@ -18,7 +18,7 @@ pub struct Purged {
 }
 
 /// `(table, statement)`: each deletes at most `$2` rows whose expiry is before `$1`.
-const STATEMENTS: [(&str, &str); 9] = [
+const STATEMENTS: [(&str, &str); 10] = [
     (
         "opaque_tokens",
         "DELETE FROM opaque_tokens WHERE id IN (SELECT id FROM (SELECT id, exp FROM opaque_tokens ORDER BY id LIMIT $2) AS oldest WHERE exp < $1)",
@@ -44,6 +44,10 @@ const STATEMENTS: [(&str, &str); 9] = [
     (
         "sessions",
         "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions WHERE expires_at < $1 OR ended_at < $1 LIMIT $2)",
+    ),
+    (
+        "dpop_proofs",
+        "DELETE FROM dpop_proofs WHERE proof_hash IN (SELECT proof_hash FROM dpop_proofs WHERE expires_at < $1 LIMIT $2)",
     ),
     ("changes", "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE at < $1 LIMIT $2)"),
 ];

@@ -80,6 +80,8 @@ macro_rules! impl_decode {
                     first_party: self.get("first_party"),
                     refresh_rotation: self.get("refresh_token_rotation"),
                     id_token_alg: self.get("id_token_signed_response_alg"),
+                    dpop_bound: self.get("dpop_bound_access_tokens"),
+                    dpop_nonce_required: self.get("dpop_nonce_required"),
                     tokens_not_before: to_u64(self.get("tokens_not_before")),
                     created_at: to_u64(self.get("created_at")),
                 };
@@ -110,6 +112,7 @@ macro_rules! impl_decode {
                     exp: to_u64(self.get("exp")),
                     revoked: self.get::<Option<i64>, _>("revoked_at").is_some(),
                     grant_id: self.get("grant_id"),
+                    cnf: self.get("cnf"),
                 })
             }
 
@@ -159,6 +162,7 @@ macro_rules! impl_decode {
                     expires_at: to_u64(self.get("expires_at")),
                     consumed_at: self.opt_u64("consumed_at"),
                     grant_id: self.get("grant_id"),
+                    dpop_jkt: self.get("dpop_jkt"),
                 })
             }
 
@@ -174,6 +178,7 @@ macro_rules! impl_decode {
                     created_at: to_u64(self.get("created_at")),
                     expires_at: to_u64(self.get("expires_at")),
                     revoked_at: self.opt_u64("revoked_at"),
+                    dpop_jkt: self.get("dpop_jkt"),
                 })
             }
 

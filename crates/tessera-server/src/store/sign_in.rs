@@ -62,6 +62,8 @@ pub struct CodeRow {
     pub expires_at: u64,
     pub consumed_at: Option<u64>,
     pub grant_id: Option<String>,
+    /// RFC 9449 §10: the DPoP key whose proof must accompany the redemption.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What one code redemption granted: the refresh-token family and everything issued under it.
@@ -78,6 +80,8 @@ pub struct GrantRow {
     /// The absolute end of the family.
     pub expires_at: u64,
     pub revoked_at: Option<u64>,
+    /// The DPoP key every refresh of this family must prove (public clients, RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token as stored.
@@ -322,8 +326,8 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO authorization_codes (code_hash, client_id, user_id, session_id, redirect_uri, redirect_uri_sent,
-                    scope, resources, nonce, code_challenge, auth_time, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    scope, resources, nonce, code_challenge, auth_time, expires_at, dpop_jkt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&code.code_hash[..])
             .bind(&code.client_id)
@@ -337,6 +341,7 @@ impl Store {
             .bind(&code.code_challenge)
             .bind(to_i64(code.auth_time))
             .bind(to_i64(code.expires_at))
+            .bind(&code.dpop_jkt)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
@@ -416,8 +421,8 @@ impl Store {
                 return Ok(Redemption::AlreadyUsed { grant_id: previous.and_then(|r| r.get("grant_id")) });
             }
             sqlx::query(
-                "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at, dpop_jkt)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(&grant.id)
             .bind(&grant.client_id)
@@ -428,6 +433,7 @@ impl Store {
             .bind(to_i64(grant.auth_time))
             .bind(to_i64(grant.created_at))
             .bind(to_i64(grant.expires_at))
+            .bind(&grant.dpop_jkt)
             .execute(&mut *tx)
             .await?;
             let refresh_id = match refresh {

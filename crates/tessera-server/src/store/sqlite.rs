@@ -121,7 +121,8 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 .bind(&token.scope)
                 .bind(to_i64(token.iat))
                 .bind(to_i64(token.exp))
-                .bind(&token.grant_id);
+                .bind(&token.grant_id)
+                .bind(&token.cnf);
         }
         let result = query.execute(&pool).await.map_err(|e| e.to_string());
         for (i, pending) in batch.drain(..).enumerate() {
@@ -150,10 +151,10 @@ async fn checkpoint_regularly(pool: SqlitePool) {
 /// resolves `$N` names one by one, which is quadratic in the number of parameters.
 fn insert_statement(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id) VALUES ",
+        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id, cnf) VALUES ",
     );
     for i in 0..rows {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
+        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
     }
     sql
 }

@@ -39,6 +39,12 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "code_challenge_methods_supported": [
             "S256"
           ],
+          "dpop_signing_alg_values_supported": [
+            "ES256",
+            "EdDSA",
+            "PS256",
+            "RS256"
+          ],
           "end_session_endpoint": "ISSUER/logout",
           "grant_types_supported": [
             "authorization_code",

@@ -5,6 +5,7 @@
 
 mod admin;
 mod discovery;
+mod dpop;
 mod introspect;
 mod revoke;
 mod robustness;
