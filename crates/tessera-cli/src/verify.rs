@@ -44,6 +44,16 @@ pub(crate) struct VerifyArgs {
     /// Print the result as JSON, including failures.
     #[arg(long)]
     json: bool,
+    /// The DPoP proof that came with a DPoP-bound token (RFC 9449 §7.1): the proof, its `ath`
+    /// and the token's `cnf.jkt` are checked; without it a DPoP-bound token is refused.
+    #[arg(long, requires_all = ["method", "url"])]
+    dpop: Option<String>,
+    /// With --dpop: the HTTP method of the request the proof came with.
+    #[arg(long, requires = "dpop")]
+    method: Option<String>,
+    /// With --dpop: the URL of the request the proof came with.
+    #[arg(long, requires = "dpop")]
+    url: Option<String>,
 }
 
 pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
@@ -63,7 +73,19 @@ pub(crate) async fn run(command: TokenCommand) -> anyhow::Result<ExitCode> {
         .context("the key set cannot be used")?
         .with_leeway(args.leeway);
     let now = args.now.map(UnixTime).unwrap_or_else(|| SystemClock.now());
-    match verifier.verify(&token, now) {
+    let result = match (&args.dpop, &args.method, &args.url) {
+        (Some(proof), Some(method), Some(url)) => {
+            let request = tessera_verify::dpop::ResourceRequest {
+                method,
+                url,
+                nonce: None,
+                policy: tessera_verify::dpop::DpopPolicy::default(),
+            };
+            verifier.verify_dpop(&token, proof, &request, None, now).map(|(claims, _)| claims)
+        }
+        _ => verifier.verify(&token, now),
+    };
+    match result {
         Ok(claims) => {
             println!("{}", serde_json::to_string_pretty(claims.as_json())?);
             Ok(ExitCode::SUCCESS)

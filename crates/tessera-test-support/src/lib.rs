@@ -626,3 +626,9 @@ impl TestApp {
         key.proof("POST", &self.url(path), self.clock.now_secs(), None)
     }
 }
+
+/// The claims of a JWT, decoded without any check (for assertions about what was issued).
+pub fn jwt_claims(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}

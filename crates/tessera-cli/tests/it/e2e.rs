@@ -465,6 +465,72 @@ fn keys_secrets_and_offline_verification_through_the_cli() {
     server.stop();
 }
 
+/// `tessera client create --require-dpop` and `tessera token verify --dpop`: a DPoP-bound token
+/// verifies only with a proof by its key for the request named (SECURITY-TESTS.md JW-20a).
+#[test]
+fn dpop_bound_tokens_through_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let issuer = server.issuer.clone();
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let client = json_out(&tessera(&[
+        "client",
+        "create",
+        "--scope",
+        "read",
+        "--require-dpop",
+        "--admin-config",
+        &admin_config,
+        "--json",
+    ]));
+    assert_eq!(client["dpop_bound_access_tokens"], true);
+    let (id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+    let token_url = format!("{issuer}/token");
+    let grant = [("grant_type", "client_credentials")];
+    assert_eq!(post_form(&token_url, id, secret, &grant).1["error"], "invalid_dpop_proof");
+    // The server's own clock: the iat of a token it just issued to the admin client.
+    let admin: tessera_proto::admin::AdminConfig =
+        serde_json::from_slice(&std::fs::read(&admin_config).unwrap()).unwrap();
+    let (_, admin_token) = post_form(&token_url, &admin.client_id, &admin.client_secret, &grant);
+    let now = tessera_test_support::jwt_claims(admin_token["access_token"].as_str().unwrap())["iat"].as_u64().unwrap();
+    let key = tessera_test_support::DpopKey::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let body: Value = runtime.block_on(async {
+        let res = reqwest::Client::new()
+            .post(&token_url)
+            .header("authorization", basic(id, secret))
+            .header("dpop", key.proof("POST", &token_url, now, None))
+            .form(&grant)
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    });
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    let token = body["access_token"].as_str().unwrap();
+    let api = "https://api.example.test/orders";
+    let at = now.to_string();
+    let verify = |extra: &[&str]| {
+        let mut args =
+            vec!["token", "verify", token, "--issuer", &issuer, "--audience", &issuer, "--discover", "--now", &at];
+        args.extend(extra);
+        tessera(&args)
+    };
+    let proof = key.proof("GET", api, now, Some(token));
+    let claims = json_out(&verify(&["--dpop", &proof, "--method", "GET", "--url", api]));
+    assert_eq!(claims["cnf"]["jkt"], key.jkt().as_str());
+    // Without a proof, with another key's proof, for another method: exit 1.
+    let out = verify(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sender-constrained"));
+    let other = tessera_test_support::DpopKey::default().proof("GET", api, now, Some(token));
+    assert_eq!(verify(&["--dpop", &other, "--method", "GET", "--url", api]).status.code(), Some(1));
+    assert_eq!(verify(&["--dpop", &proof, "--method", "POST", "--url", api]).status.code(), Some(1));
+    // --dpop needs --method and --url.
+    assert_eq!(verify(&["--dpop", &proof]).status.code(), Some(2));
+    server.stop();
+}
+
 /// The README walkthrough with the binary: `tessera user create`, `tessera client create` for a
 /// code-flow client, sign-in through the pages, code → tokens, userinfo, refresh, and
 /// `tessera revoke --user`.

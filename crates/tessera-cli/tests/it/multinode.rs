@@ -217,10 +217,11 @@ async fn code_on(node: &Node, client: &(String, String)) -> String {
     query_param(&redirect, "code").unwrap()
 }
 
-async fn concurrently<F, Fut>(n: usize, f: F) -> Vec<(u16, Value)>
+async fn concurrently<F, Fut, T>(n: usize, f: F) -> Vec<T>
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = (u16, Value)> + Send + 'static,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
 {
     let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
     let mut out = Vec::new();
@@ -290,6 +291,61 @@ async fn single_use_holds_across_nodes() {
     let winners: Vec<&Value> = results.iter().filter(|(s, _)| *s == 200).map(|(_, b)| b).collect();
     assert!(winners.len() <= 1, "{results:?}");
     assert!(results.iter().all(|(s, b)| *s == 200 || b["error"] == "invalid_grant"), "{results:?}");
+    drop((a, b));
+    schema.drop_blocking();
+}
+
+/// POSTs `client_credentials` to `url` with one DPoP proof.
+async fn dpop_token(url: String, client: (String, String), proof: String) -> (u16, Value, Option<String>) {
+    let res = reqwest::Client::new()
+        .post(url)
+        .header("authorization", basic(&client.0, &client.1))
+        .header("dpop", proof)
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let nonce = res.headers().get("dpop-nonce").map(|v| v.to_str().unwrap().to_owned());
+    (status, res.json().await.unwrap_or(Value::Null), nonce)
+}
+
+// SECURITY-TESTS.md c.2 DP-04 across nodes: a proof is used once in the whole cluster, even
+// when copies race to both nodes; and a nonce issued by one node is good on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_proof_is_single_use_across_nodes_and_nonces_are_shared() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, schema) = tokio::task::block_in_place(|| two_nodes(dir.path(), &[]));
+    let client = a.create_client(json!({"scope":"read"})).await;
+    // The nodes' own clock (they run on the real one): the iat of a token just issued.
+    let token = a.form("/token", &client.0, &client.1, &[("grant_type", "client_credentials")]).await;
+    let now = tessera_test_support::jwt_claims(token["access_token"].as_str().unwrap())["iat"].as_u64().unwrap();
+    let key = tessera_test_support::DpopKey::default();
+    // Every node has the same issuer, so a proof's htu names the cluster, not a node.
+    let htu = format!("{}/token", a.issuer);
+    let urls = [htu.clone(), format!("{}/token", b.issuer)];
+
+    let proof = key.proof("POST", &htu, now, None);
+    let (status, body, _) = dpop_token(urls[0].clone(), client.clone(), proof.clone()).await;
+    assert_eq!((status, body["token_type"].as_str()), (200, Some("DPoP")), "{body}");
+    let (status, body, _) = dpop_token(urls[1].clone(), client.clone(), proof).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_dpop_proof")), "{body}");
+
+    // 16 copies of one fresh proof, split across the nodes at once: exactly one success.
+    let proof = key.proof("POST", &htu, now, None);
+    let results = concurrently(16, |i| dpop_token(urls[i % 2].clone(), client.clone(), proof.clone())).await;
+    assert_eq!(results.iter().filter(|(s, _, _)| *s == 200).count(), 1, "{results:?}");
+    assert!(results.iter().all(|(s, b, _)| *s == 200 || b["error"] == "invalid_dpop_proof"), "{results:?}");
+
+    // A nonce from node B works at node A.
+    let nonce_client = a.create_client(json!({"scope":"read","dpop_nonce_required":true})).await;
+    let (status, body, nonce) =
+        dpop_token(urls[1].clone(), nonce_client.clone(), key.proof("POST", &htu, now, None)).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("use_dpop_nonce")), "{body}");
+    let (header, mut claims) = key.parts("POST", &htu, now, None);
+    claims["nonce"] = nonce.unwrap().into();
+    let (status, body, _) = dpop_token(urls[0].clone(), nonce_client, key.sign(&header, &claims)).await;
+    assert_eq!(status, 200, "{body}");
     drop((a, b));
     schema.drop_blocking();
 }

@@ -12,10 +12,7 @@ async fn body(res: reqwest::Response) -> Value {
     res.json().await.unwrap()
 }
 
-fn payload(jwt: &str) -> Value {
-    let part = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
-}
+use tessera_test_support::jwt_claims as payload;
 
 async fn error_of(res: reqwest::Response) -> (u16, String) {
     let status = res.status().as_u16();
