@@ -79,6 +79,27 @@ pub(crate) enum ClientCommand {
         /// DPoP proofs must carry the server's current nonce (RFC 9449 §8).
         #[arg(long)]
         dpop_nonce: bool,
+        /// The client's public keys: a JWK Set file (for private_key_jwt, self_signed_tls_client_auth).
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<PathBuf>,
+        /// Where the client publishes its JWK Set (https).
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// tls_client_auth: the certificate's subject DN, e.g. "CN=billing,O=Example".
+        #[arg(long)]
+        tls_subject_dn: Option<String>,
+        /// tls_client_auth: a dNSName the certificate must carry.
+        #[arg(long)]
+        tls_san_dns: Option<String>,
+        /// tls_client_auth: a URI the certificate must carry.
+        #[arg(long)]
+        tls_san_uri: Option<String>,
+        /// Bind access tokens to the client's TLS certificate (RFC 8705 §3).
+        #[arg(long)]
+        certificate_bound: bool,
+        /// Profile: default or fapi2 (FAPI 2.0 Security Profile).
+        #[arg(long)]
+        profile: Option<String>,
     },
     /// List clients.
     List {
@@ -328,7 +349,21 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             id_token_alg,
             require_dpop,
             dpop_nonce,
+            jwks_file,
+            jwks_uri,
+            tls_subject_dn,
+            tls_san_dns,
+            tls_san_uri,
+            certificate_bound,
+            profile,
         } => {
+            let jwks = match &jwks_file {
+                Some(path) => Some(
+                    serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+                        .with_context(|| format!("{} is not JSON", path.display()))?,
+                ),
+                None => None,
+            };
             let metadata = ClientMetadata {
                 post_logout_redirect_uris: Some(post_logout_redirect_uris).filter(|r| !r.is_empty()),
                 require_pushed_authorization_requests: Some(require_par).filter(|r| *r),
@@ -347,6 +382,15 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
                 introspection: Some(introspection),
                 dpop_bound_access_tokens: Some(require_dpop).filter(|d| *d),
                 dpop_nonce_required: Some(dpop_nonce).filter(|d| *d),
+                jwks,
+                jwks_uri,
+                tls_client_auth_subject_dn: tls_subject_dn,
+                tls_client_auth_san_dns: tls_san_dns,
+                tls_client_auth_san_uri: tls_san_uri,
+                tls_client_auth_san_ip: None,
+                tls_client_auth_san_email: None,
+                tls_client_certificate_bound_access_tokens: Some(certificate_bound).filter(|c| *c),
+                profile,
             };
             let session = AdminSession::open(&common.admin_config).await?;
             let res =

@@ -61,6 +61,19 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL: statement timeout in seconds [default: 5].
     #[arg(long, env = "TESSERA_DATABASE_STATEMENT_TIMEOUT")]
     database_statement_timeout: Option<u64>,
+    /// HTTPS on the public listener: certificate chain (PEM); reloaded when the file changes or on SIGHUP.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// HTTPS on the public listener: private key (PEM).
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for clients using tls_client_auth.
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA")]
+    tls_client_ca: Option<PathBuf>,
+    /// TLS-terminating proxies (addresses or CIDR networks, comma-separated) whose RFC 9440
+    /// Client-Cert header is believed; from anyone else it is removed.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<String>>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -84,6 +97,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         database_max_connections: args.database_max_connections,
         database_acquire_timeout: args.database_acquire_timeout,
         database_statement_timeout: args.database_statement_timeout,
+        tls_cert: args.tls_cert,
+        tls_key: args.tls_key,
+        tls_client_ca: args.tls_client_ca,
+        trusted_proxies: args.trusted_proxies,
     };
     let config = Config::from_raw(file.overlay(overrides))?;
     init_logging(config.log_format);

@@ -63,6 +63,37 @@ pub struct ClientMetadata {
     /// Defaults to false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_nonce_required: Option<bool>,
+    /// The client's public keys, inline (RFC 7591 §2): for `private_key_jwt` assertions and,
+    /// with `x5c`, the certificates of `self_signed_tls_client_auth`. Not with `jwks_uri`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set (https; fetched with a timeout and a size limit,
+    /// cached, never from a private address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 8705 §2.1.2: `tls_client_auth` matches the certificate's subject DN (RFC 4514).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// RFC 8705 §2.1.2: … or a dNSName SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// RFC 8705 §2.1.2: … or a uniformResourceIdentifier SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// RFC 8705 §2.1.2: … or an iPAddress SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// RFC 8705 §2.1.2: … or an rfc822Name SAN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// RFC 8705 §3: access tokens are bound to the client certificate (`cnf.x5t#S256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// `default`, or `fapi2` for the FAPI 2.0 Security Profile: PAR, PKCE S256,
+    /// sender-constrained tokens, `private_key_jwt` or mTLS, no RS256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 /// A registered client as the admin API shows it. `client_secret` appears only in the
@@ -115,6 +146,32 @@ pub struct ClientInfo {
     pub dpop_bound_access_tokens: bool,
     /// Whether DPoP proofs must carry a server nonce (RFC 9449 §8).
     pub dpop_nonce_required: bool,
+    /// The client's inline JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// `tls_client_auth`: the subject DN the certificate must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// `tls_client_auth`: the dNSName SAN the certificate must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// `tls_client_auth`: the URI SAN the certificate must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// `tls_client_auth`: the IP address SAN the certificate must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// `tls_client_auth`: the e-mail SAN the certificate must have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Whether access tokens are bound to the client certificate (RFC 8705 §3).
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// `default` or `fapi2`.
+    pub profile: String,
 }
 
 /// `GET /admin/clients`.

@@ -57,4 +57,25 @@ pub struct ProviderMetadata {
     pub pushed_authorization_request_endpoint_auth_methods_supported: Vec<String>,
     /// RFC 9449 §5.1: algorithms a DPoP proof may be signed with.
     pub dpop_signing_alg_values_supported: Vec<String>,
+    /// RFC 7523 / OpenID Connect: algorithms a `private_key_jwt` assertion may use.
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<String>,
+    /// RFC 8705 §3.3: certificate-bound access tokens are supported.
+    pub tls_client_certificate_bound_access_tokens: bool,
+    /// RFC 8705 §5: where clients authenticating with certificates send their requests.
+    pub mtls_endpoint_aliases: MtlsEndpointAliases,
+}
+
+/// RFC 8705 §5 `mtls_endpoint_aliases`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MtlsEndpointAliases {
+    /// The token endpoint for mTLS clients.
+    pub token_endpoint: String,
+    /// The PAR endpoint for mTLS clients.
+    pub pushed_authorization_request_endpoint: String,
+    /// The introspection endpoint for mTLS clients.
+    pub introspection_endpoint: String,
+    /// The revocation endpoint for mTLS clients.
+    pub revocation_endpoint: String,
+    /// The userinfo endpoint for certificate-bound tokens.
+    pub userinfo_endpoint: String,
 }

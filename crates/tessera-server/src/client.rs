@@ -22,6 +22,12 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// A public client (RFC 6749 §2.1): identified by `client_id` only, PKCE required.
     None,
+    /// RFC 8705 §2.1: a certificate chained to a configured CA, with a registered subject or SAN.
+    TlsClientAuth,
+    /// RFC 8705 §2.2: a certificate listed (`x5c`) in the client's JWK Set.
+    SelfSignedTlsClientAuth,
+    /// RFC 7523 §2.2: a JWT signed with a key in the client's JWK Set.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -30,7 +36,20 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::None => "none",
+            AuthMethod::TlsClientAuth => "tls_client_auth",
+            AuthMethod::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
+    }
+
+    /// Whether the method proves possession of a private key (FAPI 2.0 accepts only these).
+    pub fn is_asymmetric(self) -> bool {
+        matches!(self, AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth | AuthMethod::PrivateKeyJwt)
+    }
+
+    /// Whether the method is mutual TLS (RFC 8705 §2).
+    pub fn is_mtls(self) -> bool {
+        matches!(self, AuthMethod::TlsClientAuth | AuthMethod::SelfSignedTlsClientAuth)
     }
 }
 
@@ -41,6 +60,9 @@ impl FromStr for AuthMethod {
             "client_secret_basic" => Ok(AuthMethod::ClientSecretBasic),
             "client_secret_post" => Ok(AuthMethod::ClientSecretPost),
             "none" => Ok(AuthMethod::None),
+            "tls_client_auth" => Ok(AuthMethod::TlsClientAuth),
+            "self_signed_tls_client_auth" => Ok(AuthMethod::SelfSignedTlsClientAuth),
+            "private_key_jwt" => Ok(AuthMethod::PrivateKeyJwt),
             other => anyhow::bail!("unsupported token_endpoint_auth_method {other:?}"),
         }
     }
@@ -75,6 +97,52 @@ impl FromStr for TokenFormat {
     }
 }
 
+/// What a `tls_client_auth` client's certificate must carry (RFC 8705 §2.1.2): exactly one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateIdentity {
+    /// The subject distinguished name, RFC 4514 string form.
+    SubjectDn(String),
+    /// A dNSName subject alternative name.
+    SanDns(String),
+    /// A uniformResourceIdentifier subject alternative name.
+    SanUri(String),
+    /// An iPAddress subject alternative name.
+    SanIp(String),
+    /// An rfc822Name subject alternative name.
+    SanEmail(String),
+}
+
+/// Rules a client is held to beyond its own metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// RFC 6749 with RFC 9700's recommendations.
+    Default,
+    /// FAPI 2.0 Security Profile: PAR, PKCE S256, sender-constrained tokens, `private_key_jwt`
+    /// or mTLS client authentication, no RS256 anywhere.
+    Fapi2,
+}
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Fapi2 => "fapi2",
+        }
+    }
+}
+
+impl FromStr for Profile {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Profile> {
+        match s {
+            "default" => Ok(Profile::Default),
+            "fapi2" => Ok(Profile::Fapi2),
+            other => anyhow::bail!("unknown profile {other:?}"),
+        }
+    }
+}
+
 /// A registered client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Client {
@@ -97,6 +165,15 @@ pub struct Client {
     pub dpop_bound: bool,
     /// RFC 9449 §8: DPoP proofs must carry the server's current nonce.
     pub dpop_nonce_required: bool,
+    /// The client's inline JWK Set (`{"keys": […]}`), public keys only.
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set.
+    pub jwks_uri: Option<String>,
+    /// `tls_client_auth`: what the certificate must carry.
+    pub certificate_identity: Option<CertificateIdentity>,
+    /// RFC 8705 §3: access tokens are bound to the client certificate.
+    pub certificate_bound: bool,
+    pub profile: Profile,
     /// Tokens of this client issued before this instant are inactive.
     pub tokens_not_before: u64,
     pub created_at: u64,
@@ -131,12 +208,63 @@ impl Client {
         }
         let scope = Scope::parse(metadata.scope.as_deref().unwrap_or(""))
             .map_err(|_| InvalidMetadata("scope: not a space-separated list of scope tokens".into()))?;
-        let auth_method =
+        let profile: Profile = metadata
+            .profile
+            .as_deref()
+            .unwrap_or("default")
+            .parse()
+            .map_err(|_| InvalidMetadata("profile: use default or fapi2".into()))?;
+        let auth_method: AuthMethod =
             metadata.token_endpoint_auth_method.as_deref().unwrap_or("client_secret_basic").parse().map_err(|_| {
                 InvalidMetadata(
-                    "token_endpoint_auth_method: use client_secret_basic, client_secret_post or none".into(),
+                    "token_endpoint_auth_method: use client_secret_basic, client_secret_post, none, private_key_jwt, tls_client_auth or self_signed_tls_client_auth".into(),
                 )
             })?;
+        if profile == Profile::Fapi2 && !auth_method.is_asymmetric() {
+            return invalid(
+                "token_endpoint_auth_method: the fapi2 profile needs private_key_jwt, tls_client_auth or self_signed_tls_client_auth".into(),
+            );
+        }
+        let identities = [
+            metadata.tls_client_auth_subject_dn.map(CertificateIdentity::SubjectDn),
+            metadata.tls_client_auth_san_dns.map(CertificateIdentity::SanDns),
+            metadata.tls_client_auth_san_uri.map(CertificateIdentity::SanUri),
+            metadata.tls_client_auth_san_ip.map(CertificateIdentity::SanIp),
+            metadata.tls_client_auth_san_email.map(CertificateIdentity::SanEmail),
+        ];
+        let mut identities: Vec<CertificateIdentity> = identities.into_iter().flatten().collect();
+        let certificate_identity = match (auth_method, identities.len()) {
+            (AuthMethod::TlsClientAuth, 1) => identities.pop(),
+            (AuthMethod::TlsClientAuth, _) => {
+                return invalid("tls_client_auth_subject_dn: tls_client_auth needs exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip and tls_client_auth_san_email".into());
+            }
+            (_, 0) => None,
+            (_, _) => return invalid("tls_client_auth_subject_dn: only with token_endpoint_auth_method tls_client_auth".into()),
+        };
+        if let Some(CertificateIdentity::SubjectDn(dn)) = &certificate_identity
+            && crate::flows::mtls::parse_dn(dn).is_none()
+        {
+            return invalid("tls_client_auth_subject_dn: not a distinguished name such as CN=client,O=Example".into());
+        }
+        if let Some(CertificateIdentity::SanIp(ip)) = &certificate_identity
+            && ip.parse::<std::net::IpAddr>().is_err()
+        {
+            return invalid("tls_client_auth_san_ip: not an IP address".into());
+        }
+        let (jwks, jwks_uri) = (metadata.jwks, metadata.jwks_uri);
+        if jwks.is_some() && jwks_uri.is_some() {
+            return invalid("jwks: give jwks or jwks_uri, not both".into());
+        }
+        if let Some(jwks) = &jwks {
+            check_public_jwks(jwks)?;
+        }
+        if let Some(uri) = &jwks_uri {
+            check_jwks_uri(uri, issuer)?;
+        }
+        let needs_keys = matches!(auth_method, AuthMethod::PrivateKeyJwt | AuthMethod::SelfSignedTlsClientAuth);
+        if needs_keys && jwks.is_none() && jwks_uri.is_none() {
+            return invalid(format!("jwks: {} needs jwks or jwks_uri", auth_method.as_str()));
+        }
         let code_flow = grant_types.iter().any(|g| g == "authorization_code");
         if grant_types.iter().any(|g| g == "refresh_token") && !code_flow {
             return invalid("grant_types: refresh_token needs authorization_code".into());
@@ -160,13 +288,25 @@ impl Client {
         for uri in &post_logout_redirect_uris {
             check_redirect_uri(uri, "post_logout_redirect_uris")?;
         }
-        let refresh_rotation = metadata.refresh_token_rotation.unwrap_or(true);
+        // FAPI 2.0 §5.3.2.1: a retry with the previous refresh token must succeed, so its
+        // (sender-constrained) refresh tokens do not rotate.
+        if profile == Profile::Fapi2 && metadata.refresh_token_rotation == Some(true) {
+            return invalid("refresh_token_rotation: the fapi2 profile does not rotate refresh tokens".into());
+        }
+        let refresh_rotation = metadata.refresh_token_rotation.unwrap_or(profile != Profile::Fapi2);
         if auth_method == AuthMethod::None && !refresh_rotation {
             return invalid("refresh_token_rotation: always on for public clients (RFC 9700 §4.14.2)".into());
         }
-        let id_token_alg = metadata.id_token_signed_response_alg.unwrap_or_else(|| "RS256".to_owned());
+        let default_alg = if profile == Profile::Fapi2 { "ES256" } else { "RS256" };
+        let id_token_alg = metadata.id_token_signed_response_alg.unwrap_or_else(|| default_alg.to_owned());
         if !ID_TOKEN_ALGS.contains(&id_token_alg.as_str()) {
             return invalid("id_token_signed_response_alg: use RS256 or ES256".into());
+        }
+        if profile == Profile::Fapi2 && id_token_alg == "RS256" {
+            return invalid("id_token_signed_response_alg: the fapi2 profile does not allow RS256".into());
+        }
+        if profile == Profile::Fapi2 && metadata.require_pushed_authorization_requests == Some(false) {
+            return invalid("require_pushed_authorization_requests: the fapi2 profile requires PAR".into());
         }
         let token_format = metadata
             .access_token_format
@@ -199,12 +339,17 @@ impl Client {
             audience,
             introspection: metadata.introspection.unwrap_or(false) && auth_method != AuthMethod::None,
             post_logout_redirect_uris,
-            require_par: metadata.require_pushed_authorization_requests.unwrap_or(false),
+            require_par: metadata.require_pushed_authorization_requests.unwrap_or(false) || profile == Profile::Fapi2,
             first_party: metadata.first_party.unwrap_or(false),
             refresh_rotation,
             id_token_alg,
             dpop_bound: metadata.dpop_bound_access_tokens.unwrap_or(false),
             dpop_nonce_required: metadata.dpop_nonce_required.unwrap_or(false),
+            jwks,
+            jwks_uri,
+            certificate_identity,
+            certificate_bound: metadata.tls_client_certificate_bound_access_tokens.unwrap_or(false),
+            profile,
             tokens_not_before: 0,
             created_at: now,
         })
@@ -234,6 +379,25 @@ impl Client {
             id_token_signed_response_alg: self.id_token_alg.clone(),
             dpop_bound_access_tokens: self.dpop_bound,
             dpop_nonce_required: self.dpop_nonce_required,
+            jwks: self.jwks.clone(),
+            jwks_uri: self.jwks_uri.clone(),
+            tls_client_auth_subject_dn: self.identity(|i| matches!(i, CertificateIdentity::SubjectDn(_))),
+            tls_client_auth_san_dns: self.identity(|i| matches!(i, CertificateIdentity::SanDns(_))),
+            tls_client_auth_san_uri: self.identity(|i| matches!(i, CertificateIdentity::SanUri(_))),
+            tls_client_auth_san_ip: self.identity(|i| matches!(i, CertificateIdentity::SanIp(_))),
+            tls_client_auth_san_email: self.identity(|i| matches!(i, CertificateIdentity::SanEmail(_))),
+            tls_client_certificate_bound_access_tokens: self.certificate_bound,
+            profile: self.profile.as_str().to_owned(),
+        }
+    }
+
+    fn identity(&self, kind: impl Fn(&CertificateIdentity) -> bool) -> Option<String> {
+        match self.certificate_identity.as_ref().filter(|i| kind(i))? {
+            CertificateIdentity::SubjectDn(v)
+            | CertificateIdentity::SanDns(v)
+            | CertificateIdentity::SanUri(v)
+            | CertificateIdentity::SanIp(v)
+            | CertificateIdentity::SanEmail(v) => Some(v.clone()),
         }
     }
 
@@ -265,6 +429,36 @@ pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
         return registered.contains(&without_port);
     }
     false
+}
+
+/// An inline JWK Set: `{"keys": [...]}` of at most 20 public keys (no private members).
+fn check_public_jwks(jwks: &serde_json::Value) -> Result<(), InvalidMetadata> {
+    let bad = |why: &str| InvalidMetadata(format!("jwks: {why}"));
+    let keys = jwks.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| bad("must be {\"keys\": [...]}"))?;
+    if keys.is_empty() || keys.len() > 20 {
+        return Err(bad("between 1 and 20 keys"));
+    }
+    for key in keys {
+        let object = key.as_object().ok_or_else(|| bad("every key is a JSON object"))?;
+        if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|m| object.contains_key(*m)) {
+            return Err(bad("public keys only: a key has private or symmetric material"));
+        }
+        if !object.get("kty").is_some_and(serde_json::Value::is_string) {
+            return Err(bad("every key needs kty"));
+        }
+    }
+    Ok(())
+}
+
+/// A `jwks_uri` is https, or http on loopback when the issuer itself is on loopback (development).
+fn check_jwks_uri(uri: &str, issuer: &IssuerUrl) -> Result<(), InvalidMetadata> {
+    let bad = || InvalidMetadata(format!("jwks_uri: {uri:?} is not an https URL"));
+    let url = url::Url::parse(uri).map_err(|_| bad())?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if issuer.is_loopback() && matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback()) => Ok(()),
+        _ => Err(bad()),
+    }
 }
 
 /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
@@ -330,7 +524,7 @@ mod tests {
             ),
             (
                 ClientMetadata { token_endpoint_auth_method: Some("private_key_jwt".into()), ..Default::default() },
-                "token_endpoint_auth_method",
+                "jwks",
             ),
             (
                 ClientMetadata { grant_types: Some(vec!["authorization_code".into()]), ..Default::default() },

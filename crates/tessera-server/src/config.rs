@@ -43,6 +43,15 @@ pub struct RawConfig {
     pub database_acquire_timeout: Option<u64>,
     /// PostgreSQL: statement timeout in seconds.
     pub database_statement_timeout: Option<u64>,
+    /// The public listener's certificate chain (PEM); with `tls_key`, the listener speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) that `tls_client_auth` clients' certificates must chain to.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Addresses or networks (CIDR) of TLS-terminating proxies whose RFC 9440 `Client-Cert`
+    /// header is believed; from anyone else the header is removed.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -70,6 +79,10 @@ impl RawConfig {
             database_max_connections: over.database_max_connections.or(self.database_max_connections),
             database_acquire_timeout: over.database_acquire_timeout.or(self.database_acquire_timeout),
             database_statement_timeout: over.database_statement_timeout.or(self.database_statement_timeout),
+            tls_cert: over.tls_cert.or(self.tls_cert),
+            tls_key: over.tls_key.or(self.tls_key),
+            tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
         }
     }
 }
@@ -106,6 +119,11 @@ impl IssuerUrl {
     /// The issuer exactly as it appears in tokens and metadata.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// Whether the issuer is on a loopback host (local development).
+    pub fn is_loopback(&self) -> bool {
+        url::Url::parse(&self.0).is_ok_and(|url| is_loopback(&url))
     }
 
     /// An endpoint below the issuer, e.g. `/token`.
@@ -154,6 +172,12 @@ pub struct Config {
     pub session_ttl: u64,
     /// PostgreSQL connection settings.
     pub postgres: crate::store::PostgresSettings,
+    /// HTTPS on the public listener: `(certificate chain, private key)` files.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// CA certificates for `tls_client_auth`.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Proxies whose `Client-Cert` header is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl Config {
@@ -209,6 +233,35 @@ impl Config {
         if refresh_token_grace_period > 300 {
             bail!("refresh_token_grace_period must be at most 300 seconds");
         }
+        let tls = match (raw.tls_cert, raw.tls_key) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => bail!("tls_cert and tls_key go together"),
+        };
+        if tls.is_some() && !issuer.as_str().starts_with("https://") {
+            bail!("with TLS on the public listener the issuer must be an https URL");
+        }
+        let mut trusted_proxies = Vec::new();
+        for entry in raw.trusted_proxies.unwrap_or_default() {
+            let entry = entry.trim();
+            if entry.is_empty() {
+                continue;
+            }
+            let net = match entry.parse::<ipnet::IpNet>() {
+                Ok(net) => net,
+                Err(_) => entry
+                    .parse::<std::net::IpAddr>()
+                    .map(ipnet::IpNet::from)
+                    .with_context(|| format!("trusted proxy {entry:?} is not an address or CIDR network"))?,
+            };
+            trusted_proxies.push(net);
+        }
+        // Plain http only where nobody else can listen in, or behind a proxy that terminates TLS.
+        if tls.is_none() && !listen.ip().is_loopback() && trusted_proxies.is_empty() {
+            bail!(
+                "the public listener {listen} is not on loopback: give it a certificate (tls_cert, tls_key), or name the TLS-terminating proxy in front of it (trusted_proxies)"
+            );
+        }
         Ok(Config {
             listen,
             admin_listen,
@@ -224,6 +277,9 @@ impl Config {
             refresh_token_grace_period,
             session_ttl,
             postgres,
+            tls,
+            tls_client_ca: raw.tls_client_ca,
+            trusted_proxies,
         })
     }
 

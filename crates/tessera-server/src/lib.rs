@@ -13,6 +13,7 @@ pub mod pages;
 pub mod scope;
 pub mod secret;
 pub mod store;
+pub mod tls;
 pub mod user;
 
 use std::future::Future;
@@ -53,6 +54,10 @@ pub struct Inner {
     pub refresh_key: aws_lc_rs::hmac::Key,
     /// Makes and checks DPoP nonces (derived from the master key, so every node accepts them).
     pub dpop_nonce_key: aws_lc_rs::hmac::Key,
+    /// Clients' JWK Sets (inline or fetched from `jwks_uri`).
+    pub client_keys: flows::client_keys::ClientKeys,
+    /// Verifies `tls_client_auth` certificate chains against `tls_client_ca`, if configured.
+    pub client_ca: Option<flows::mtls::ChainVerifier>,
     /// Login, consent, account and error pages.
     pub pages: pages::Pages,
     /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
@@ -89,6 +94,8 @@ impl AppState {
         let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;
         let dpop_nonce_key = sealer.derive_hmac_key("tessera dpop nonce v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
+        let client_keys = flows::client_keys::ClientKeys::new(config.issuer.is_loopback())?;
+        let client_ca = config.tls_client_ca.as_deref().map(flows::mtls::ChainVerifier::load).transpose()?;
         // Nodes starting together on an empty shared database must not both create the first
         // keys and the bootstrap client.
         let lock = store.lock_bootstrap().await?;
@@ -109,6 +116,8 @@ impl AppState {
                 csrf_key,
                 refresh_key,
                 dpop_nonce_key,
+                client_keys,
+                client_ca,
                 pages,
                 server_errors: Default::default(),
             }),
@@ -284,18 +293,30 @@ pub async fn run(
             tracing::debug!(err = %err, "cannot set TCP_NODELAY");
         }
     };
-    let public_server = axum::serve(
-        public.tap_io(nodelay),
-        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait(rx.clone()));
+    let public_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match &state.config.tls {
+            Some((cert, key)) => {
+                let certificate = Arc::new(tls::ServerCertificate::load(cert, key)?);
+                let config = tls::server_config(certificate.clone())?;
+                tls::reload_on_change(certificate, wait(rx.clone()));
+                Box::pin(tls::serve(public, config, app(state.clone()), wait(rx.clone())))
+            }
+            None => Box::pin(
+                axum::serve(
+                    public.tap_io(nodelay),
+                    app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(wait(rx.clone()))
+                .into_future(),
+            ),
+        };
     let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(true);
     });
-    let (public_result, admin_result) = tokio::join!(public_server.into_future(), admin_server.into_future());
+    let (public_result, admin_result) = tokio::join!(public_server, admin_server.into_future());
     public_result.context("public listener")?;
     admin_result.context("admin listener")?;
     state.store.close().await;

@@ -20,6 +20,7 @@
 #![deny(missing_docs)]
 
 mod claims;
+pub mod client_assertion;
 pub mod dpop;
 mod jose;
 mod keys;

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::client::{Client, redirect_uri_matches};
-use crate::flows::client_auth;
+use crate::client::{Client, Profile, redirect_uri_matches};
+use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
@@ -160,7 +160,8 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
     let redirect_uri = match form.get("redirect_uri") {
         Some(uri) if redirect_uri_matches(&client.redirect_uris, uri) => uri.to_owned(),
         Some(_) => return Err(AuthorizeError::Page("The redirect URI is not registered for this application.".into())),
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        // FAPI 2.0 §5.3.1.2: the redirect URI is always named.
+        None if client.redirect_uris.len() == 1 && client.profile != Profile::Fapi2 => client.redirect_uris[0].clone(),
         None => return Err(AuthorizeError::Page("The request does not name a redirect URI.".into())),
     };
     let state = form.get("state").map(str::to_owned);
@@ -279,12 +280,12 @@ pub async fn resolve(state: &AppState, form: &Form, now: UnixTime) -> Result<Res
 /// stores it. Returns `(request_uri, expires_in)`.
 pub async fn push(
     state: &AppState,
-    authorization: Option<&str>,
+    request: &ClientRequest<'_>,
     form: &Form,
     proof: &PresentedProof<'_>,
     now: UnixTime,
 ) -> Result<(String, u64), OAuthError> {
-    let client = client_auth::require(state, authorization, form).await?;
+    let client = client_auth::require(state, request, form, now).await?;
     let proof_jkt = dpop::proof_key(state, &client, proof, now).await?;
     if form.get("request_uri").is_some() {
         return Err(OAuthError::InvalidRequest("request_uri must not be sent to the PAR endpoint".into()));

@@ -10,14 +10,13 @@ use aws_lc_rs::hmac;
 use serde::Serialize;
 use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
-use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::client::Client;
 use crate::flows::authorize::{is_pkce_value, pkce_matches};
 use crate::flows::error::OAuthError;
 use crate::flows::session;
-use crate::flows::token::{self, Grant};
+use crate::flows::token::{self, Binding, Grant};
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken, REFRESH_TOKEN_PREFIX};
@@ -86,19 +85,19 @@ async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError
     }
 }
 
-/// Issues the access token (and ID token) of a grant, bound to the DPoP key `jkt` if given.
+/// Issues the access token (and ID token) of a grant, bound as `binding` says.
 async fn respond(
     state: &AppState,
     client: &Client,
     grant: &GrantRow,
     scope: Scope,
     nonce: Option<&str>,
-    jkt: Option<&str>,
+    binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let audience = token::select_audience(client, &grant.resources)?;
     let openid = scope.contains("openid");
-    let cnf = jkt.map(|jkt| Confirmation::Jkt(jkt.to_owned()));
+    let cnf = binding.cnf();
     let issued = Grant { client, sub: &grant.user_id, scope, audience, grant_id: Some(&grant.id), cnf };
     let mut response = token::issue(state, issued, now).await?;
     if openid {
@@ -112,9 +111,10 @@ pub async fn redeem(
     state: &AppState,
     client: &Client,
     form: &Form,
-    jkt: Option<String>,
+    binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let jkt = &binding.dpop_jkt;
     if !client.may_use("authorization_code") {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
     }
@@ -183,7 +183,7 @@ pub async fn redeem(
     // Issue the tokens before the code is consumed: if the database fails in between, the code
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
-    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), jkt.as_deref(), now).await?;
+    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), binding, now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -228,9 +228,10 @@ pub async fn refresh(
     state: &AppState,
     client: &Client,
     form: &Form,
-    jkt: Option<String>,
+    binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let jkt = &binding.dpop_jkt;
     if !client.may_use("refresh_token") {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
@@ -267,13 +268,13 @@ pub async fn refresh(
     state.store.touch_session(&grant.session_id, now.secs()).await?;
     if !client.refresh_rotation && !client.is_public() {
         state.store.touch_refresh_token(row.id, idle).await?;
-        return respond(state, client, &grant, scope, None, jkt.as_deref(), now).await;
+        return respond(state, client, &grant, scope, None, binding, now).await;
     }
     let successor = successor_secret(state, row.id, &parsed.secret);
     if row.rotated_at.is_none() {
         // The access token first, the rotation last: a database failure before the rotation
         // commits leaves the presented token unused, so the retry works and is no reuse.
-        let mut response = respond(state, client, &grant, scope.clone(), None, jkt.as_deref(), now).await?;
+        let mut response = respond(state, client, &grant, scope.clone(), None, binding, now).await?;
         let successor_hash = secret::hash_bytes(&successor);
         if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
         {
@@ -294,7 +295,7 @@ pub async fn refresh(
             let token =
                 OpaqueToken { id: successor_id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
             tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh retried within the grace window");
-            let mut response = respond(state, client, &grant, scope, None, jkt.as_deref(), now).await?;
+            let mut response = respond(state, client, &grant, scope, None, binding, now).await?;
             response.refresh_token = Some(token);
             return Ok(response);
         }

@@ -1,7 +1,7 @@
 //! Authorization server metadata (RFC 8414, OpenID Connect Discovery 1.0), advertising only
 //! what works.
 
-use tessera_proto::discovery::ProviderMetadata;
+use tessera_proto::discovery::{MtlsEndpointAliases, ProviderMetadata};
 
 use crate::client::SUPPORTED_GRANT_TYPES;
 use crate::config::IssuerUrl;
@@ -11,7 +11,15 @@ pub const SERVER_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_acc
 
 pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let auth_methods = || strings(&["client_secret_basic", "client_secret_post"]);
+    let confidential = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "tls_client_auth",
+        "self_signed_tls_client_auth",
+    ];
+    let auth_methods = || strings(&confidential);
+    let with_public = || strings(&[&confidential[..], &["none"]].concat());
     ProviderMetadata {
         issuer: issuer.as_str().to_owned(),
         token_endpoint: issuer.join("/token"),
@@ -19,9 +27,9 @@ pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
         introspection_endpoint: issuer.join("/introspect"),
         revocation_endpoint: issuer.join("/revoke"),
         grant_types_supported: SUPPORTED_GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
-        token_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post", "none"]),
+        token_endpoint_auth_methods_supported: with_public(),
         introspection_endpoint_auth_methods_supported: auth_methods(),
-        revocation_endpoint_auth_methods_supported: strings(&["client_secret_basic", "client_secret_post", "none"]),
+        revocation_endpoint_auth_methods_supported: with_public(),
         scopes_supported: SERVER_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
         response_types_supported: strings(&["code"]),
         authorization_endpoint: issuer.join("/authorize"),
@@ -37,11 +45,18 @@ pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
         request_parameter_supported: false,
         request_uri_parameter_supported: true,
         claims_parameter_supported: false,
-        pushed_authorization_request_endpoint_auth_methods_supported: strings(&[
-            "client_secret_basic",
-            "client_secret_post",
-            "none",
-        ]),
+        pushed_authorization_request_endpoint_auth_methods_supported: with_public(),
         dpop_signing_alg_values_supported: strings(&crate::flows::dpop::ALGS),
+        token_endpoint_auth_signing_alg_values_supported: strings(&crate::flows::client_auth::ASSERTION_ALGS),
+        tls_client_certificate_bound_access_tokens: true,
+        // The public listener asks every client for a certificate (HTTPS), or a trusted proxy
+        // passes it on: the aliases are the endpoints themselves.
+        mtls_endpoint_aliases: MtlsEndpointAliases {
+            token_endpoint: issuer.join("/token"),
+            pushed_authorization_request_endpoint: issuer.join("/par"),
+            introspection_endpoint: issuer.join("/introspect"),
+            revocation_endpoint: issuer.join("/revoke"),
+            userinfo_endpoint: issuer.join("/userinfo"),
+        },
     }
 }

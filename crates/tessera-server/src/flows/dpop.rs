@@ -18,9 +18,10 @@ use tessera_verify::VerifyError;
 use tessera_verify::dpop::{DpopPolicy, DpopRequest, VerifiedProof};
 
 use crate::AppState;
-use crate::client::Client;
+use crate::client::{Client, Profile};
 use crate::flows::error::OAuthError;
 use crate::secret;
+use crate::store::SingleUse;
 
 /// Algorithms a DPoP proof may use (`dpop_signing_alg_values_supported`).
 pub const ALGS: [&str; 4] = ["ES256", "EdDSA", "PS256", "RS256"];
@@ -41,9 +42,12 @@ pub struct PresentedProof<'a> {
     pub url: &'a str,
 }
 
-/// The proof policy for `client`.
-pub fn policy(_client: &Client) -> DpopPolicy {
-    DpopPolicy { algorithms: ALGS.to_vec(), ..DpopPolicy::default() }
+/// The proof policy for `client`: FAPI 2.0 clients may not use RS256 (DP-13).
+pub fn policy(client: &Client) -> DpopPolicy {
+    match client.profile {
+        Profile::Fapi2 => DpopPolicy::fapi2(),
+        Profile::Default => DpopPolicy { algorithms: ALGS.to_vec(), ..DpopPolicy::default() },
+    }
 }
 
 /// The nonce to send in `DPoP-Nonce` now.
@@ -90,7 +94,7 @@ pub async fn prove(
     id.push(b'.');
     id.extend(verified.jti.as_bytes());
     let until = verified.iat.saturating_add(policy.max_age).saturating_add(policy.leeway).max(now.secs());
-    if !state.store.use_dpop_proof(&secret::hash_bytes(&id), until).await? {
+    if !state.store.spend(SingleUse::DpopProof, &secret::hash_bytes(&id), until).await? {
         return Err(OAuthError::InvalidDpopProof("the proof was used before"));
     }
     Ok(verified)

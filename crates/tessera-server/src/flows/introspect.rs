@@ -179,11 +179,11 @@ fn may_see(caller: &Client, token: &ActiveAccessToken) -> bool {
 
 pub async fn introspect(
     state: &AppState,
-    authorization: Option<&str>,
+    request: &client_auth::ClientRequest<'_>,
     form: &Form,
     now: UnixTime,
 ) -> Result<IntrospectionResponse, OAuthError> {
-    let caller = client_auth::require_confidential(state, authorization, form).await?;
+    let caller = client_auth::require_confidential(state, request, form, now).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     // RFC 7662 §2.1: the hint only orders the search; refresh tokens are found whatever it says.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {

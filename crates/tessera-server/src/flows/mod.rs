@@ -3,11 +3,13 @@
 pub mod admin;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_keys;
 pub mod code_grant;
 pub mod discovery;
 pub mod dpop;
 pub mod error;
 pub mod introspect;
+pub mod mtls;
 pub mod revoke;
 pub mod session;
 pub mod token;

@@ -13,11 +13,11 @@ use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken
 
 pub async fn revoke(
     state: &AppState,
-    authorization: Option<&str>,
+    request: &client_auth::ClientRequest<'_>,
     form: &Form,
     now: UnixTime,
 ) -> Result<(), OAuthError> {
-    let caller = client_auth::require(state, authorization, form).await?;
+    let caller = client_auth::require(state, request, form, now).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     // RFC 7009 §2.1: an unknown token_type_hint is ignored; the search covers every type.
     if token.starts_with(CLIENT_SECRET_PREFIX) {

@@ -8,10 +8,11 @@ use tessera_proto::token::{Audience, TokenResponse};
 use tessera_verify::Confirmation;
 
 use crate::AppState;
-use crate::client::{Client, TokenFormat, is_resource_uri};
+use crate::client::{Client, Profile, TokenFormat, is_resource_uri};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
-use crate::flows::{client_auth, code_grant};
+use crate::flows::client_auth::{self, ClientRequest};
+use crate::flows::code_grant;
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken};
@@ -32,6 +33,26 @@ struct AccessTokenClaims<'a> {
     cnf: Option<serde_json::Value>,
 }
 
+/// What the tokens of one token request are bound to (RFC 9449 §5, RFC 8705 §3).
+#[derive(Debug, Clone, Default)]
+pub struct Binding {
+    /// The thumbprint of the key of the request's DPoP proof.
+    pub dpop_jkt: Option<String>,
+    /// The thumbprint of the client certificate, for a client with certificate-bound tokens.
+    pub certificate: Option<String>,
+}
+
+impl Binding {
+    /// The confirmation access tokens carry: the DPoP key when there is a proof, else the certificate.
+    pub fn cnf(&self) -> Option<Confirmation> {
+        match (&self.dpop_jkt, &self.certificate) {
+            (Some(jkt), _) => Some(Confirmation::Jkt(jkt.clone())),
+            (None, Some(x5t)) => Some(Confirmation::X5tS256(x5t.clone())),
+            (None, None) => None,
+        }
+    }
+}
+
 /// What a grant decided to issue.
 pub struct Grant<'a> {
     pub client: &'a Client,
@@ -46,24 +67,51 @@ pub struct Grant<'a> {
 
 pub async fn token(
     state: &AppState,
-    authorization: Option<&str>,
+    request: &ClientRequest<'_>,
     form: &Form,
     proof: &PresentedProof<'_>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let grant_type =
         form.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
-    let client = client_auth::require(state, authorization, form).await?;
+    let client = client_auth::require(state, request, form, now).await?;
     if !["client_credentials", "authorization_code", "refresh_token"].contains(&grant_type) {
         return Err(OAuthError::UnsupportedGrantType);
     }
-    // RFC 9449 §5: a proof binds every token this request issues to the proof's key.
-    let jkt = dpop::client_key(state, &client, proof, now).await?;
+    let binding = binding(state, &client, request, proof, now).await?;
     match grant_type {
-        "client_credentials" => client_credentials(state, &client, form, jkt, now).await,
-        "authorization_code" => code_grant::redeem(state, &client, form, jkt, now).await,
-        _ => code_grant::refresh(state, &client, form, jkt, now).await,
+        "client_credentials" => client_credentials(state, &client, form, &binding, now).await,
+        "authorization_code" => code_grant::redeem(state, &client, form, &binding, now).await,
+        _ => code_grant::refresh(state, &client, form, &binding, now).await,
     }
+}
+
+/// RFC 9449 §5: a DPoP proof binds every token the request issues to the proof's key; RFC 8705
+/// §3: a client registered for certificate-bound tokens gets them bound to its certificate.
+/// A FAPI 2.0 client gets nothing that is not bound.
+async fn binding(
+    state: &AppState,
+    client: &Client,
+    request: &ClientRequest<'_>,
+    proof: &PresentedProof<'_>,
+    now: UnixTime,
+) -> Result<Binding, OAuthError> {
+    let dpop_jkt = dpop::client_key(state, client, proof, now).await?;
+    let certificate = match (client.certificate_bound, request.certificate) {
+        (false, _) => None,
+        (true, Some(certificate)) => Some(tessera_verify::certificate_thumbprint(certificate.leaf())),
+        (true, None) if dpop_jkt.is_some() => None,
+        (true, None) => {
+            return Err(OAuthError::InvalidRequest(
+                "this client's tokens are bound to its TLS client certificate: present one".into(),
+            ));
+        }
+    };
+    let binding = Binding { dpop_jkt, certificate };
+    if client.profile == Profile::Fapi2 && binding.cnf().is_none() {
+        return Err(OAuthError::InvalidRequest("FAPI 2.0: tokens must be sender-constrained (DPoP or mTLS)".into()));
+    }
+    Ok(binding)
 }
 
 /// RFC 6749 §4.4: the client acts on its own behalf; `sub` is its client id.
@@ -71,7 +119,7 @@ async fn client_credentials(
     state: &AppState,
     client: &Client,
     form: &Form,
-    jkt: Option<String>,
+    binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     if !client.may_use("client_credentials") {
@@ -88,7 +136,7 @@ async fn client_credentials(
         }
     };
     let audience = select_audience(client, form.resources())?;
-    let cnf = jkt.map(Confirmation::Jkt);
+    let cnf = binding.cnf();
     issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None, cnf }, now).await
 }
 

@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::{self, TokenScheme};
+use crate::tls::ClientCertificate;
 use crate::scope::Scope;
 
 /// RFC 6750 §3.1 errors.
@@ -58,6 +59,7 @@ pub async fn userinfo(
     state: &AppState,
     authorization: Option<&str>,
     proof: &PresentedProof<'_>,
+    certificate: Option<&ClientCertificate>,
     now: UnixTime,
 ) -> Result<Value, UserinfoError> {
     let (scheme, token) = introspect::presented_token(authorization).ok_or(UserinfoError::NoToken)?;
@@ -79,6 +81,9 @@ pub async fn userinfo(
                 return Err(UserinfoError::InvalidDpopProof);
             }
         }
+        // RFC 8705 §3: a certificate-bound token comes over a connection with that certificate.
+        (Some(Confirmation::X5tS256(x5t)), TokenScheme::Bearer)
+            if certificate.is_some_and(|c| tessera_verify::certificate_thumbprint(c.leaf()) == *x5t) => {}
         // A bound token as a bearer token, a bearer token as a bound one, or a certificate-bound
         // token without its certificate.
         (cnf, scheme) => {

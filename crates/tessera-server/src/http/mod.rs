@@ -13,7 +13,9 @@ use axum::{Json, Router};
 use bytes::Bytes;
 
 use crate::AppState;
+use crate::flows::client_auth::ClientRequest;
 use crate::flows::dpop::PresentedProof;
+use crate::tls::ClientCertificate;
 use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
 
@@ -38,7 +40,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), client_certificate));
     with_catch_up(router, &state)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
         .with_state(state)
@@ -90,6 +93,55 @@ fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     }
 }
 
+/// The client certificate of a request, set by the TLS accept loop or from a trusted proxy.
+type Certificate = Option<axum::Extension<ClientCertificate>>;
+
+fn client_request<'a>(
+    headers: &'a HeaderMap,
+    certificate: &'a Certificate,
+    endpoint: &'a str,
+) -> Result<ClientRequest<'a>, OAuthError> {
+    Ok(ClientRequest {
+        authorization: authorization(headers)?,
+        certificate: certificate.as_ref().map(|c| &c.0),
+        endpoint,
+    })
+}
+
+/// Client-certificate headers set by TLS-terminating proxies: RFC 9440's, which we read from
+/// trusted proxies, and the older ones, which we never read. All are removed from every request
+/// before any handler sees it (RFC 9700 §4.13).
+const CLIENT_CERT_HEADERS: [&str; 5] =
+    ["client-cert", "client-cert-chain", "x-client-cert", "x-ssl-client-cert", "x-forwarded-client-cert"];
+
+/// Takes the client certificate from a trusted proxy's RFC 9440 `Client-Cert` header (when the
+/// connection itself brought none) and strips every client-certificate header.
+pub(crate) async fn client_certificate(
+    State(state): State<AppState>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let from_proxy = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .is_some_and(|remote| state.config.trusted_proxies.iter().any(|net| net.contains(&remote.0.ip())));
+    if from_proxy && request.extensions().get::<ClientCertificate>().is_none() {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+        if let Some(cert) = header("client-cert") {
+            match flows::mtls::from_proxy_headers(cert, header("client-cert-chain")) {
+                Some(certificate) => {
+                    request.extensions_mut().insert(certificate);
+                }
+                None => tracing::info!("a trusted proxy sent a malformed Client-Cert header"),
+            }
+        }
+    }
+    for name in CLIENT_CERT_HEADERS {
+        request.headers_mut().remove(name);
+    }
+    next.run(request).await
+}
+
 /// RFC 9449 §4.3 step 1: at most one `DPoP` header, holding one proof.
 fn dpop_header(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
     let mut values = headers.get_all("dpop").iter();
@@ -119,13 +171,13 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
     let url = state.config.issuer.join("/token");
     let result = async {
         let form = form(&headers, &body)?;
         let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
-        flows::token::token(&state, authorization(&headers)?, &form, &proof, now).await
+        flows::token::token(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
     }
     .await;
     no_store(match result {
@@ -134,11 +186,17 @@ async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     })
 }
 
-async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn introspect(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = state.clock.now();
+    let url = state.config.issuer.join("/introspect");
     let result = async {
         let form = form(&headers, &body)?;
-        flows::introspect::introspect(&state, authorization(&headers)?, &form, now).await
+        flows::introspect::introspect(&state, &client_request(&headers, &certificate, &url)?, &form, now).await
     }
     .await;
     no_store(match result {
@@ -147,11 +205,12 @@ async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Byt
     })
 }
 
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn revoke(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
+    let url = state.config.issuer.join("/revoke");
     let result = async {
         let form = form(&headers, &body)?;
-        flows::revoke::revoke(&state, authorization(&headers)?, &form, now).await
+        flows::revoke::revoke(&state, &client_request(&headers, &certificate, &url)?, &form, now).await
     }
     .await;
     no_store(match result {
@@ -160,13 +219,13 @@ async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     })
 }
 
-async fn par(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn par(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
     let url = state.config.issuer.join("/par");
     let result = async {
         let form = form(&headers, &body)?;
         let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
-        flows::authorize::push(&state, authorization(&headers)?, &form, &proof, now).await
+        flows::authorize::push(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
     }
     .await;
     no_store(match result {
@@ -178,7 +237,12 @@ async fn par(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> 
     })
 }
 
-async fn userinfo(State(state): State<AppState>, method: axum::http::Method, headers: HeaderMap) -> Response {
+async fn userinfo(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Response {
     use flows::userinfo::UserinfoError;
     let now = state.clock.now();
     let url = state.config.issuer.join("/userinfo");
@@ -186,7 +250,7 @@ async fn userinfo(State(state): State<AppState>, method: axum::http::Method, hea
     let result = match dpop_header(&headers) {
         Ok(proof) => {
             let proof = PresentedProof { proof, method: method.as_str(), url: &url };
-            flows::userinfo::userinfo(&state, authorization, &proof, now).await
+            flows::userinfo::userinfo(&state, authorization, &proof, certificate.as_ref().map(|c| &c.0), now).await
         }
         Err(_) => Err(UserinfoError::InvalidDpopProof),
     };

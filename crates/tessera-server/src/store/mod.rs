@@ -128,6 +128,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// JWTs that may be presented once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SingleUse {
+    /// A DPoP proof (RFC 9449 §11.1), by key thumbprint and `jti`.
+    DpopProof,
+    /// A `private_key_jwt` client assertion (RFC 7523 §3), by client and `jti`.
+    ClientAssertion,
+}
+
 /// A client with the SHA-256 hash of its secret.
 #[derive(Debug)]
 pub struct StoredClient {
@@ -318,8 +327,12 @@ impl Store {
                 token_endpoint_auth_method, redirect_uris, access_token_format, access_token_ttl, audience,
                 introspection, created_at, post_logout_redirect_uris, require_pushed_authorization_requests,
                 first_party, refresh_token_rotation, id_token_signed_response_alg, tokens_not_before,
-                dpop_bound_access_tokens, dpop_nonce_required)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+                dpop_bound_access_tokens, dpop_nonce_required, jwks, jwks_uri, certificate_identity,
+                tls_client_certificate_bound_access_tokens, profile)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+                $21, $22, $23, $24, $25)";
+        let certificate_identity =
+            client.certificate_identity.as_ref().map(serde_json::to_string).transpose().context("certificate identity")?;
         on_pool!(self, write, |pool| {
             sqlx::query(SQL)
                 .bind(&client.client_id)
@@ -342,6 +355,11 @@ impl Store {
                 .bind(to_i64(client.tokens_not_before))
                 .bind(client.dpop_bound)
                 .bind(client.dpop_nonce_required)
+                .bind(client.jwks.as_ref().map(|j| j.to_string()))
+                .bind(&client.jwks_uri)
+                .bind(&certificate_identity)
+                .bind(client.certificate_bound)
+                .bind(client.profile.as_str())
                 .execute(pool)
                 .await?;
             Ok(())
@@ -581,13 +599,19 @@ impl Store {
         })
     }
 
-    /// Records a DPoP proof (by SHA-256 of its key thumbprint and `jti`) as used until
+    /// Records a single-use JWT (by SHA-256 of its issuer and `jti`) as used until
     /// `expires_at`. `false` when it was recorded before, by whatever node: a replay.
-    pub async fn use_dpop_proof(&self, proof_hash: &[u8; 32], expires_at: u64) -> anyhow::Result<bool> {
-        const SQL: &str =
-            "INSERT INTO dpop_proofs (proof_hash, expires_at) VALUES ($1, $2) ON CONFLICT (proof_hash) DO NOTHING";
+    pub async fn spend(&self, kind: SingleUse, id_hash: &[u8; 32], expires_at: u64) -> anyhow::Result<bool> {
+        let sql = match kind {
+            SingleUse::DpopProof => {
+                "INSERT INTO dpop_proofs (proof_hash, expires_at) VALUES ($1, $2) ON CONFLICT (proof_hash) DO NOTHING"
+            }
+            SingleUse::ClientAssertion => {
+                "INSERT INTO client_assertions (assertion_hash, expires_at) VALUES ($1, $2) ON CONFLICT (assertion_hash) DO NOTHING"
+            }
+        };
         on_pool!(self, write, |pool| {
-            let res = sqlx::query(SQL).bind(&proof_hash[..]).bind(to_i64(expires_at)).execute(pool).await?;
+            let res = sqlx::query(sql).bind(&id_hash[..]).bind(to_i64(expires_at)).execute(pool).await?;
             Ok(res.rows_affected() == 1)
         })
     }

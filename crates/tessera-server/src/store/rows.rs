@@ -82,6 +82,19 @@ macro_rules! impl_decode {
                     id_token_alg: self.get("id_token_signed_response_alg"),
                     dpop_bound: self.get("dpop_bound_access_tokens"),
                     dpop_nonce_required: self.get("dpop_nonce_required"),
+                    jwks: self
+                        .get::<Option<&str>, _>("jwks")
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|_| anyhow!("corrupt jwks column"))?,
+                    jwks_uri: self.get("jwks_uri"),
+                    certificate_identity: self
+                        .get::<Option<&str>, _>("certificate_identity")
+                        .map(serde_json::from_str)
+                        .transpose()
+                        .map_err(|_| anyhow!("corrupt certificate_identity column"))?,
+                    certificate_bound: self.get("tls_client_certificate_bound_access_tokens"),
+                    profile: self.get::<&str, _>("profile").parse()?,
                     tokens_not_before: to_u64(self.get("tokens_not_before")),
                     created_at: to_u64(self.get("created_at")),
                 };

@@ -58,14 +58,27 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "introspection_endpoint": "ISSUER/introspect",
           "introspection_endpoint_auth_methods_supported": [
             "client_secret_basic",
-            "client_secret_post"
+            "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth"
           ],
           "issuer": "ISSUER",
           "jwks_uri": "ISSUER/jwks.json",
+          "mtls_endpoint_aliases": {
+            "introspection_endpoint": "ISSUER/introspect",
+            "pushed_authorization_request_endpoint": "ISSUER/par",
+            "revocation_endpoint": "ISSUER/revoke",
+            "token_endpoint": "ISSUER/token",
+            "userinfo_endpoint": "ISSUER/userinfo"
+          },
           "pushed_authorization_request_endpoint": "ISSUER/par",
           "pushed_authorization_request_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
             "none"
           ],
           "request_parameter_supported": false,
@@ -80,6 +93,9 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "revocation_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
             "none"
           ],
           "scopes_supported": [
@@ -92,11 +108,20 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "subject_types_supported": [
             "public"
           ],
+          "tls_client_certificate_bound_access_tokens": true,
           "token_endpoint": "ISSUER/token",
           "token_endpoint_auth_methods_supported": [
             "client_secret_basic",
             "client_secret_post",
+            "private_key_jwt",
+            "tls_client_auth",
+            "self_signed_tls_client_auth",
             "none"
+          ],
+          "token_endpoint_auth_signing_alg_values_supported": [
+            "PS256",
+            "ES256",
+            "EdDSA"
           ],
           "userinfo_endpoint": "ISSUER/userinfo"
         }"#]]

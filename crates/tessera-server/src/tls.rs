@@ -1,0 +1,283 @@
+//! HTTPS on the public listener (RFC 9325, BCP 195): TLS 1.3 preferred, TLS 1.2 only with the
+//! AEAD ECDHE suites rustls offers, never TLS 1.0/1.1; the certificate and key reloaded from
+//! their files without a restart; and optional client certificates for RFC 8705.
+//!
+//! The TLS layer asks every client for a certificate and accepts any certificate whose
+//! handshake signature verifies (the client holds its key). Whether a certificate means
+//! anything is decided per client by the protocol code (`flows::mtls`): chained to the
+//! configured CAs for `tls_client_auth`, listed in the client's JWKS for
+//! `self_signed_tls_client_auth`. The chain reaches handlers as the [`ClientCertificate`]
+//! request extension, set by the accept loop here or, behind a TLS-terminating proxy, from the
+//! proxy's RFC 9440 `Client-Cert` header (see `http::client_certificate`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use rustls::DistinguishedName;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
+use tokio::net::TcpListener;
+
+/// The certificate chain a client presented, leaf first.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<Vec<CertificateDer<'static>>>);
+
+impl ClientCertificate {
+    /// The client's own certificate, DER.
+    pub fn leaf(&self) -> &[u8] {
+        self.0.first().map(|c| c.as_ref()).unwrap_or_default()
+    }
+}
+
+/// The server certificate and key files, read again on [`ServerCertificate::reload`].
+#[derive(Debug)]
+pub struct ServerCertificate {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+fn load_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<CertifiedKey> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert_file)
+        .with_context(|| format!("reading {}", cert_file.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing {}", cert_file.display()))?;
+    if chain.is_empty() {
+        anyhow::bail!("{} holds no certificate", cert_file.display());
+    }
+    let key = PrivateKeyDer::from_pem_file(key_file).with_context(|| format!("reading {}", key_file.display()))?;
+    let signing_key = provider()
+        .key_provider
+        .load_private_key(key)
+        .with_context(|| format!("{} is not a usable private key", key_file.display()))?;
+    let certified = CertifiedKey::new(chain, signing_key);
+    certified.keys_match().with_context(|| format!("{} does not match {}", key_file.display(), cert_file.display()))?;
+    Ok(certified)
+}
+
+impl ServerCertificate {
+    /// Loads the certificate chain (PEM, leaf first) and its private key (PEM).
+    pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<ServerCertificate> {
+        let current = load_certified_key(cert_file, key_file)?;
+        Ok(ServerCertificate {
+            cert_file: cert_file.to_owned(),
+            key_file: key_file.to_owned(),
+            current: RwLock::new(Arc::new(current)),
+        })
+    }
+
+    /// Reads the files again; new connections use the new certificate. On error the current
+    /// certificate stays.
+    pub fn reload(&self) -> anyhow::Result<()> {
+        let fresh = Arc::new(load_certified_key(&self.cert_file, &self.key_file)?);
+        match self.current.write() {
+            Ok(mut current) => *current = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// When either file last changed, to notice a renewal.
+    fn modified(&self) -> Option<std::time::SystemTime> {
+        let cert = std::fs::metadata(&self.cert_file).and_then(|m| m.modified()).ok()?;
+        let key = std::fs::metadata(&self.key_file).and_then(|m| m.modified()).ok()?;
+        Some(cert.max(key))
+    }
+}
+
+impl ResolvesServerCert for ServerCertificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(match self.current.read() {
+            Ok(current) => current.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        })
+    }
+}
+
+/// Asks for a client certificate, does not require one, and accepts any whose handshake
+/// signature verifies; what the certificate is worth is decided per client later.
+#[derive(Debug)]
+struct OptionalClientCertificate {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ClientCertVerifier for OptionalClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The rustls configuration of the public listener.
+pub fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let provider = provider();
+    let verifier = Arc::new(OptionalClientCertificate { algorithms: provider.signature_verification_algorithms });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("TLS versions")?
+        .with_client_cert_verifier(verifier)
+        .with_cert_resolver(certificate);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// Reloads the certificate when its files change (checked every few seconds) and on SIGHUP.
+/// Ends when `stop` resolves.
+pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<Output = ()> + Send + 'static) {
+    tokio::spawn(async move {
+        let mut seen = certificate.modified();
+        let mut interval = tokio::time::interval(Duration::from_secs(5));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        tokio::pin!(stop);
+        loop {
+            #[cfg(unix)]
+            let signal = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signal = std::future::pending::<()>();
+            let forced = tokio::select! {
+                () = &mut stop => return,
+                _ = interval.tick() => false,
+                () = signal => true,
+            };
+            let modified = certificate.modified();
+            if !forced && modified == seen {
+                continue;
+            }
+            seen = modified;
+            match certificate.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(err) => tracing::error!(err = format!("{err:#}"), "TLS certificate reload failed; keeping the current one"),
+            }
+        }
+    });
+}
+
+/// Serves `router` over TLS on `listener` until `shutdown` resolves, then lets open
+/// connections finish. Each request carries `ConnectInfo<SocketAddr>` and, when the client
+/// presented one, its [`ClientCertificate`].
+pub async fn serve(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tower::ServiceExt as _;
+
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    tracing::debug!(err = %err, "accept failed");
+                    continue;
+                }
+            },
+        };
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
+        }
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            // A client that never finishes its handshake must not hold a task forever.
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(err)) => {
+                    tracing::debug!(err = %err, %remote, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let certificate = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .filter(|chain| !chain.is_empty())
+                .map(|chain| ClientCertificate(Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect())));
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let mut request = request.map(axum::body::Body::new);
+                request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
+                if let Some(certificate) = &certificate {
+                    request.extensions_mut().insert(certificate.clone());
+                }
+                router.clone().oneshot(request)
+            });
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+            if let Err(err) = watcher.watch(connection).await {
+                tracing::debug!(err = %err, %remote, "connection ended with an error");
+            }
+        });
+    }
+    graceful.shutdown().await;
+    Ok(())
+}
