@@ -359,8 +359,10 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
         } => {
             let jwks = match &jwks_file {
                 Some(path) => Some(
-                    serde_json::from_slice(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
-                        .with_context(|| format!("{} is not JSON", path.display()))?,
+                    serde_json::from_slice(
+                        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                    )
+                    .with_context(|| format!("{} is not JSON", path.display()))?,
                 ),
                 None => None,
             };

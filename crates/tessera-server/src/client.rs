@@ -239,7 +239,11 @@ impl Client {
                 return invalid("tls_client_auth_subject_dn: tls_client_auth needs exactly one of tls_client_auth_subject_dn, tls_client_auth_san_dns, tls_client_auth_san_uri, tls_client_auth_san_ip and tls_client_auth_san_email".into());
             }
             (_, 0) => None,
-            (_, _) => return invalid("tls_client_auth_subject_dn: only with token_endpoint_auth_method tls_client_auth".into()),
+            (_, _) => {
+                return invalid(
+                    "tls_client_auth_subject_dn: only with token_endpoint_auth_method tls_client_auth".into(),
+                );
+            }
         };
         if let Some(CertificateIdentity::SubjectDn(dn)) = &certificate_identity
             && crate::flows::mtls::parse_dn(dn).is_none()
@@ -434,7 +438,8 @@ pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
 /// An inline JWK Set: `{"keys": [...]}` of at most 20 public keys (no private members).
 fn check_public_jwks(jwks: &serde_json::Value) -> Result<(), InvalidMetadata> {
     let bad = |why: &str| InvalidMetadata(format!("jwks: {why}"));
-    let keys = jwks.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| bad("must be {\"keys\": [...]}"))?;
+    let keys =
+        jwks.get("keys").and_then(serde_json::Value::as_array).ok_or_else(|| bad("must be {\"keys\": [...]}"))?;
     if keys.is_empty() || keys.len() > 20 {
         return Err(bad("between 1 and 20 keys"));
     }

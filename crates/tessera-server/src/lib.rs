@@ -293,23 +293,22 @@ pub async fn run(
             tracing::debug!(err = %err, "cannot set TCP_NODELAY");
         }
     };
-    let public_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
-        match &state.config.tls {
-            Some((cert, key)) => {
-                let certificate = Arc::new(tls::ServerCertificate::load(cert, key)?);
-                let config = tls::server_config(certificate.clone())?;
-                tls::reload_on_change(certificate, wait(rx.clone()));
-                Box::pin(tls::serve(public, config, app(state.clone()), wait(rx.clone())))
-            }
-            None => Box::pin(
-                axum::serve(
-                    public.tap_io(nodelay),
-                    app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-                )
-                .with_graceful_shutdown(wait(rx.clone()))
-                .into_future(),
-            ),
-        };
+    let public_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &state.config.tls {
+        Some((cert, key)) => {
+            let certificate = Arc::new(tls::ServerCertificate::load(cert, key)?);
+            let config = tls::server_config(certificate.clone())?;
+            tls::reload_on_change(certificate, wait(rx.clone()));
+            Box::pin(tls::serve(public, config, app(state.clone()), wait(rx.clone())))
+        }
+        None => Box::pin(
+            axum::serve(
+                public.tap_io(nodelay),
+                app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(wait(rx.clone()))
+            .into_future(),
+        ),
+    };
     let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
     tokio::spawn(async move {
         shutdown.await;

@@ -208,7 +208,9 @@ pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<O
             seen = modified;
             match certificate.reload() {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
-                Err(err) => tracing::error!(err = format!("{err:#}"), "TLS certificate reload failed; keeping the current one"),
+                Err(err) => {
+                    tracing::error!(err = format!("{err:#}"), "TLS certificate reload failed; keeping the current one")
+                }
             }
         }
     });

@@ -67,6 +67,8 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     /// The PostgreSQL schema of this test, dropped at the end.
     pub postgres: Option<PostgresSchema>,
+    /// With HTTPS ([`spawn_tls_app`]): the CA of the server's and the clients' certificates.
+    pub pki: Option<TestPki>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -132,6 +134,17 @@ pub async fn spawn_app_at(now: u64) -> TestApp {
 
 /// [`spawn_app_at`] with a configuration change (a grace period, an https issuer, …).
 pub async fn spawn_app_with(now: u64, configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(now, None, configure).await
+}
+
+/// A server whose public listener speaks HTTPS with a certificate from a fresh test CA, which
+/// is also `tls_client_ca`; `app.http` trusts that CA, and [`TestApp::https_as`] presents a
+/// client certificate.
+pub async fn spawn_tls_app(configure: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(T0, Some(TestPki::default()), configure).await
+}
+
+async fn spawn(now: u64, pki: Option<TestPki>, configure: impl FnOnce(&mut Config)) -> TestApp {
     install_crypto_provider();
     let data_dir = tempfile::tempdir().unwrap();
     let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -145,7 +158,19 @@ pub async fn spawn_app_with(now: u64, configure: impl FnOnce(&mut Config)) -> Te
     if let Some(schema) = &postgres {
         config.database_url = schema.url();
     }
+    if let Some(pki) = &pki {
+        let write = |name: &str, text: &str| {
+            let path = data_dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let server = pki.server_cert();
+        config.tls = Some((write("server.pem", &server.cert_pem), write("server-key.pem", &server.key_pem)));
+        config.tls_client_ca = Some(write("client-ca.pem", &pki.ca_pem));
+        config.issuer = tessera_server::config::IssuerUrl::parse(&format!("https://{addr}")).unwrap();
+    }
     configure(&mut config);
+    let issuer = config.issuer.as_str().to_owned();
     let clock = FixedClock::at(now);
     let state = AppState::open(config, Arc::new(clock.clone())).await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -153,11 +178,12 @@ pub async fn spawn_app_with(now: u64, configure: impl FnOnce(&mut Config)) -> Te
         let _ = rx.await;
     }));
     let admin_json = std::fs::read(data_dir.path().join("admin.json")).unwrap();
-    let http = reqwest::Client::builder().redirect(Policy::none()).build().unwrap();
+    let http = client_for(pki.as_ref(), None);
     TestApp {
         addr,
         admin_addr,
-        issuer: format!("http://{addr}"),
+        issuer,
+        pki,
         clock,
         http,
         admin: serde_json::from_slice(&admin_json).unwrap(),
@@ -195,7 +221,12 @@ impl Drop for TestApp {
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}{path}", self.issuer)
+    }
+
+    /// An HTTP client that presents `cert` as its TLS client certificate.
+    pub fn https_as(&self, cert: &TestCert) -> reqwest::Client {
+        client_for(self.pki.as_ref(), Some(cert))
     }
 
     pub fn admin_url(&self, path: &str) -> String {
@@ -361,14 +392,19 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
 
 impl<'a> Browser<'a> {
     pub fn new(app: &'a TestApp) -> Browser<'a> {
-        Browser::at(&app.url(""))
+        Browser::with(&app.url(""), app.http.clone())
     }
 
     /// A browser for the server at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn at(base: &str) -> Browser<'a> {
+        Browser::with(base, reqwest::Client::builder().redirect(Policy::none()).build().unwrap())
+    }
+
+    /// A browser that talks through `http` (one that trusts a test CA, say).
+    pub fn with(base: &str, http: reqwest::Client) -> Browser<'a> {
         Browser {
             base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::builder().redirect(Policy::none()).build().unwrap(),
+            http,
             _app: std::marker::PhantomData,
             cookies: Default::default(),
             user_agent: "TestBrowser/1.0".into(),
@@ -631,4 +667,111 @@ impl TestApp {
 pub fn jwt_claims(jwt: &str) -> Value {
     let part = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// An HTTP client without automatic redirects that trusts the test CA (if any) and presents
+/// `identity` as its TLS client certificate (if any).
+fn client_for(pki: Option<&TestPki>, identity: Option<&TestCert>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder().redirect(Policy::none());
+    if let Some(pki) = pki {
+        builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
+    }
+    if let Some(cert) = identity {
+        let pem = format!("{}{}", cert.cert_pem, cert.key_pem);
+        builder = builder.identity(reqwest::Identity::from_pem(pem.as_bytes()).unwrap());
+    }
+    builder.build().unwrap()
+}
+
+/// A test certificate authority, made fresh for each test (nothing expires in the repository).
+pub struct TestPki {
+    pub ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+/// A certificate and its key.
+#[derive(Clone)]
+pub struct TestCert {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: Vec<u8>,
+    /// The public key as an uncompressed P-256 point.
+    public_point: Vec<u8>,
+}
+
+impl Default for TestPki {
+    fn default() -> TestPki {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, "Tessera Test CA");
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        TestPki { ca_pem: cert.pem(), issuer: rcgen::Issuer::new(params, key) }
+    }
+}
+
+fn finish(cert: rcgen::Certificate, key: &rcgen::KeyPair) -> TestCert {
+    TestCert {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        der: cert.der().to_vec(),
+        public_point: key.public_key_raw().to_vec(),
+    }
+}
+
+impl TestPki {
+    /// The server's certificate: `127.0.0.1` and `localhost`.
+    pub fn server_cert(&self) -> TestCert {
+        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, "127.0.0.1");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        finish(cert, &key)
+    }
+
+    /// A client certificate issued by this CA, with subject `CN=<cn>, O=Tessera Tests` and the
+    /// given DNS names.
+    pub fn client_cert(&self, cn: &str, dns_names: &[&str]) -> TestCert {
+        let mut params =
+            rcgen::CertificateParams::new(dns_names.iter().map(|d| (*d).to_owned()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "Tessera Tests");
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        finish(cert, &key)
+    }
+}
+
+impl TestCert {
+    /// A self-signed client certificate with subject `CN=<cn>`.
+    pub fn self_signed(cn: &str) -> TestCert {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        finish(cert, &key)
+    }
+
+    /// The certificate as a public JWK with `x5c` (RFC 8705 §2.2 self-signed registration).
+    pub fn jwk(&self) -> Value {
+        json!({
+            "kty": "EC", "crv": "P-256", "use": "sig",
+            "x": b64url(&self.public_point[1..33]), "y": b64url(&self.public_point[33..65]),
+            "x5c": [base64::engine::general_purpose::STANDARD.encode(&self.der)],
+        })
+    }
+
+    /// RFC 8705 §3.1 `x5t#S256`, computed here independently of the server.
+    pub fn thumbprint(&self) -> String {
+        b64url(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &self.der).as_ref())
+    }
+
+    /// The certificate as an RFC 9440 `Client-Cert` header value.
+    pub fn client_cert_header(&self) -> String {
+        format!(":{}:", base64::engine::general_purpose::STANDARD.encode(&self.der))
+    }
 }

@@ -157,7 +157,18 @@ mod tests {
 
     #[test]
     fn private_addresses_are_refused() {
-        for ip in ["10.0.0.1", "127.0.0.1", "169.254.169.254", "192.168.1.1", "100.64.0.1", "::1", "fd00::1", "fe80::1", "::ffff:10.0.0.1", "0.0.0.0"] {
+        for ip in [
+            "10.0.0.1",
+            "127.0.0.1",
+            "169.254.169.254",
+            "192.168.1.1",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:10.0.0.1",
+            "0.0.0.0",
+        ] {
             assert!(!address_allowed(ip.parse().unwrap(), false), "{ip}");
             assert!(address_allowed(ip.parse().unwrap(), true), "{ip}");
         }

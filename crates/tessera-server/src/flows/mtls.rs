@@ -88,7 +88,7 @@ fn subject(cert: &X509Certificate<'_>) -> Option<Vec<(String, String)>> {
     let mut out = Vec::new();
     for rdn in cert.subject().iter() {
         for attribute in rdn.iter() {
-            let name = registry.get(attribute.attr_type())?.sn().to_ascii_uppercase();
+            let name = x509_parser::objects::oid2abbrev(attribute.attr_type(), registry).ok()?.to_ascii_uppercase();
             out.push((name, attribute.as_str().ok()?.to_owned()));
         }
     }

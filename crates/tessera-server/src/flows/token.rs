@@ -9,10 +9,10 @@ use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::client::{Client, Profile, TokenFormat, is_resource_uri};
-use crate::flows::dpop::{self, PresentedProof};
-use crate::flows::error::OAuthError;
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::code_grant;
+use crate::flows::dpop::{self, PresentedProof};
+use crate::flows::error::OAuthError;
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken};

@@ -12,8 +12,8 @@ use crate::AppState;
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::{self, TokenScheme};
-use crate::tls::ClientCertificate;
 use crate::scope::Scope;
+use crate::tls::ClientCertificate;
 
 /// RFC 6750 §3.1 errors.
 #[derive(Debug, thiserror::Error)]

@@ -15,9 +15,9 @@ use bytes::Bytes;
 use crate::AppState;
 use crate::flows::client_auth::ClientRequest;
 use crate::flows::dpop::PresentedProof;
-use crate::tls::ClientCertificate;
 use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
+use crate::tls::ClientCertificate;
 
 pub use admin::admin_app;
 

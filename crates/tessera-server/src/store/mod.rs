@@ -331,8 +331,12 @@ impl Store {
                 tls_client_certificate_bound_access_tokens, profile)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
                 $21, $22, $23, $24, $25)";
-        let certificate_identity =
-            client.certificate_identity.as_ref().map(serde_json::to_string).transpose().context("certificate identity")?;
+        let certificate_identity = client
+            .certificate_identity
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .context("certificate identity")?;
         on_pool!(self, write, |pool| {
             sqlx::query(SQL)
                 .bind(&client.client_id)

@@ -7,6 +7,7 @@ mod admin;
 mod discovery;
 mod dpop;
 mod introspect;
+mod mtls;
 mod revoke;
 mod robustness;
 mod sign_in;
