@@ -220,8 +220,10 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
+    /// A URL on the public listener (https with [`spawn_tls_app`]).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer)
+        let scheme = if self.pki.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 
     /// An HTTP client that presents `cert` as its TLS client certificate.
@@ -572,8 +574,8 @@ impl TestApp {
     }
 }
 
-/// A client's DPoP key (P-256), signing proofs exactly as RFC 9449 §4.2 describes; the parts
-/// of a proof can be set one by one for the attack cases.
+/// A client's P-256 key: it signs DPoP proofs exactly as RFC 9449 §4.2 describes (the parts of
+/// a proof can be set one by one for the attack cases) and `private_key_jwt` assertions.
 pub struct DpopKey(aws_lc_rs::signature::EcdsaKeyPair);
 
 impl Default for DpopKey {
@@ -593,6 +595,14 @@ impl DpopKey {
         use aws_lc_rs::signature::KeyPair as _;
         let point = self.0.public_key().as_ref();
         json!({"kty":"EC","crv":"P-256","x":b64url(&point[1..33]),"y":b64url(&point[33..65])})
+    }
+
+    /// The public JWK with a `kid`, as a client registers it for `private_key_jwt`.
+    pub fn jwk_with_kid(&self, kid: &str) -> Value {
+        let mut jwk = self.jwk();
+        jwk["kid"] = kid.into();
+        jwk["use"] = "sig".into();
+        jwk
     }
 
     /// RFC 7638 thumbprint, computed here independently of the server: SHA-256 over the

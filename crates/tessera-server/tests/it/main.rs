@@ -4,8 +4,10 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 mod admin;
+mod client_assertion;
 mod discovery;
 mod dpop;
+mod fapi2;
 mod introspect;
 mod mtls;
 mod revoke;
