@@ -4,6 +4,7 @@
 // logout. Inputs come from the environment; any failed check exits non-zero with a message.
 import assert from 'node:assert/strict';
 import * as client from 'openid-client';
+import { Browser } from './pages.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -38,42 +39,9 @@ const authorizationUrl = await client.buildAuthorizationUrlWithPAR(config, {
 });
 check('PAR', () => assert.ok(authorizationUrl.searchParams.get('request_uri').startsWith('urn:ietf:params:oauth:request_uri:')));
 
-// A minimal browser: cookies, no automatic redirects.
-const jar = new Map();
-async function visit(url, form) {
-  const res = await fetch(new URL(url, ISSUER), {
-    method: form ? 'POST' : 'GET',
-    redirect: 'manual',
-    headers: {
-      cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; '),
-      ...(form ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-    },
-    body: form ? new URLSearchParams(form) : undefined,
-  });
-  for (const line of res.headers.getSetCookie()) {
-    const [pair] = line.split(';');
-    const [name, value] = pair.split('=');
-    if (/Max-Age=0/i.test(line)) jar.delete(name); else jar.set(name, value);
-  }
-  return res;
-}
-const field = (html, name) => html.match(new RegExp(`name="${name}" value="([^"]*)"`))[1];
-
-let res = await visit(authorizationUrl);
-assert.equal(res.status, 303);
-let location = res.headers.get('location');
-assert.match(location, /^\/login\?request=/);
-let html = await (await visit(location)).text();
-res = await visit('/login', {
-  request: field(html, 'request'), csrf_token: field(html, 'csrf_token'), username: env('USERNAME'), password: env('PASSWORD'),
-});
-assert.equal(res.status, 303);
-location = res.headers.get('location');
-assert.match(location, /^\/consent\?request=/);
-html = await (await visit(location)).text();
-res = await visit('/consent', { request: field(html, 'request'), csrf_token: field(html, 'csrf_token'), decision: 'allow' });
-assert.equal(res.status, 303);
-const callback = new URL(res.headers.get('location'));
+const browser = new Browser(ISSUER);
+const visit = (url, form) => browser.visit(url, form);
+const callback = await browser.signIn(authorizationUrl, env('USERNAME'), env('PASSWORD'));
 check('login and consent forms', () => assert.equal(callback.origin + callback.pathname, REDIRECT_URI));
 
 // openid-client checks state, iss (RFC 9207), PKCE, and the ID token (signature via JWKS,
@@ -111,7 +79,7 @@ check('revocation of the refresh token revokes its access tokens', () => assert.
 const endSession = client.buildEndSessionUrl(config, {
   id_token_hint: refreshed.id_token, post_logout_redirect_uri: POST_LOGOUT, state: 'bye',
 });
-res = await visit(endSession);
+let res = await visit(endSession);
 check('RP-initiated logout', () => {
   assert.equal(res.status, 303);
   assert.equal(res.headers.get('location'), `${POST_LOGOUT}?state=bye`);

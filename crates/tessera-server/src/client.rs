@@ -410,6 +410,11 @@ impl Client {
         self.grant_types.iter().any(|g| g == grant_type)
     }
 
+    /// Whether the client authenticates with a client secret.
+    pub fn uses_secret(&self) -> bool {
+        matches!(self.auth_method, AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)
+    }
+
     /// A public client cannot keep a secret.
     pub fn is_public(&self) -> bool {
         self.auth_method == AuthMethod::None

@@ -144,6 +144,11 @@ pub async fn spawn_tls_app(configure: impl FnOnce(&mut Config)) -> TestApp {
     spawn(T0, Some(TestPki::default()), configure).await
 }
 
+/// [`spawn_tls_app`] with the clock fixed at `now` (for independent clients with their own clocks).
+pub async fn spawn_tls_app_at(now: u64) -> TestApp {
+    spawn(now, Some(TestPki::default()), |_| {}).await
+}
+
 async fn spawn(now: u64, pki: Option<TestPki>, configure: impl FnOnce(&mut Config)) -> TestApp {
     install_crypto_provider();
     let data_dir = tempfile::tempdir().unwrap();
@@ -343,7 +348,8 @@ impl TestApp {
         let body: Value = res.json().await.unwrap();
         TestClient {
             id: body["client_id"].as_str().unwrap().to_owned(),
-            secret: body["client_secret"].as_str().unwrap().to_owned(),
+            // Clients that authenticate with keys or certificates have no secret.
+            secret: body["client_secret"].as_str().unwrap_or_default().to_owned(),
         }
     }
 

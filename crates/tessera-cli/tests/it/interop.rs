@@ -73,3 +73,64 @@ async fn openid_client_completes_the_code_flow_with_par_refresh_revocation_and_l
     assert!(output.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("code-flow interop: 10 passed, 0 failed"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth4webapi_obtains_and_uses_dpop_and_mtls_bound_tokens() {
+    let interop = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop"));
+    for module in ["oauth4webapi", "undici", "jose"] {
+        assert!(
+            interop.join("node_modules").join(module).exists(),
+            "{module} is not installed: run `npm ci --prefix tests/interop` (scripts/test does)"
+        );
+    }
+    // oauth4webapi checks token and proof times against its own wall clock.
+    let now = SystemClock.now().secs();
+    let app = spawn_app_at(now).await;
+    let user_id = app.create_user("dora").await;
+    let admin_token = app.admin_token().await;
+    let tls = tessera_test_support::spawn_tls_app_at(now).await;
+    let pki = tls.pki.as_ref().unwrap();
+    let cert = pki.client_cert("interop-client", &[]);
+    let mtls_client = tls
+        .create_client(json!({"scope":"read","token_endpoint_auth_method":"tls_client_auth",
+            "tls_client_auth_subject_dn":"CN=interop-client,O=Tessera Tests","tls_client_certificate_bound_access_tokens":true}))
+        .await
+        .id;
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let (ca, cert_file, key_file) =
+        (write("ca.pem", &pki.ca_pem), write("client.pem", &cert.cert_pem), write("client-key.pem", &cert.key_pem));
+    let output = tokio::task::spawn_blocking({
+        let envs = [
+            ("ISSUER", app.issuer.clone()),
+            ("ADMIN_URL", app.admin_url("")),
+            ("ADMIN_TOKEN", admin_token),
+            ("REDIRECT_URI", REDIRECT_URI.to_owned()),
+            ("USERNAME", "dora".to_owned()),
+            ("PASSWORD", PASSWORD.to_owned()),
+            ("USER_ID", user_id),
+            ("MTLS_ISSUER", tls.issuer.clone()),
+            ("MTLS_CLIENT_ID", mtls_client),
+            ("CERT_THUMBPRINT", cert.thumbprint()),
+        ];
+        let paths = [("CA_FILE", ca), ("CERT_FILE", cert_file), ("KEY_FILE", key_file)];
+        move || {
+            Command::new("node")
+                .arg("sender_constrained.mjs")
+                .current_dir(&interop)
+                .envs(envs)
+                .envs(paths)
+                .output()
+                .expect("node is required for the interop tests")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "oauth4webapi failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("sender-constrained interop: 11 passed, 0 failed"), "{stdout}");
+}

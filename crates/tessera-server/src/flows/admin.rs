@@ -67,11 +67,12 @@ pub async fn create_client(
 ) -> Result<ClientInfo, AdminError> {
     let client = Client::register(secret::random_b64(16), metadata, &state.config.issuer, now.secs())
         .map_err(|e| AdminError::InvalidClientMetadata(e.0))?;
-    // A public client gets no secret; the stored hash is of a random value nobody ever sees.
+    // Only clients that authenticate with a secret get one; for the others (public clients, keys,
+    // certificates) the stored hash is of a random value nobody ever sees.
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
     state.store.insert_client(&client, &secret::hash(client_secret.expose())).await?;
     tracing::info!(client_id = %client.client_id, "client created");
-    let shown = (!client.is_public()).then(|| client_secret.expose().to_owned());
+    let shown = client.uses_secret().then(|| client_secret.expose().to_owned());
     Ok(client.info(shown))
 }
 
@@ -99,8 +100,8 @@ pub async fn delete_client(state: &AppState, client_id: &str) -> Result<(), Admi
 
 /// Replaces a client's secret; the old one stops working at once.
 pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
-    if state.store.client(client_id).await?.is_some_and(|c| c.client.is_public()) {
-        return Err(AdminError::InvalidRequest("a public client has no secret".into()));
+    if state.store.client(client_id).await?.is_some_and(|c| !c.client.uses_secret()) {
+        return Err(AdminError::InvalidRequest("this client authenticates without a secret".into()));
     }
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
     if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose())).await? {
