@@ -40,7 +40,8 @@ pub(crate) enum ClientCommand {
         /// Grant type (repeatable) [default: client_credentials].
         #[arg(long = "grant-type")]
         grant_types: Vec<String>,
-        /// client_secret_basic or client_secret_post [default: client_secret_basic].
+        /// client_secret_basic, client_secret_post, none, private_key_jwt, tls_client_auth or
+        /// self_signed_tls_client_auth [default: client_secret_basic].
         #[arg(long)]
         auth_method: Option<String>,
         /// Access-token format: jwt or opaque [default: jwt].

@@ -230,6 +230,20 @@ mod tests {
         assert_eq!(proof.jti, "-BwC3ESc6acc2lTc");
     }
 
+    // SECURITY-TESTS.md d.2 and d.3: the thumbprint `jkt` is computed with is RFC 7638's, and
+    // members beyond the required ones (`alg`, `kid`) do not change it.
+    #[test]
+    fn rfc7638_and_rfc8037_thumbprint_vectors() {
+        let rsa = serde_json::json!({"kty":"RSA","e":"AQAB","alg":"RS256","kid":"2011-04-29","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"});
+        let ed = serde_json::json!({"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"});
+        let thumbprint = |value: Value| {
+            let jwk: Jwk = serde_json::from_value(value).unwrap();
+            jwk.thumbprint(ThumbprintHash::SHA256).unwrap()
+        };
+        assert_eq!(thumbprint(rsa), "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+        assert_eq!(thumbprint(ed), "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    }
+
     #[test]
     fn htu_is_compared_without_query_fragment_case_or_default_port() {
         for url in [

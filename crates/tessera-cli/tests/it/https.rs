@@ -118,3 +118,66 @@ fn plain_http_is_refused_off_loopback_and_tls_settings_are_checked() {
     let out = serve(&["--listen", "0.0.0.0:0", "--trusted-proxies", "10.0.0.0/8,not-an-address"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
 }
+
+/// The `tessera client create` examples of the README's sender-constrained section, word for
+/// word (continuation lines joined), against a running server.
+#[test]
+fn readme_sender_constrained_examples_register() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section =
+        readme.split("### Sender-constrained tokens").nth(1).expect("README section").split("\n### ").next().unwrap();
+    let joined = section.replace("\\\n", " ");
+    let commands: Vec<Vec<String>> =
+        joined.lines().filter(|l| l.trim_start().starts_with("tessera client create")).map(shell_words).collect();
+    assert_eq!(commands.len(), 3, "the README shows three client examples");
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::e2e::Server::start(dir.path(), free_port(), free_port());
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let mut created = Vec::new();
+    for words in commands {
+        let mut args: Vec<&str> = words.iter().skip(1).map(String::as_str).collect();
+        args.extend(["--admin-config", &admin_config, "--json"]);
+        let out = tessera(&args);
+        assert!(out.status.success(), "{words:?}: {}", String::from_utf8_lossy(&out.stderr));
+        created.push(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap());
+    }
+    assert_eq!(
+        (created[0]["dpop_bound_access_tokens"].as_bool(), created[0]["dpop_nonce_required"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(created[1]["tls_client_auth_subject_dn"], "CN=billing,O=Example");
+    assert_eq!(created[1]["tls_client_certificate_bound_access_tokens"], true);
+    assert!(created[1].get("client_secret").is_none(), "an mTLS client gets no secret");
+    assert_eq!(
+        (created[2]["profile"].as_str(), created[2]["token_endpoint_auth_method"].as_str()),
+        (Some("fapi2"), Some("private_key_jwt"))
+    );
+    server.stop();
+}
+
+/// Splits a command line the way a POSIX shell would for these examples: spaces, double quotes.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
+    for c in line.trim().chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                started = true;
+            }
+            ' ' if !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
