@@ -344,8 +344,9 @@ impl TestApp {
     /// Registers a client through the admin API.
     pub async fn create_client(&self, metadata: Value) -> TestClient {
         let res = self.admin_post("/admin/clients", &metadata).await;
-        assert_eq!(res.status(), 201, "client registration failed");
+        let status = res.status();
         let body: Value = res.json().await.unwrap();
+        assert_eq!(status, 201, "client registration failed: {body}");
         TestClient {
             id: body["client_id"].as_str().unwrap().to_owned(),
             // Clients that authenticate with keys or certificates have no secret.

@@ -75,6 +75,21 @@ fn nonce_is_current(state: &AppState, nonce: &str, now: UnixTime) -> bool {
     secret::hashes_equal(nonce_for_window(&state.dpop_nonce_key, window).as_bytes(), nonce.as_bytes())
 }
 
+/// The checks of RFC 9449 §4.3 on one proof, without spending it.
+fn check(
+    state: &AppState,
+    proof: &str,
+    request: &DpopRequest<'_>,
+    policy: &DpopPolicy,
+    now: UnixTime,
+) -> Result<VerifiedProof, OAuthError> {
+    tessera_verify::dpop::verify_proof(proof, request, policy, now).map_err(|err| match err {
+        VerifyError::InvalidDpopProof(why) => OAuthError::InvalidDpopProof(why),
+        VerifyError::UseDpopNonce => OAuthError::UseDpopNonce(current_nonce(state, now)),
+        _ => OAuthError::InvalidDpopProof("the proof is invalid"),
+    })
+}
+
 /// Checks one proof for one request (RFC 9449 §4.3) and records its `jti` as used, so the same
 /// proof is refused on every node afterwards.
 pub async fn prove(
@@ -84,11 +99,7 @@ pub async fn prove(
     policy: &DpopPolicy,
     now: UnixTime,
 ) -> Result<VerifiedProof, OAuthError> {
-    let verified = tessera_verify::dpop::verify_proof(proof, request, policy, now).map_err(|err| match err {
-        VerifyError::InvalidDpopProof(why) => OAuthError::InvalidDpopProof(why),
-        VerifyError::UseDpopNonce => OAuthError::UseDpopNonce(current_nonce(state, now)),
-        _ => OAuthError::InvalidDpopProof("the proof is invalid"),
-    })?;
+    let verified = check(state, proof, request, policy, now)?;
     let mut id = Vec::with_capacity(verified.jkt.len() + verified.jti.len() + 1);
     id.extend(verified.jkt.as_bytes());
     id.push(b'.');
@@ -132,10 +143,7 @@ pub async fn proof_key(
         let nonce = peek_nonce(proof);
         if !nonce.is_some_and(|n| nonce_is_current(state, &n, now)) {
             // Still refuse a proof that is bad for other reasons as such.
-            tessera_verify::dpop::verify_proof(proof, &request, &policy, now).map_err(|err| match err {
-                VerifyError::InvalidDpopProof(why) => OAuthError::InvalidDpopProof(why),
-                _ => OAuthError::InvalidDpopProof("the proof is invalid"),
-            })?;
+            check(state, proof, &request, &policy, now)?;
             return Err(OAuthError::UseDpopNonce(current_nonce(state, now)));
         }
     }

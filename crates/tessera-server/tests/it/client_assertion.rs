@@ -14,6 +14,11 @@ async fn body(res: reqwest::Response) -> Value {
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// Registers a client through the admin API; returns its id.
+async fn create(app: &TestApp, metadata: Value) -> String {
+    app.create_client(metadata).await.id
+}
+
 fn random_jti() -> String {
     let mut bytes = [0u8; 12];
     aws_lc_rs::rand::fill(&mut bytes).unwrap();
@@ -40,19 +45,13 @@ async fn token_with(app: &TestApp, path: &str, assertion: &str, extra: &[(&str, 
     app.http.post(app.url(path)).form(&form).send().await.unwrap()
 }
 
-async fn register(app: &TestApp, metadata: Value) -> String {
-    let res = app.admin_post("/admin/clients", &metadata).await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    body(res).await["client_id"].as_str().unwrap().to_owned()
-}
-
 // CA-04 and a.4's client-authentication rows (default profile).
 #[tokio::test]
 async fn private_key_jwt_accepts_only_a_fresh_well_formed_assertion_by_a_registered_key() {
     let app = spawn_app().await;
     let key = DpopKey::default();
     let client =
-        register(&app, json!({"scope":"read","token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[jwk_with_kid(&key, "k1")]}}))
+        create(&app, json!({"scope":"read","token_endpoint_auth_method":"private_key_jwt","jwks":{"keys":[jwk_with_kid(&key, "k1")]}}))
             .await;
     let now = app.clock.now_secs();
     let good = claims(&app, &client);
@@ -190,7 +189,7 @@ async fn keys_at_a_jwks_uri_are_cached_and_refetched_for_a_new_key_at_most_once_
     let (old, new) = (DpopKey::default(), DpopKey::default());
     let server = jwks_server(json!({"keys":[jwk_with_kid(&old, "old")]})).await;
     let client =
-        register(&app, json!({"scope":"read","token_endpoint_auth_method":"private_key_jwt","jwks_uri":server.url}))
+        create(&app, json!({"scope":"read","token_endpoint_auth_method":"private_key_jwt","jwks_uri":server.url}))
             .await;
     let hits = || server.hits.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(token_with(&app, "/token", &sign(&old, "old", &claims(&app, &client)), &[]).await.status(), 200);

@@ -11,6 +11,11 @@ async fn body(res: reqwest::Response) -> Value {
     res.json().await.unwrap()
 }
 
+/// Registers a client through the admin API; returns its id.
+async fn create(app: &TestApp, metadata: Value) -> String {
+    app.create_client(metadata).await.id
+}
+
 const CC: [(&str, &str); 1] = [("grant_type", "client_credentials")];
 
 /// A client_credentials request naming `client_id` only, over TLS as `cert` (or without one).
@@ -22,24 +27,16 @@ async fn token_as(app: &TestApp, cert: Option<&TestCert>, client_id: &str) -> re
     http.post(app.url("/token")).form(&[CC[0], ("client_id", client_id)]).send().await.unwrap()
 }
 
-async fn register(app: &TestApp, metadata: Value) -> String {
-    let res = app.admin_post("/admin/clients", &metadata).await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    body(res).await["client_id"].as_str().unwrap().to_owned()
-}
-
 // MT-01, MT-06: tls_client_auth by subject DN or SAN, chained to the configured CA.
 #[tokio::test]
 async fn tls_client_auth_needs_a_certificate_from_the_ca_with_the_registered_name() {
     let app = spawn_tls_app(|_| {}).await;
     let pki = app.pki.as_ref().unwrap();
-    let by_dn = register(
-        &app,
+    let by_dn = create(&app,
         json!({"scope":"read","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_subject_dn":"CN=client-a,O=Tessera Tests"}),
     )
     .await;
-    let by_dns = register(
-        &app,
+    let by_dns = create(&app,
         json!({"scope":"read","token_endpoint_auth_method":"tls_client_auth","tls_client_auth_san_dns":"billing.example.org"}),
     )
     .await;
@@ -75,8 +72,7 @@ async fn tls_client_auth_needs_a_certificate_from_the_ca_with_the_registered_nam
 async fn self_signed_tls_client_auth_needs_a_certificate_listed_in_the_client_jwks() {
     let app = spawn_tls_app(|_| {}).await;
     let listed = TestCert::self_signed("device-1");
-    let client = register(
-        &app,
+    let client = create(&app,
         json!({"scope":"read","token_endpoint_auth_method":"self_signed_tls_client_auth","jwks":{"keys":[listed.jwk()]}}),
     )
     .await;
@@ -101,7 +97,7 @@ async fn certificate_bound_tokens_work_only_over_a_connection_with_that_certific
         "token_endpoint_auth_method": "tls_client_auth", "tls_client_auth_subject_dn": "CN=web-app, O=Tessera Tests",
         "tls_client_certificate_bound_access_tokens": true,
     });
-    let client_id = register(&app, metadata).await;
+    let client_id = create(&app, metadata).await;
     let mut browser = Browser::new(&app);
     let redirect = browser.authorize(&code_request(&client_id, "openid profile read"), "alice").await;
     let code = query_param(&redirect, "code").unwrap();
@@ -168,7 +164,7 @@ async fn forged_certificate_headers_are_ignored_and_trusted_proxies_are_believed
 
     let ca_path = ca.path().to_owned();
     let untrusting = spawn_app_with(tessera_test_support::T0, |config| config.tls_client_ca = Some(ca_path)).await;
-    let client = register(&untrusting, metadata.clone()).await;
+    let client = create(&untrusting, metadata.clone()).await;
     for header in ["client-cert", "x-client-cert", "x-ssl-client-cert", "x-forwarded-client-cert"] {
         assert_eq!(send(&untrusting, client.clone(), header, cert.client_cert_header()).await, 401, "{header}");
     }
@@ -179,7 +175,7 @@ async fn forged_certificate_headers_are_ignored_and_trusted_proxies_are_believed
         config.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
-    let client = register(&behind_proxy, metadata).await;
+    let client = create(&behind_proxy, metadata).await;
     assert_eq!(send(&behind_proxy, client.clone(), "client-cert", cert.client_cert_header()).await, 200);
     let other = pki.client_cert("client-b", &[]);
     assert_eq!(send(&behind_proxy, client.clone(), "client-cert", other.client_cert_header()).await, 401);
