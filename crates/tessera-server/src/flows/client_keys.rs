@@ -155,6 +155,17 @@ impl reqwest::dns::Resolve for PublicOnly {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn a_jwks_uri_on_a_private_address_or_name_is_never_fetched() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let keys = ClientKeys::new(false).unwrap();
+        for uri in [format!("http://127.0.0.1:{port}/jwks.json"), format!("http://localhost:{port}/jwks.json")] {
+            let err = keys.fetch(&uri).await.unwrap_err();
+            assert!(format!("{err:#}").contains("private") || format!("{err:#}").contains("public"), "{uri}: {err:#}");
+        }
+    }
+
     #[test]
     fn private_addresses_are_refused() {
         for ip in [

@@ -339,6 +339,8 @@ async fn userinfo_takes_a_dpop_bound_token_only_with_a_proof_of_its_key() {
         ("no ath", vec![key.sign(&header, &without_ath)]),
         ("other ath", vec![key.proof("GET", &url, now, Some("another-token"))]),
         ("htm POST on GET", vec![key.proof("POST", &url, now, Some(token))]),
+        ("iat an hour ago", vec![key.proof("GET", &url, now - 3600, Some(token))]),
+        ("iat an hour ahead", vec![key.proof("GET", &url, now + 3600, Some(token))]),
         ("replay", vec![replayed]),
         ("two proofs", vec![key.proof("GET", &url, now, Some(token)), key.proof("GET", &url, now, Some(token))]),
     ];
@@ -354,9 +356,25 @@ async fn userinfo_takes_a_dpop_bound_token_only_with_a_proof_of_its_key() {
     let res = userinfo(&app, "GET", &format!("DPoP {bearer}"), &[&key.proof("GET", &url, now, Some(bearer))]).await;
     assert_eq!(res.status(), 401);
     assert_eq!(userinfo(&app, "GET", &format!("Bearer {bearer}"), &[]).await.status(), 200);
-    // The negative cases revoked nothing (a.5 item 15).
+    // The negative cases revoked nothing (a.5 item 15); responses carry a Date header (a.4).
     let res = userinfo(&app, "GET", &dpop, &[&key.proof("GET", &url, now, Some(token))]).await;
     assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("date"));
+    // DisallowAccessTokenInQuery (a.4): a token in the query string is no token at all.
+    let query = app.http.get(format!("{url}?access_token={bearer}")).send().await.unwrap();
+    assert_eq!(query.status(), 401);
+    // a.5 item 1: the DPoP header name in capitals. HTTP clients lowercase header names, so this
+    // request is written by hand.
+    let proof = key.proof("GET", &url, now, Some(token));
+    let raw = format!(
+        "GET /userinfo HTTP/1.1\r\nHost: {}\r\nAuthorization: DPoP {token}\r\nDPOP: {proof}\r\nConnection: close\r\n\r\n",
+        app.addr
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut stream, raw.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
 
 // The admin API takes bearer tokens only: a DPoP-bound admin token is refused there.
