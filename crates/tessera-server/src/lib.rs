@@ -60,6 +60,8 @@ pub struct Inner {
     pub client_ca: Option<flows::mtls::ChainVerifier>,
     /// Login, consent, account and error pages.
     pub pages: pages::Pages,
+    /// Set when the server stops, so that open streams (the revocation feed) end.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     /// Responses with a 5xx status (other than a not-ready `/readyz`) and caught panics since start.
     pub server_errors: std::sync::atomic::AtomicU64,
 }
@@ -120,6 +122,7 @@ impl AppState {
                 client_ca,
                 pages,
                 server_errors: Default::default(),
+                stopping: tokio::sync::watch::channel(false).0,
             }),
         };
         let bootstrapped = state.bootstrap().await;
@@ -310,10 +313,12 @@ pub async fn run(
         ),
     };
     let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
+    let stopping = state.stopping.clone();
     tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: finishing in-flight requests");
         let _ = tx.send(true);
+        stopping.send_replace(true);
     });
     let (public_result, admin_result) = tokio::join!(public_server, admin_server.into_future());
     public_result.context("public listener")?;

@@ -87,11 +87,11 @@ pub async fn client(state: &AppState, client_id: &str) -> Result<ClientInfo, Adm
 
 /// Deletes a client; its tokens stop being active at once. The bootstrap admin client is kept
 /// so the server can always be administered.
-pub async fn delete_client(state: &AppState, client_id: &str) -> Result<(), AdminError> {
+pub async fn delete_client(state: &AppState, client_id: &str, now: UnixTime) -> Result<(), AdminError> {
     if state.store.setting(crate::BOOTSTRAP_CLIENT_SETTING).await?.as_deref() == Some(client_id) {
         return Err(AdminError::InvalidRequest("the bootstrap admin client cannot be deleted".into()));
     }
-    if !state.store.delete_client(client_id).await? {
+    if !state.store.delete_client(client_id, now.secs()).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(%client_id, "client deleted");
@@ -154,8 +154,8 @@ pub async fn user(state: &AppState, id: &str) -> Result<UserInfo, AdminError> {
     Ok(state.store.user(id).await?.ok_or(AdminError::NotFound)?.info())
 }
 
-pub async fn delete_user(state: &AppState, id: &str) -> Result<(), AdminError> {
-    if !state.store.delete_user(id).await? {
+pub async fn delete_user(state: &AppState, id: &str, now: UnixTime) -> Result<(), AdminError> {
+    if !state.store.delete_user(id, now.secs()).await? {
         return Err(AdminError::NotFound);
     }
     // Grants went with the user; tokens issued under them read as revoked from now on.

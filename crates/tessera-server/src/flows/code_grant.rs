@@ -98,7 +98,15 @@ async fn respond(
     let audience = token::select_audience(client, &grant.resources)?;
     let openid = scope.contains("openid");
     let cnf = binding.cnf();
-    let issued = Grant { client, sub: &grant.user_id, scope, audience, grant_id: Some(&grant.id), cnf };
+    let issued = Grant {
+        client,
+        sub: &grant.user_id,
+        scope,
+        audience,
+        grant_id: Some(&grant.id),
+        cnf,
+        sid: Some(&grant.session_id),
+    };
     let mut response = token::issue(state, issued, now).await?;
     if openid {
         response.id_token = Some(id_token(state, client, grant, nonce, &response.access_token, now)?);

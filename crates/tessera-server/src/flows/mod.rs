@@ -10,6 +10,7 @@ pub mod dpop;
 pub mod error;
 pub mod introspect;
 pub mod mtls;
+pub mod revocation_feed;
 pub mod revoke;
 pub mod session;
 pub mod token;

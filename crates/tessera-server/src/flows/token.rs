@@ -29,6 +29,9 @@ struct AccessTokenClaims<'a> {
     iat: u64,
     exp: u64,
     jti: &'a str,
+    /// The browser session of a token issued under a grant (its revocation feed cut-off key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<serde_json::Value>,
 }
@@ -63,6 +66,8 @@ pub struct Grant<'a> {
     pub grant_id: Option<&'a str>,
     /// What the token is bound to, if it is sender-constrained.
     pub cnf: Option<Confirmation>,
+    /// The browser session the grant came from.
+    pub sid: Option<&'a str>,
 }
 
 pub async fn token(
@@ -137,7 +142,7 @@ async fn client_credentials(
     };
     let audience = select_audience(client, form.resources())?;
     let cnf = binding.cnf();
-    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None, cnf }, now).await
+    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None, cnf, sid: None }, now).await
 }
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
@@ -183,6 +188,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 iat,
                 exp,
                 jti: &jti,
+                sid: grant.sid,
                 cnf,
             };
             let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;

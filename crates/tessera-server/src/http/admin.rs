@@ -133,7 +133,7 @@ async fn get_client(State(state): State<AppState>, Path(client_id): Path<String>
 #[utoipa::path(delete, path = "/admin/clients/{client_id}", params(("client_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_client(State(state): State<AppState>, Path(client_id): Path<String>) -> Response {
-    match admin::delete_client(&state, &client_id).await {
+    match admin::delete_client(&state, &client_id, state.clock.now()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => err.into_response(),
     }
@@ -202,7 +202,7 @@ async fn get_user(State(state): State<AppState>, Path(user_id): Path<String>) ->
 #[utoipa::path(delete, path = "/admin/users/{user_id}", params(("user_id" = String, Path)),
     responses((status = 204), (status = 404, body = ErrorBody)))]
 async fn delete_user(State(state): State<AppState>, Path(user_id): Path<String>) -> Response {
-    match admin::delete_user(&state, &user_id).await {
+    match admin::delete_user(&state, &user_id, state.clock.now()).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => err.into_response(),
     }

@@ -4,6 +4,7 @@
 mod admin;
 mod browser;
 mod error;
+mod feed;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -35,6 +36,8 @@ pub fn app(state: AppState) -> Router {
         .route("/revoke", post(revoke))
         .route("/par", post(par))
         .route("/userinfo", get(userinfo).post(userinfo))
+        .route("/revocations", get(feed::page))
+        .route("/revocations/stream", get(feed::stream))
         .merge(browser::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

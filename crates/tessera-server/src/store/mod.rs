@@ -48,6 +48,7 @@ macro_rules! on_pool {
     };
 }
 
+pub mod feed;
 mod postgres;
 mod retention;
 mod rows;
@@ -400,12 +401,18 @@ impl Store {
     }
 
     /// Deletes a client; its grants, codes and pending requests go with it, and its tokens are
-    /// inactive at once through the client check.
-    pub async fn delete_client(&self, client_id: &str) -> anyhow::Result<bool> {
+    /// inactive at once through the client check (and leave through the revocation feed).
+    pub async fn delete_client(&self, client_id: &str, now: u64) -> anyhow::Result<bool> {
+        let now = to_i64(now);
         let res = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             tx.record(&Change::Client(client_id.to_owned())).await?;
+            tx.record(&Change::Revocation).await?;
+            feed::feed_grant_tokens!(tx, feed::EVENTS_OF_CLIENT, now, client_id);
+            let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
+            if res.rows_affected() == 1 {
+                feed::feed_cutoff!(tx, "client", client_id, now);
+            }
             tx.commit().await?;
             res.rows_affected()
         });
@@ -484,11 +491,16 @@ impl Store {
     }
 
     /// Deletes a user; their sessions and grants go with them, so their tokens are revoked.
-    pub async fn delete_user(&self, id: &str) -> anyhow::Result<bool> {
+    pub async fn delete_user(&self, id: &str, now: u64) -> anyhow::Result<bool> {
+        let now = to_i64(now);
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
             tx.record(&Change::Revocation).await?;
+            feed::feed_grant_tokens!(tx, feed::EVENTS_OF_USER, now, id);
+            let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
+            if res.rows_affected() == 1 {
+                feed::feed_cutoff!(tx, "user", id, now);
+            }
             tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
@@ -579,12 +591,21 @@ impl Store {
     pub async fn revoke_opaque_token(&self, id: u64, now: u64) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE opaque_tokens SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+            tx.record(&Change::Revocation).await?;
+            let res = sqlx::query("UPDATE opaque_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_i64(now))
                 .bind(to_i64(id))
                 .execute(&mut *tx)
                 .await?;
-            tx.record(&Change::Revocation).await?;
+            if res.rows_affected() == 1 {
+                sqlx::query(
+                    "INSERT INTO revocation_events (kind, value, at, exp) SELECT 'jti', jti, $1, exp FROM opaque_tokens WHERE id = $2",
+                )
+                .bind(to_i64(now))
+                .bind(to_i64(id))
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -596,8 +617,17 @@ impl Store {
              ON CONFLICT (jti) DO NOTHING";
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(SQL).bind(jti).bind(client_id).bind(to_i64(exp)).bind(to_i64(now)).execute(&mut *tx).await?;
             tx.record(&Change::Revocation).await?;
+            let res = sqlx::query(SQL)
+                .bind(jti)
+                .bind(client_id)
+                .bind(to_i64(exp))
+                .bind(to_i64(now))
+                .execute(&mut *tx)
+                .await?;
+            if res.rows_affected() == 1 {
+                feed::feed_event!(tx, "jti", jti, to_i64(now), to_i64(exp));
+            }
             tx.commit().await?;
             Ok(())
         })

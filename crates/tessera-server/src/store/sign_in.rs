@@ -5,6 +5,7 @@
 
 use sqlx::Row;
 
+use super::feed::{self, feed_cutoff, feed_grant_tokens};
 use super::rows::Decode as _;
 use super::{Change, RecordChange as _, Store, to_i64, to_u64};
 
@@ -193,6 +194,8 @@ impl Store {
         on_pool!(self, write, |pool| {
             let now = to_i64(now);
             let mut tx = pool.begin().await?;
+            // First: on PostgreSQL this takes the lock that keeps feed events in commit order.
+            tx.record(&Change::Revocation).await?;
             let (sessions, grants) = match target {
                 RevocationTarget::User(user_id) => {
                     let s = sqlx::query("UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL")
@@ -200,11 +203,13 @@ impl Store {
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
+                    feed_grant_tokens!(tx, feed::EVENTS_OF_USER, now, user_id);
                     let g = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
                         .bind(now)
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
+                    feed_cutoff!(tx, "user", user_id, now);
                     (s.rows_affected(), g.rows_affected())
                 }
                 RevocationTarget::Session(session_id) => {
@@ -213,15 +218,18 @@ impl Store {
                         .bind(session_id)
                         .execute(&mut *tx)
                         .await?;
+                    feed_grant_tokens!(tx, feed::EVENTS_OF_SESSION, now, session_id);
                     let g =
                         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE session_id = $2 AND revoked_at IS NULL")
                             .bind(now)
                             .bind(session_id)
                             .execute(&mut *tx)
                             .await?;
+                    feed_cutoff!(tx, "session", session_id, now);
                     (s.rows_affected(), g.rows_affected())
                 }
                 RevocationTarget::Client(client_id) => {
+                    feed_grant_tokens!(tx, feed::EVENTS_OF_CLIENT, now, client_id);
                     let g =
                         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
                             .bind(now)
@@ -235,10 +243,10 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     tx.record(&Change::Client(client_id.to_owned())).await?;
+                    feed_cutoff!(tx, "client", client_id, now);
                     (0, g.rows_affected())
                 }
             };
-            tx.record(&Change::Revocation).await?;
             tx.commit().await?;
             if let RevocationTarget::Client(client_id) = target {
                 self.client_changed(client_id);
@@ -479,12 +487,13 @@ impl Store {
     pub async fn revoke_grant(&self, id: &str, now: u64) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
+            tx.record(&Change::Revocation).await?;
+            feed_grant_tokens!(tx, feed::EVENTS_OF_GRANT, to_i64(now), id);
             let res = sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(to_i64(now))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            tx.record(&Change::Revocation).await?;
             tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })

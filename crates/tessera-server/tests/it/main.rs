@@ -10,6 +10,7 @@ mod dpop;
 mod fapi2;
 mod introspect;
 mod mtls;
+mod revocation_feed;
 mod revoke;
 mod robustness;
 mod sign_in;

@@ -1,0 +1,60 @@
+//! The revocation feed for resource servers and gateways (`store::feed` holds the events):
+//! `GET /revocations?after=N` returns the events after position `N`; `GET /revocations/stream`
+//! is the same as Server-Sent Events that stay open, resumable with `Last-Event-ID`.
+//!
+//! Readers are confidential clients registered with `introspection: true`. Events are read
+//! from the database, so a stream on any node carries revocations made on every node; a stream
+//! looks for new events every 200 ms, which keeps revocation-to-gateway latency well under a
+//! second.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tessera_proto::UnixTime;
+
+use crate::AppState;
+use crate::client::Client;
+use crate::flows::client_auth::{self, ClientRequest};
+use crate::flows::error::OAuthError;
+use crate::form::Form;
+use crate::store::feed::RevocationEvent;
+
+/// Most events in one answer (or one read of a stream).
+pub const PAGE: u32 = 500;
+/// How often a stream looks for new events.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// `GET /revocations`.
+#[derive(Debug, Serialize)]
+pub struct FeedPage {
+    pub events: Vec<RevocationEvent>,
+    /// The position to ask for next time: the last event's, or `after` when there is none.
+    pub last: u64,
+    /// Whether more events follow right away (the page was full).
+    pub more: bool,
+}
+
+/// Authenticates a reader of the feed: a confidential client registered as a resource server.
+pub async fn reader(state: &AppState, request: &ClientRequest<'_>, now: UnixTime) -> Result<Client, OAuthError> {
+    let form = Form::parse(b"").map_err(|e| OAuthError::InvalidRequest(e.0))?;
+    let client = client_auth::require_confidential(state, request, &form, now).await?;
+    if !client.introspection {
+        return Err(OAuthError::UnauthorizedClient(
+            "only resource servers (introspection: true) read the revocation feed",
+        ));
+    }
+    Ok(client)
+}
+
+/// The events after `after`.
+pub async fn page(state: &AppState, after: u64) -> Result<FeedPage, OAuthError> {
+    let events = state.store.revocation_events(after, PAGE).await?;
+    let last = events.last().map_or(after, |e| e.seq);
+    let more = events.len() == PAGE as usize;
+    Ok(FeedPage { events, last, more })
+}
+
+/// Where a stream without `Last-Event-ID` or `after` starts: the current head (new events only).
+pub async fn head(state: &AppState) -> Result<u64, OAuthError> {
+    Ok(state.store.revocation_head().await?)
+}

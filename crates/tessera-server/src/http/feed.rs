@@ -1,0 +1,117 @@
+//! `GET /revocations` and `GET /revocations/stream` (Server-Sent Events): the revocation feed
+//! (`flows::revocation_feed`) over HTTP.
+
+use std::collections::VecDeque;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::{Certificate, client_request, no_store};
+use crate::AppState;
+use crate::flows::error::OAuthError;
+use crate::flows::revocation_feed::{self, POLL};
+use crate::store::feed::RevocationEvent;
+
+#[derive(Deserialize)]
+pub(crate) struct After {
+    after: Option<u64>,
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    headers: HeaderMap,
+    Query(query): Query<After>,
+) -> Response {
+    let now = state.clock.now();
+    let url = state.config.issuer.join("/revocations");
+    let result = async {
+        revocation_feed::reader(&state, &client_request(&headers, &certificate, &url)?, now).await?;
+        revocation_feed::page(&state, query.after.unwrap_or(0)).await
+    }
+    .await;
+    no_store(match result {
+        Ok(page) => Json(page).into_response(),
+        Err(err) => err.into_response(),
+    })
+}
+
+/// What a stream still has to send, and where it is.
+struct Cursor {
+    state: AppState,
+    last: u64,
+    pending: VecDeque<RevocationEvent>,
+    /// Whether the `caught-up` event (sent once, after the backlog) is still due.
+    announce: bool,
+    stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+pub(crate) async fn stream(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    headers: HeaderMap,
+    Query(query): Query<After>,
+) -> Response {
+    let now = state.clock.now();
+    let url = state.config.issuer.join("/revocations/stream");
+    let start = async {
+        revocation_feed::reader(&state, &client_request(&headers, &certificate, &url)?, now).await?;
+        // Where to resume: Last-Event-ID (an EventSource reconnecting), `after`, or the head.
+        let resume = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<u64>)) {
+            Some(Ok(Ok(seq))) => Some(seq),
+            Some(_) => return Err(OAuthError::InvalidRequest("Last-Event-ID is not an event position".into())),
+            None => query.after,
+        };
+        match resume {
+            Some(seq) => Ok(seq),
+            None => revocation_feed::head(&state).await,
+        }
+    }
+    .await;
+    let last = match start {
+        Ok(last) => last,
+        Err(err) => return no_store(err.into_response()),
+    };
+    let cursor = Cursor { stopping: state.stopping.subscribe(), state, last, pending: VecDeque::new(), announce: true };
+    let events = futures_util::stream::unfold(cursor, |mut cursor| async move {
+        loop {
+            if let Some(event) = cursor.pending.pop_front() {
+                let sse = Event::default()
+                    .id(event.seq.to_string())
+                    .event("revocation")
+                    .json_data(&event)
+                    .unwrap_or_else(|_| Event::default().comment("unencodable event"));
+                return Some((Ok::<_, std::convert::Infallible>(sse), cursor));
+            }
+            match cursor.state.store.revocation_events(cursor.last, revocation_feed::PAGE).await {
+                Ok(events) if !events.is_empty() => {
+                    cursor.last = events.last().map_or(cursor.last, |e| e.seq);
+                    cursor.pending.extend(events);
+                    continue;
+                }
+                Ok(_) if cursor.announce => {
+                    cursor.announce = false;
+                    let ready = Event::default().event("caught-up").data(cursor.last.to_string());
+                    return Some((Ok(ready), cursor));
+                }
+                Ok(_) => {}
+                Err(err) => tracing::debug!(err = format!("{err:#}"), "revocation stream cannot read the feed"),
+            }
+            // Nothing new: look again shortly, or end when the server stops.
+            if *cursor.stopping.borrow() {
+                return None;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(POLL) => {}
+                _ = cursor.stopping.changed() => return None,
+            }
+        }
+    });
+    let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,130 @@
+//! The revocation feed: `revocation_events`, one row per thing a resource server must stop
+//! accepting, appended by the revoking transaction itself (so a committed revocation always has
+//! its events and vice versa) and numbered in commit order (SQLite has one writer; on
+//! PostgreSQL the writer holds the `changes` advisory lock, taken by `RecordChange::record`
+//! before any event is inserted).
+//!
+//! - `jti`: one token (JWT or opaque), until its `exp`;
+//! - `user`, `session`, `client`: a cut-off: every token whose `sub`, `sid` or `client_id` is
+//!   `value` and whose `iat` is at or before `at`; kept for the longest access-token lifetime.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, to_i64, to_u64};
+use crate::client::MAX_ACCESS_TOKEN_TTL;
+
+/// One entry of the feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevocationEvent {
+    /// Position in the feed; strictly increasing in commit order.
+    pub seq: u64,
+    /// `jti`, `user`, `session` or `client`.
+    pub kind: String,
+    pub value: String,
+    /// When the revocation happened; for a cut-off, tokens issued at or before it are revoked.
+    pub at: u64,
+    /// After this instant the event no longer matters (every token it covers has expired).
+    pub exp: u64,
+}
+
+pub(super) const INSERT_EVENT: &str = "INSERT INTO revocation_events (kind, value, at, exp) VALUES ($1, $2, $3, $4)";
+
+/// How long a cut-off stays in the feed: the longest access-token lifetime.
+pub(super) const CUTOFF_TTL: u64 = MAX_ACCESS_TOKEN_TTL;
+
+/// `jti` events for every live token (JWT, then opaque) of the unrevoked grants with
+/// `g.<column> = $2`, at `$1`: run just before the statement that revokes those grants, so each
+/// token is announced once.
+macro_rules! grant_token_events {
+    ($column:literal) => {
+        [
+            concat!(
+                "INSERT INTO revocation_events (kind, value, at, exp)
+                 SELECT 'jti', j.jti, $1, j.exp FROM grant_jwts j JOIN grants g ON g.id = j.grant_id
+                 WHERE g.",
+                $column,
+                " = $2 AND g.revoked_at IS NULL AND j.exp > $1"
+            ),
+            concat!(
+                "INSERT INTO revocation_events (kind, value, at, exp)
+                 SELECT 'jti', o.jti, $1, o.exp FROM opaque_tokens o JOIN grants g ON g.id = o.grant_id
+                 WHERE g.",
+                $column,
+                " = $2 AND g.revoked_at IS NULL AND o.exp > $1 AND o.revoked_at IS NULL"
+            ),
+        ]
+    };
+}
+
+pub(super) const EVENTS_OF_GRANT: [&str; 2] = grant_token_events!("id");
+pub(super) const EVENTS_OF_USER: [&str; 2] = grant_token_events!("user_id");
+pub(super) const EVENTS_OF_SESSION: [&str; 2] = grant_token_events!("session_id");
+pub(super) const EVENTS_OF_CLIENT: [&str; 2] = grant_token_events!("client_id");
+
+/// Runs `statements` (from [`grant_token_events!`]) in `$tx` with `now` and `key`.
+macro_rules! feed_grant_tokens {
+    ($tx:expr, $statements:expr, $now:expr, $key:expr) => {
+        for sql in $statements {
+            sqlx::query(sql).bind($now).bind($key).execute(&mut *$tx).await?;
+        }
+    };
+}
+
+/// Appends an event in `$tx` (`$at` and `$exp` as `i64`).
+macro_rules! feed_event {
+    ($tx:expr, $kind:expr, $value:expr, $at:expr, $exp:expr) => {
+        sqlx::query($crate::store::feed::INSERT_EVENT)
+            .bind($kind)
+            .bind($value)
+            .bind($at)
+            .bind($exp)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
+
+/// Appends a cut-off event in `$tx`, kept for the longest access-token lifetime.
+macro_rules! feed_cutoff {
+    ($tx:expr, $kind:expr, $value:expr, $now:expr) => {
+        $crate::store::feed::feed_event!(
+            $tx,
+            $kind,
+            $value,
+            $now,
+            $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL))
+        );
+    };
+}
+
+pub(crate) use {feed_cutoff, feed_event, feed_grant_tokens};
+
+impl Store {
+    /// Events after `after`, oldest first, at most `limit`.
+    pub async fn revocation_events(&self, after: u64, limit: u32) -> anyhow::Result<Vec<RevocationEvent>> {
+        const SQL: &str =
+            "SELECT seq, kind, value, at, exp FROM revocation_events WHERE seq > $1 ORDER BY seq LIMIT $2";
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(SQL).bind(to_i64(after)).bind(i64::from(limit)).fetch_all(pool).await?;
+            Ok(rows
+                .iter()
+                .map(|r| RevocationEvent {
+                    seq: to_u64(r.get("seq")),
+                    kind: r.get("kind"),
+                    value: r.get("value"),
+                    at: to_u64(r.get("at")),
+                    exp: to_u64(r.get("exp")),
+                })
+                .collect())
+        })
+    }
+
+    /// The newest event's position (0 for an empty feed).
+    pub async fn revocation_head(&self) -> anyhow::Result<u64> {
+        on_pool!(self, write, |pool| {
+            let row =
+                sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM revocation_events").fetch_one(pool).await?;
+            Ok(to_u64(row.get("head")))
+        })
+    }
+}
