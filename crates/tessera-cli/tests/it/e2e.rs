@@ -531,6 +531,33 @@ fn dpop_bound_tokens_through_the_cli() {
     server.stop();
 }
 
+/// SIGTERM ends open revocation-feed streams, so the server still stops promptly.
+#[test]
+fn shutdown_ends_open_revocation_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let reader =
+        json_out(&tessera(&["client", "create", "--introspection", "--admin-config", &admin_config, "--json"]));
+    let (id, secret) =
+        (reader["client_id"].as_str().unwrap().to_owned(), reader["client_secret"].as_str().unwrap().to_owned());
+    let url = format!("{}/revocations/stream", server.issuer);
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let ended = runtime.block_on(async {
+        let res = reqwest::Client::new().get(&url).header("authorization", basic(&id, &secret)).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let mut stream = tessera_test_support::SseReader::new(res);
+        assert_eq!(stream.next(Duration::from_secs(5)).await.unwrap().event.as_deref(), Some("caught-up"));
+        let stopped = Instant::now();
+        let stopper = std::thread::spawn(move || server.stop());
+        // The stream ends (no event, end of body) once the server stops.
+        assert!(stream.next(Duration::from_secs(10)).await.is_none());
+        stopper.join().unwrap();
+        stopped.elapsed()
+    });
+    assert!(ended < Duration::from_secs(5), "shutdown took {ended:?}");
+}
+
 /// The README walkthrough with the binary: `tessera user create`, `tessera client create` for a
 /// code-flow client, sign-in through the pages, code → tokens, userinfo, refresh, and
 /// `tessera revoke --user`.

@@ -349,3 +349,38 @@ async fn a_dpop_proof_is_single_use_across_nodes_and_nonces_are_shared() {
     drop((a, b));
     schema.drop_blocking();
 }
+
+// Revocation made on node A reaches a feed stream open on node B within one second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_on_one_node_reaches_a_stream_on_the_other_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, schema) = tokio::task::block_in_place(|| two_nodes(dir.path(), &[]));
+    let reader = a.create_client(json!({"introspection":true,"audience":["https://api.example.test"]})).await;
+    let client = a.create_client(json!({"scope":"read"})).await;
+    let stream = reqwest::Client::new()
+        .get(format!("{}/revocations/stream", b.issuer))
+        .header("authorization", basic(&reader.0, &reader.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut stream = tessera_test_support::SseReader::new(stream);
+    let ready = stream.next(std::time::Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ready.event.as_deref(), Some("caught-up"));
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..3 {
+        let token = a.form("/token", &client.0, &client.1, &[("grant_type", "client_credentials")]).await;
+        let token = token["access_token"].as_str().unwrap();
+        let revoked = std::time::Instant::now();
+        a.form("/revoke", &client.0, &client.1, &[("token", token)]).await;
+        let event = stream.next(std::time::Duration::from_secs(3)).await.expect("the revocation arrives on node B");
+        slowest = slowest.max(revoked.elapsed());
+        let data: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(data["value"], tessera_test_support::jwt_claims(token)["jti"]);
+    }
+    assert!(slowest < std::time::Duration::from_secs(1), "slowest cross-node delivery {slowest:?}");
+    println!("revocation on A → stream on B: slowest of 3 deliveries {slowest:?}");
+    drop(stream);
+    drop((a, b));
+    schema.drop_blocking();
+}
