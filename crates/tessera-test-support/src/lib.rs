@@ -23,6 +23,11 @@ use tokio::net::TcpListener;
 /// 2026-01-01T00:00:00Z, the instant every test starts at.
 pub const T0: u64 = 1_767_225_600;
 
+/// The wall clock now, for servers that talk to clients with clocks of their own.
+pub fn wall_clock_now() -> u64 {
+    tessera_server::clock::SystemClock.now().secs()
+}
+
 /// A clock that only moves when told to.
 #[derive(Debug, Clone)]
 pub struct FixedClock(Arc<AtomicU64>);

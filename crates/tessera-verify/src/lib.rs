@@ -24,6 +24,10 @@ pub mod client_assertion;
 pub mod dpop;
 mod jose;
 mod keys;
+#[cfg(feature = "remote")]
+pub mod layer;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod strict_json;
 
 pub use claims::{Claims, Confirmation};
@@ -135,6 +139,14 @@ impl Verifier {
     pub fn with_max_lifetime(mut self, seconds: u64) -> Verifier {
         self.max_lifetime = seconds;
         self
+    }
+
+    pub(crate) fn leeway(&self) -> u64 {
+        self.leeway
+    }
+
+    pub(crate) fn max_lifetime(&self) -> u64 {
+        self.max_lifetime
     }
 
     /// Verifies `token` as a bearer access token at time `now` and returns its claims. A

@@ -111,7 +111,9 @@ pub(crate) async fn stream(
             }
         }
     });
-    let mut response = Sse::new(events).keep_alive(KeepAlive::default()).into_response();
+    // A comment every 5 s lets readers tell a quiet feed from a dead connection.
+    let keep_alive = KeepAlive::new().interval(std::time::Duration::from_secs(5));
+    let mut response = Sse::new(events).keep_alive(keep_alive).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }

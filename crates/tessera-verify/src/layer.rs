@@ -1,0 +1,273 @@
+//! A `tower::Layer` that admits only requests with a valid access token (feature `remote`).
+//!
+//! It reads exactly one `Authorization` header (`Bearer` or, with one `DPoP` proof header,
+//! `DPoP`; the scheme in any case), verifies the token with a [`RemoteVerifier`], checks the
+//! required scopes, and puts the verified [`Claims`] into the request's extensions for the
+//! handler. Everything else is answered here, as RFC 6750 §3 and RFC 9449 §7.1 say: 401 with a
+//! `WWW-Authenticate` challenge for a missing or invalid token, 403 `insufficient_scope`, 400
+//! for a token in the query string or a duplicated header, and 503 (never 401) when the issuer's
+//! keys or revocation feed are unavailable.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use tessera_verify::layer::VerifyLayer;
+//! use tessera_verify::remote::RemoteVerifier;
+//! let verifier = RemoteVerifier::builder("https://id.example.com", "https://api.example.com").build().await?;
+//! let layer = VerifyLayer::new(verifier).public_origin("https://api.example.com").require_scope("invoices:read");
+//! // axum: Router::new().route("/invoices", get(list)).layer(layer);
+//! // handler: async fn list(Extension(claims): Extension<tessera_verify::Claims>) -> … {}
+//! # let _ = layer; Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use tessera_proto::UnixTime;
+
+use crate::dpop::{DpopPolicy, ResourceRequest};
+use crate::remote::{RemoteError, RemoteVerifier};
+use crate::{Claims, VerifyError};
+
+/// Protects a service with a [`RemoteVerifier`].
+#[derive(Clone, Debug)]
+pub struct VerifyLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Debug)]
+struct Config {
+    verifier: RemoteVerifier,
+    public_origin: Option<String>,
+    scopes: Vec<String>,
+    realm: String,
+}
+
+impl VerifyLayer {
+    /// A layer that accepts tokens `verifier` accepts.
+    pub fn new(verifier: RemoteVerifier) -> VerifyLayer {
+        VerifyLayer {
+            config: Arc::new(Config { verifier, public_origin: None, scopes: Vec::new(), realm: "api".into() }),
+        }
+    }
+
+    fn with(self, change: impl FnOnce(&mut Config)) -> VerifyLayer {
+        let mut config = Arc::try_unwrap(self.config).unwrap_or_else(|shared| Config {
+            verifier: shared.verifier.clone(),
+            public_origin: shared.public_origin.clone(),
+            scopes: shared.scopes.clone(),
+            realm: shared.realm.clone(),
+        });
+        change(&mut config);
+        VerifyLayer { config: Arc::new(config) }
+    }
+
+    /// The scheme and authority clients use to reach this service (`https://api.example.com`),
+    /// against which DPoP proofs' `htu` is checked. Defaults to `https://` and the `Host` header.
+    pub fn public_origin(self, origin: &str) -> VerifyLayer {
+        let origin = origin.trim_end_matches('/').to_owned();
+        self.with(|c| c.public_origin = Some(origin))
+    }
+
+    /// A scope every request's token must carry (repeat for several).
+    pub fn require_scope(self, scope: &str) -> VerifyLayer {
+        let scope = scope.to_owned();
+        self.with(|c| c.scopes.push(scope))
+    }
+
+    /// The `realm` of the challenges. Defaults to `api`.
+    pub fn realm(self, realm: &str) -> VerifyLayer {
+        let realm = realm.to_owned();
+        self.with(|c| c.realm = realm)
+    }
+}
+
+impl<S> tower::Layer<S> for VerifyLayer {
+    type Service = VerifyService<S>;
+
+    fn layer(&self, inner: S) -> VerifyService<S> {
+        VerifyService { inner, config: self.config.clone() }
+    }
+}
+
+/// The service [`VerifyLayer`] makes.
+#[derive(Clone, Debug)]
+pub struct VerifyService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+/// Why a request was turned away.
+enum Refusal {
+    /// No token at all (RFC 6750 §3.1: a challenge without an error code).
+    NoToken,
+    BadRequest(&'static str),
+    InvalidToken {
+        dpop: bool,
+        proof: bool,
+        description: String,
+    },
+    InsufficientScope,
+    Unavailable,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for VerifyService<S>
+where
+    S: tower::Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: From<String> + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The service that was polled ready serves this request; a fresh clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config.clone();
+        Box::pin(async move {
+            // The body is not looked at (nor held across the verification).
+            let (mut parts, body) = request.into_parts();
+            match admit(&config, &parts).await {
+                Ok(claims) => {
+                    parts.extensions.insert(claims);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(refusal) => Ok(refuse(&config, refusal)),
+            }
+        })
+    }
+}
+
+fn now() -> UnixTime {
+    // The layer is the edge where the wall clock is read; everything below takes `now`.
+    #[allow(clippy::disallowed_methods)]
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixTime(since.as_secs())
+}
+
+async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims, Refusal> {
+    // RFC 6750 §2.3 is not offered: a token in the query string leaks into logs (RFC 9700 §4.3.2).
+    let query = request.uri.query().unwrap_or("");
+    if query.split('&').any(|pair| pair.split('=').next() == Some("access_token")) {
+        return Err(Refusal::BadRequest("access tokens are accepted in the Authorization header only"));
+    }
+    let mut authorizations = request.headers.get_all(header::AUTHORIZATION).iter();
+    let authorization = match (authorizations.next(), authorizations.next()) {
+        (None, _) => return Err(Refusal::NoToken),
+        (Some(value), None) => value.to_str().map_err(|_| Refusal::BadRequest("Authorization is not ASCII"))?,
+        (Some(_), Some(_)) => return Err(Refusal::BadRequest("more than one Authorization header")),
+    };
+    let (scheme, token) = authorization.split_once(' ').ok_or(Refusal::NoToken)?;
+    let token = token.trim();
+    let now = now();
+    let result = if scheme.eq_ignore_ascii_case("bearer") {
+        config.verifier.verify(token, now).await
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        let mut proofs = request.headers.get_all("dpop").iter();
+        let proof = match (proofs.next(), proofs.next()) {
+            (Some(proof), None) => proof.to_str().unwrap_or(""),
+            _ => {
+                return Err(Refusal::InvalidToken {
+                    dpop: true,
+                    proof: true,
+                    description: "exactly one DPoP proof is required".into(),
+                });
+            }
+        };
+        let url = match &config.public_origin {
+            Some(origin) => format!("{origin}{}", request.uri.path()),
+            None => {
+                let host = request.headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+                format!("https://{host}{}", request.uri.path())
+            }
+        };
+        let resource =
+            ResourceRequest { method: request.method.as_str(), url: &url, nonce: None, policy: DpopPolicy::default() };
+        config.verifier.verify_dpop(token, proof, &resource, now).await
+    } else {
+        return Err(Refusal::NoToken);
+    };
+    let dpop = scheme.eq_ignore_ascii_case("dpop");
+    let claims = result.map_err(|err| match err {
+        RemoteError::Unavailable(_) => Refusal::Unavailable,
+        RemoteError::Invalid(VerifyError::InvalidDpopProof(why)) => {
+            Refusal::InvalidToken { dpop: true, proof: true, description: why.into() }
+        }
+        RemoteError::Invalid(err @ (VerifyError::ReplayedProof | VerifyError::WrongBinding("DPoP key"))) if dpop => {
+            Refusal::InvalidToken { dpop: true, proof: true, description: err.to_string() }
+        }
+        RemoteError::Invalid(VerifyError::SenderConstrained) => Refusal::InvalidToken {
+            dpop: true,
+            proof: false,
+            description: "the token is DPoP- or certificate-bound".into(),
+        },
+        other => Refusal::InvalidToken { dpop, proof: false, description: other.to_string() },
+    })?;
+    let granted: Vec<&str> = claims.scope.as_deref().unwrap_or("").split(' ').collect();
+    if !config.scopes.iter().all(|s| granted.contains(&s.as_str())) {
+        return Err(Refusal::InsufficientScope);
+    }
+    Ok(claims)
+}
+
+fn refuse<B: From<String>>(config: &Config, refusal: Refusal) -> Response<B> {
+    let realm = &config.realm;
+    let quoted = |s: &str| s.replace(['"', '\\'], "'");
+    let (status, challenge, error, description) = match refusal {
+        Refusal::NoToken => (
+            StatusCode::UNAUTHORIZED,
+            Some(format!("Bearer realm=\"{realm}\"")),
+            "invalid_request",
+            "an access token is required".to_owned(),
+        ),
+        Refusal::BadRequest(why) => (
+            StatusCode::BAD_REQUEST,
+            Some(format!("Bearer realm=\"{realm}\", error=\"invalid_request\"")),
+            "invalid_request",
+            why.to_owned(),
+        ),
+        Refusal::InvalidToken { dpop, proof, description } => {
+            let error = if proof { "invalid_dpop_proof" } else { "invalid_token" };
+            let scheme = if dpop { "DPoP" } else { "Bearer" };
+            let algs = if dpop { ", algs=\"ES256 EdDSA PS256 RS256\"" } else { "" };
+            let challenge = format!(
+                "{scheme} realm=\"{realm}\", error=\"{error}\", error_description=\"{}\"{algs}",
+                quoted(&description)
+            );
+            (StatusCode::UNAUTHORIZED, Some(challenge), error, description)
+        }
+        Refusal::InsufficientScope => {
+            let scope = config.scopes.join(" ");
+            let challenge = format!("Bearer realm=\"{realm}\", error=\"insufficient_scope\", scope=\"{scope}\"");
+            (StatusCode::FORBIDDEN, Some(challenge), "insufficient_scope", format!("requires scope {scope}"))
+        }
+        Refusal::Unavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "temporarily_unavailable",
+            "the token issuer cannot be reached; try again".to_owned(),
+        ),
+    };
+    let body = serde_json::json!({"error": error, "error_description": description}).to_string();
+    let mut response = Response::new(B::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        headers.insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
