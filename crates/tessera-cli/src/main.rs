@@ -2,6 +2,7 @@
 //! drive the admin API and verify tokens. Errors print one line and exit non-zero.
 
 mod admin;
+mod gateway;
 mod serve;
 mod verify;
 
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Run the authorization server.
     Serve(serve::ServeArgs),
+    /// Run the gateway that enforces tokens in front of APIs.
+    Gateway(gateway::GatewayArgs),
     /// Manage OAuth clients through the admin API.
     #[command(subcommand)]
     Client(admin::ClientCommand),
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Gateway(args) => gateway::run(args).await.map(|()| ExitCode::SUCCESS),
             Command::Client(command) => admin::client(command).await.map(|()| ExitCode::SUCCESS),
             Command::Key(command) => admin::key(command).await.map(|()| ExitCode::SUCCESS),
             Command::User(command) => admin::user(command).await.map(|()| ExitCode::SUCCESS),

@@ -43,13 +43,20 @@ struct Config {
     public_origin: Option<String>,
     scopes: Vec<String>,
     realm: String,
+    resource_metadata: Option<String>,
 }
 
 impl VerifyLayer {
     /// A layer that accepts tokens `verifier` accepts.
     pub fn new(verifier: RemoteVerifier) -> VerifyLayer {
         VerifyLayer {
-            config: Arc::new(Config { verifier, public_origin: None, scopes: Vec::new(), realm: "api".into() }),
+            config: Arc::new(Config {
+                verifier,
+                public_origin: None,
+                scopes: Vec::new(),
+                realm: "api".into(),
+                resource_metadata: None,
+            }),
         }
     }
 
@@ -59,6 +66,7 @@ impl VerifyLayer {
             public_origin: shared.public_origin.clone(),
             scopes: shared.scopes.clone(),
             realm: shared.realm.clone(),
+            resource_metadata: shared.resource_metadata.clone(),
         });
         change(&mut config);
         VerifyLayer { config: Arc::new(config) }
@@ -75,6 +83,13 @@ impl VerifyLayer {
     pub fn require_scope(self, scope: &str) -> VerifyLayer {
         let scope = scope.to_owned();
         self.with(|c| c.scopes.push(scope))
+    }
+
+    /// The URL of this resource's RFC 9728 metadata, named in every challenge
+    /// (`resource_metadata`, RFC 9728 §5.1).
+    pub fn resource_metadata(self, url: &str) -> VerifyLayer {
+        let url = url.to_owned();
+        self.with(|c| c.resource_metadata = Some(url))
     }
 
     /// The `realm` of the challenges. Defaults to `api`.
@@ -104,6 +119,8 @@ enum Refusal {
     /// No token at all (RFC 6750 §3.1: a challenge without an error code).
     NoToken,
     BadRequest(&'static str),
+    /// RFC 6750 §2.3 is refused (SECURITY-TESTS GW-07): 401, so no client mistakes it for success.
+    TokenInQuery,
     InvalidToken {
         dpop: bool,
         proof: bool,
@@ -158,7 +175,7 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
     // RFC 6750 §2.3 is not offered: a token in the query string leaks into logs (RFC 9700 §4.3.2).
     let query = request.uri.query().unwrap_or("");
     if query.split('&').any(|pair| pair.split('=').next() == Some("access_token")) {
-        return Err(Refusal::BadRequest("access tokens are accepted in the Authorization header only"));
+        return Err(Refusal::TokenInQuery);
     }
     let mut authorizations = request.headers.get_all(header::AUTHORIZATION).iter();
     let authorization = match (authorizations.next(), authorizations.next()) {
@@ -235,6 +252,12 @@ fn refuse<B: From<String>>(config: &Config, refusal: Refusal) -> Response<B> {
             "invalid_request",
             why.to_owned(),
         ),
+        Refusal::TokenInQuery => (
+            StatusCode::UNAUTHORIZED,
+            Some(format!("Bearer realm=\"{realm}\", error=\"invalid_request\"")),
+            "invalid_request",
+            "access tokens are accepted in the Authorization header only".to_owned(),
+        ),
         Refusal::InvalidToken { dpop, proof, description } => {
             let error = if proof { "invalid_dpop_proof" } else { "invalid_token" };
             let scheme = if dpop { "DPoP" } else { "Bearer" };
@@ -263,6 +286,10 @@ fn refuse<B: From<String>>(config: &Config, refusal: Refusal) -> Response<B> {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let challenge = challenge.map(|c| match &config.resource_metadata {
+        Some(url) => format!("{c}, resource_metadata=\"{url}\""),
+        None => c,
+    });
     if let Some(challenge) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
         headers.insert(header::WWW_AUTHENTICATE, challenge);
     }

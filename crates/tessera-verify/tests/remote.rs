@@ -77,7 +77,7 @@ async fn the_layer_admits_only_valid_unrevoked_scoped_tokens_and_revocation_arri
     assert!(challenge.unwrap().contains("error=\"insufficient_scope\""));
     // A token in the query string, and two Authorization headers, are refused outright.
     let res = http.get(format!("{url}/whoami?access_token={token}")).send().await.unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(res.status(), 401);
     let res = http
         .get(format!("{url}/whoami"))
         .header("authorization", format!("Bearer {token}"))

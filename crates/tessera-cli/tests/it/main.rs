@@ -5,6 +5,7 @@
 mod browser;
 mod durability;
 mod e2e;
+mod gateway;
 mod https;
 mod interop;
 mod multinode;

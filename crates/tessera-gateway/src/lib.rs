@@ -1,0 +1,394 @@
+//! `tessera gateway`: a reverse proxy that lets a request reach an upstream API only with a
+//! valid access token for that API (`jwt` mode: verified locally by `tessera-verify`, with the
+//! issuer's revocation feed applied, so a revocation is in force here within a second).
+//!
+//! Per request: the path must be in normal form (no `..`, `.`, `//`, `;`, encoded dots,
+//! slashes, backslashes or NUL), or 400; the longest route prefix (at a segment boundary)
+//! decides the upstream, or 404; the method must be allowed, or 405; then `VerifyLayer` admits
+//! the token (401/403/503 with RFC 6750/9449 challenges that point at the RFC 9728 metadata).
+//! The upstream gets the request with hop-by-hop headers and any client-supplied identity
+//! headers removed, and the verified identity in `x-tessera-*` headers. An upstream that cannot
+//! be reached is 502, one that does not answer in time 504, each as JSON.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tessera_verify::Claims;
+use tessera_verify::layer::VerifyLayer;
+use tessera_verify::remote::RemoteVerifier;
+use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+
+/// `gateway.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Where the gateway listens, e.g. `127.0.0.1:9000`.
+    pub listen: SocketAddr,
+    /// The token issuer (a Tessera server).
+    pub issuer: String,
+    /// A resource-server client (`introspection: true`) of the issuer: reads the revocation feed.
+    pub client_id: String,
+    /// That client's secret.
+    pub client_secret: String,
+    /// How clients reach the gateway (`https://api.example.com`): DPoP `htu` and RFC 9728 URLs.
+    pub public_origin: String,
+    /// Seconds the revocation feed may be down before tokens are refused with 503 (fail closed).
+    #[serde(default = "default_feed_outage")]
+    pub max_feed_outage: u64,
+    /// The routes, matched by longest path prefix.
+    pub routes: Vec<RouteConfig>,
+}
+
+fn default_feed_outage() -> u64 {
+    10
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path prefix, e.g. `/invoices`; matches `/invoices` and `/invoices/…`, not `/invoicesx`.
+    pub prefix: String,
+    /// Base URL of the upstream (`http://127.0.0.1:7000`); the request path is appended.
+    pub upstream: String,
+    /// The audience tokens must be addressed to.
+    pub audience: String,
+    /// Scopes every token must carry.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Allowed methods; empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// `jwt` (the default): verify the JWT locally.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+}
+
+fn default_mode() -> String {
+    "jwt".into()
+}
+
+impl GatewayConfig {
+    /// Reads and checks a `gateway.toml`.
+    pub fn from_file(path: &std::path::Path) -> anyhow::Result<GatewayConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let config: GatewayConfig = toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> anyhow::Result<()> {
+        if self.routes.is_empty() {
+            anyhow::bail!("routes: at least one route is needed");
+        }
+        for route in &self.routes {
+            if !route.prefix.starts_with('/') || normal_path(&route.prefix).is_err() {
+                anyhow::bail!("routes: prefix {:?} is not a normal absolute path", route.prefix);
+            }
+            if route.mode != "jwt" {
+                anyhow::bail!("routes: mode {:?} is not supported yet (jwt)", route.mode);
+            }
+            let upstream = url::Url::parse(&route.upstream).ok();
+            if !upstream.is_some_and(|u| u.scheme() == "http" && u.path() == "/" && u.query().is_none()) {
+                anyhow::bail!("routes: upstream {:?} is not an http://host:port base URL", route.upstream);
+            }
+            for method in &route.methods {
+                Method::from_bytes(method.as_bytes()).with_context(|| format!("routes: {method:?} is no method"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type RouteService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+
+struct Route {
+    config: RouteConfig,
+    service: RouteService,
+    metadata: serde_json::Value,
+}
+
+struct Gateway {
+    routes: Vec<Route>,
+    verifiers: Vec<RemoteVerifier>,
+}
+
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Identity headers only the gateway may set; a client's own are removed (GW-08).
+const IDENTITY_HEADERS: [&str; 9] = [
+    "x-forwarded-user",
+    "x-auth-sub",
+    "x-user",
+    "x-remote-user",
+    "client-cert",
+    "client-cert-chain",
+    "x-client-cert",
+    "x-ssl-client-cert",
+    "x-forwarded-client-cert",
+];
+
+/// Whether a path is in normal form: no dot segments, empty segments, parameters, or encoded
+/// characters that a server behind us might decode into any of those.
+fn normal_path(path: &str) -> Result<(), &'static str> {
+    let lower = path.to_ascii_lowercase();
+    if ["%2e", "%2f", "%5c", "%00", "%25", ";", "\\"].iter().any(|bad| lower.contains(bad)) {
+        return Err("the path holds encoded separators, dots or parameters");
+    }
+    if path.split('/').skip(1).enumerate().any(|(i, segment)| {
+        segment == "." || segment == ".." || (segment.is_empty() && i + 1 < path.split('/').count() - 1)
+    }) {
+        return Err("the path holds empty or dot segments");
+    }
+    Ok(())
+}
+
+fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": error, "error_description": description});
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Builds the gateway: one verifier per audience (each following the revocation feed), and a
+/// verifying proxy service per route.
+async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
+    let connector = HttpConnector::new();
+    let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build(connector);
+    let mut by_audience: HashMap<String, RemoteVerifier> = HashMap::new();
+    let mut routes = Vec::new();
+    let origin = config.public_origin.trim_end_matches('/');
+    for route in &config.routes {
+        let verifier = match by_audience.get(&route.audience) {
+            Some(verifier) => verifier.clone(),
+            None => {
+                let verifier = RemoteVerifier::builder(&config.issuer, &route.audience)
+                    .revocation_feed(&config.client_id, &config.client_secret)
+                    .max_feed_outage(Duration::from_secs(config.max_feed_outage))
+                    .build()
+                    .await
+                    .with_context(|| format!("following the issuer for audience {}", route.audience))?;
+                by_audience.insert(route.audience.clone(), verifier.clone());
+                verifier
+            }
+        };
+        let metadata_url = format!("{origin}/.well-known/oauth-protected-resource{}", route.prefix);
+        let mut layer =
+            VerifyLayer::new(verifier).public_origin(origin).resource_metadata(&metadata_url).realm("tessera-gateway");
+        for scope in &route.scopes {
+            layer = layer.require_scope(scope);
+        }
+        let upstream = route.upstream.trim_end_matches('/').to_owned();
+        let client = client.clone();
+        let proxy = tower::service_fn(move |request: Request| {
+            let (client, upstream) = (client.clone(), upstream.clone());
+            async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, request).await) }
+        });
+        let service = BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy));
+        // RFC 9728 §2.
+        let metadata = serde_json::json!({
+            "resource": route.audience,
+            "authorization_servers": [config.issuer],
+            "bearer_methods_supported": ["header"],
+            "scopes_supported": route.scopes,
+            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256", "RS256"],
+        });
+        routes.push(Route { config: route.clone(), service, metadata });
+    }
+    Ok(Gateway { routes, verifiers: by_audience.into_values().collect() })
+}
+
+/// The route for a normal path: the longest prefix that ends at a segment boundary.
+fn route_for<'a>(gateway: &'a Gateway, path: &str) -> Option<&'a Route> {
+    gateway
+        .routes
+        .iter()
+        .filter(|r| {
+            let prefix = r.config.prefix.trim_end_matches('/');
+            path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
+        })
+        .max_by_key(|r| r.config.prefix.len())
+}
+
+async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let path = request.uri().path().to_owned();
+    if let Err(why) = normal_path(&path) {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request", why);
+    }
+    let Some(route) = route_for(&gateway, &path) else {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
+    };
+    let methods = &route.config.methods;
+    if !methods.is_empty() && !methods.iter().any(|m| m.eq_ignore_ascii_case(request.method().as_str())) {
+        let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        return response;
+    }
+    match route.service.clone().oneshot(request).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    }
+}
+
+/// Sends the admitted request upstream and returns its answer.
+async fn forward(client: &Client<HttpConnector, Body>, upstream: &str, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let claims = parts.extensions.remove::<Claims>();
+    let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let Ok(uri) = format!("{upstream}{path_and_query}").parse::<http::Uri>() else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request", "the request target cannot be forwarded");
+    };
+    let original_host = parts.headers.get(header::HOST).cloned();
+    strip(&mut parts.headers);
+    for name in IDENTITY_HEADERS {
+        parts.headers.remove(name);
+    }
+    let own: Vec<HeaderName> =
+        parts.headers.keys().filter(|name| name.as_str().starts_with("x-tessera-")).cloned().collect();
+    for name in own {
+        parts.headers.remove(name);
+    }
+    parts.headers.remove(header::HOST);
+    if let Some(host) = original_host {
+        parts.headers.insert("x-forwarded-host", host);
+    }
+    if let Some(ip) = remote.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
+        parts.headers.insert("x-forwarded-for", ip);
+    }
+    if let Some(claims) = &claims {
+        let mut set = |name: &'static str, value: &str| {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                parts.headers.insert(name, value);
+            }
+        };
+        set("x-tessera-sub", &claims.sub);
+        set("x-tessera-client-id", &claims.client_id);
+        set("x-tessera-scope", claims.scope.as_deref().unwrap_or(""));
+        set("x-tessera-jti", &claims.jti);
+    }
+    parts.uri = uri;
+    let outbound = http::Request::from_parts(parts, body);
+    match tokio::time::timeout(Duration::from_secs(30), client.request(outbound)).await {
+        Ok(Ok(response)) => {
+            let (mut parts, body) = response.into_parts();
+            strip(&mut parts.headers);
+            Response::from_parts(parts, Body::new(body))
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(err = %err, "upstream unreachable");
+            json_error(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream cannot be reached")
+        }
+        Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "the upstream did not answer in time"),
+    }
+}
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+fn strip(headers: &mut HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .collect();
+    for name in HOP_BY_HOP.iter().map(|s| (*s).to_owned()).chain(named) {
+        headers.remove(name.as_str());
+    }
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    if gateway.verifiers.iter().all(RemoteVerifier::is_current) {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "revocation feed not current").into_response()
+    }
+}
+
+async fn protected_resource(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let prefix = request.uri().path().trim_start_matches("/.well-known/oauth-protected-resource");
+    match gateway.routes.iter().find(|r| r.config.prefix == prefix) {
+        Some(route) => axum::Json(route.metadata.clone()).into_response(),
+        None => json_error(StatusCode::NOT_FOUND, "not_found", "no such protected resource"),
+    }
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves.
+pub async fn run(
+    config: GatewayConfig,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    config.check()?;
+    let gateway = Arc::new(build(&config).await?);
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/.well-known/oauth-protected-resource/{*prefix}", get(protected_resource))
+        .fallback(dispatch)
+        .with_state(gateway);
+    tracing::info!(listen = %listener.local_addr()?, routes = config.routes.len(), "tessera gateway serving");
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("gateway listener")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_normal_paths_pass() {
+        for ok in ["/", "/invoices", "/invoices/42", "/a/b/c/", "/x.y/z"] {
+            assert!(normal_path(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "/invoices/../admin",
+            "/invoices/./x",
+            "/invoices/%2e%2e/admin",
+            "/invoices/%2E%2E/admin",
+            "/invoices%2fadmin",
+            "//admin",
+            "/invoices//x",
+            "/invoices;x=1",
+            "/invoices/..;/admin",
+            "/invoices\\..\\admin",
+            "/invoices/%00",
+            "/invoices/%252e%252e/admin",
+            "/invoices/..",
+        ] {
+            assert!(normal_path(bad).is_err(), "{bad}");
+        }
+    }
+}
