@@ -1,6 +1,7 @@
 //! `tessera gateway`: a reverse proxy that lets a request reach an upstream API only with a
 //! valid access token for that API (`jwt` mode: verified locally by `tessera-verify`, with the
-//! issuer's revocation feed applied, so a revocation is in force here within a second).
+//! issuer's revocation feed applied, so a revocation is in force here within a second;
+//! `phantom` mode: an opaque token exchanged once for its JWT, see [`phantom`]).
 //!
 //! Per request: the path must be in normal form (no `..`, `.`, `//`, `;`, encoded dots,
 //! slashes, backslashes or NUL), or 400; the longest route prefix (at a segment boundary)
@@ -32,6 +33,8 @@ use tessera_verify::layer::VerifyLayer;
 use tessera_verify::remote::RemoteVerifier;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
+
+pub mod phantom;
 
 /// `gateway.toml`.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,7 +77,8 @@ pub struct RouteConfig {
     /// Allowed methods; empty means all.
     #[serde(default)]
     pub methods: Vec<String>,
-    /// `jwt` (the default): verify the JWT locally.
+    /// `jwt` (the default): verify the JWT locally; `phantom`: the client presents an opaque
+    /// token, exchanged once for its JWT, which is verified and forwarded instead.
     #[serde(default = "default_mode")]
     pub mode: String,
 }
@@ -100,8 +104,8 @@ impl GatewayConfig {
             if !route.prefix.starts_with('/') || normal_path(&route.prefix).is_err() {
                 anyhow::bail!("routes: prefix {:?} is not a normal absolute path", route.prefix);
             }
-            if route.mode != "jwt" {
-                anyhow::bail!("routes: mode {:?} is not supported yet (jwt)", route.mode);
+            if route.mode != "jwt" && route.mode != "phantom" {
+                anyhow::bail!("routes: mode {:?} is not supported yet (jwt, phantom)", route.mode);
             }
             let upstream = url::Url::parse(&route.upstream).ok();
             if !upstream.is_some_and(|u| u.scheme() == "http" && u.path() == "/" && u.query().is_none()) {
@@ -209,7 +213,14 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
             let (client, upstream) = (client.clone(), upstream.clone());
             async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, request).await) }
         });
-        let service = BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy));
+        let service = if route.mode == "phantom" {
+            let introspection = format!("{}/introspect", config.issuer.trim_end_matches('/'));
+            let phantom =
+                phantom::PhantomLayer::new(&introspection, &config.client_id, &config.client_secret, &metadata_url)?;
+            BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(phantom).layer(layer).service(proxy))
+        } else {
+            BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy))
+        };
         // RFC 9728 §2.
         let metadata = serde_json::json!({
             "resource": route.audience,

@@ -225,3 +225,156 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
     }
     assert_eq!(raw(&gateway.addr, "/readyz", &[]).0, 503);
 }
+
+/// A proxy in front of the server that counts `POST /introspect` calls; the server's issuer
+/// is the proxy's URL, so everything (discovery, feed, introspection) goes through it.
+fn counting_proxy(runtime: &tokio::runtime::Runtime, proxy_port: u16, server_port: u16) -> Arc<AtomicUsize> {
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    let introspections = Arc::new(AtomicUsize::new(0));
+    let counted = introspections.clone();
+    let client: Client<_, axum::body::Body> = Client::builder(TokioExecutor::new()).build_http();
+    let forward = move |mut request: axum::extract::Request| {
+        let client = client.clone();
+        if request.uri().path() == "/introspect" {
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+        async move {
+            let target = format!("http://127.0.0.1:{server_port}{}", request.uri().path_and_query().unwrap());
+            *request.uri_mut() = target.parse().unwrap();
+            match client.request(request).await {
+                Ok(response) => response.map(axum::body::Body::new),
+                Err(_) => axum::http::Response::builder().status(502).body(axum::body::Body::empty()).unwrap(),
+            }
+        }
+    };
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(("127.0.0.1", proxy_port))).unwrap();
+    runtime.spawn(async move { axum::serve(listener, axum::Router::new().fallback(forward)).await.unwrap() });
+    introspections
+}
+
+// SECURITY-TESTS.md c.9 GW-01, GW-02, GW-09, GW-10, GW-12 in phantom mode.
+#[test]
+fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (proxy_port, server_port) = (free_port(), free_port());
+    let introspections = counting_proxy(&runtime, proxy_port, server_port);
+    let issuer = format!("http://127.0.0.1:{proxy_port}");
+    let server = Server::start_with(dir.path(), server_port, free_port(), &["--issuer", &issuer]);
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let create = |args: &[&str]| {
+        let mut all = vec!["client", "create"];
+        all.extend_from_slice(args);
+        all.extend(["--admin-config", &admin, "--json"]);
+        json_out(&tessera(&all))
+    };
+    let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
+    let caller = create(&["--name", "reports", "--format", "opaque", "--scope", "reports:read", "--audience", API]);
+    let jwt_caller = create(&["--name", "jwt", "--scope", "reports:read", "--audience", API]);
+    let (id, secret) =
+        (caller["client_id"].as_str().unwrap().to_owned(), caller["client_secret"].as_str().unwrap().to_owned());
+    let token_url = format!("{}/token", server.issuer);
+    let token = |id: &str, secret: &str| {
+        post_form(&token_url, id, secret, &[("grant_type", "client_credentials")]).1["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = format!(
+        "listen = \"{listen}\"\nissuer = \"{issuer}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\npublic_origin = \"http://{listen}\"\n\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\nmode = \"phantom\"\n",
+        reader["client_id"].as_str().unwrap(),
+        reader["client_secret"].as_str().unwrap(),
+    );
+    let gateway = Gateway::start(dir.path(), &config);
+    let addr = gateway.addr.clone();
+    let before = introspections.load(Ordering::SeqCst);
+
+    // GW-01: the upstream gets a JWT for the opaque token, never the opaque token; one
+    // introspection serves every request with that token.
+    let opaque = token(&id, &secret);
+    assert!(opaque.starts_with("tat_"));
+    let mut jwt = String::new();
+    for _ in 0..5 {
+        let (status, _, body) = raw(&addr, "/reports/q3", &[("Authorization", &format!("Bearer {opaque}"))]);
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.contains(&opaque), "the opaque token reached the upstream");
+        let seen: Value = serde_json::from_str(&body).unwrap();
+        jwt = seen["headers"]["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    }
+    assert_eq!(introspections.load(Ordering::SeqCst) - before, 1, "one introspection per token");
+    let claims = tessera_test_support::jwt_claims(&jwt);
+    let header = tessera_test_support::jwt_claims(&format!("x.{}", jwt.split('.').next().unwrap()));
+    assert_eq!(
+        (header["typ"].as_str(), claims["client_id"].as_str(), claims["aud"].as_str()),
+        (Some("at+jwt"), Some(id.as_str()), Some(API))
+    );
+    let introspected = post_form(
+        &format!("{}/introspect", server.issuer),
+        reader["client_id"].as_str().unwrap(),
+        reader["client_secret"].as_str().unwrap(),
+        &[("token", &opaque)],
+    )
+    .1;
+    assert_eq!(claims["jti"], introspected["jti"], "the JWT stands for this very token");
+
+    // GW-02, GW-12: unknown opaque tokens and JWTs sent directly are refused before the upstream.
+    let admitted = upstream_count.load(Ordering::SeqCst);
+    let (status, head, _) = raw(
+        &addr,
+        "/reports",
+        &[("Authorization", "Bearer tat_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")],
+    );
+    assert_eq!(status, 401);
+    assert!(head.contains("error=\"invalid_token\""), "{head}");
+    let direct = token(jwt_caller["client_id"].as_str().unwrap(), jwt_caller["client_secret"].as_str().unwrap());
+    assert_eq!(raw(&addr, "/reports", &[("Authorization", &format!("Bearer {direct}"))]).0, 401);
+    assert_eq!(raw(&addr, "/reports", &[]).0, 401);
+    assert_eq!(upstream_count.load(Ordering::SeqCst), admitted);
+
+    // GW-09: many tokens at once, each request sees its own token's identity.
+    let tokens: Vec<String> = (0..8).map(|_| token(&id, &secret)).collect();
+    let threads: Vec<_> = tokens
+        .iter()
+        .cloned()
+        .map(|t| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                (0..4)
+                    .map(|_| {
+                        let (status, _, body) = raw(&addr, "/reports", &[("Authorization", &format!("Bearer {t}"))]);
+                        assert_eq!(status, 200, "{body}");
+                        let seen: Value = serde_json::from_str(&body).unwrap();
+                        seen["headers"]["x-tessera-jti"].as_str().unwrap().to_owned()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let jtis: Vec<Vec<String>> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    for (token, seen) in tokens.iter().zip(&jtis) {
+        let expected = post_form(
+            &format!("{}/introspect", server.issuer),
+            reader["client_id"].as_str().unwrap(),
+            reader["client_secret"].as_str().unwrap(),
+            &[("token", token)],
+        )
+        .1["jti"]
+            .clone();
+        assert!(
+            seen.iter().all(|jti| *jti == expected.as_str().unwrap()),
+            "a response carried another token's identity"
+        );
+    }
+
+    // GW-10: revoked at the server, refused by the gateway within a second although cached.
+    let revoked = Instant::now();
+    assert_eq!(post_form(&format!("{}/revoke", server.issuer), &id, &secret, &[("token", &opaque)]).0, 200);
+    while raw(&addr, "/reports", &[("Authorization", &format!("Bearer {opaque}"))]).0 != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "still admitted after {:?}", revoked.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("phantom: revocation at the server → gateway refusal: {:?}", revoked.elapsed());
+}

@@ -177,6 +177,37 @@ fn may_see(caller: &Client, token: &ActiveAccessToken) -> bool {
         || (caller.introspection && token.aud.iter().any(|a| caller.audience.contains(a)))
 }
 
+/// `Accept: application/jwt`, for gateways (the phantom-token pattern): an active access token's
+/// introspection as a JWT access token (RFC 9068, signed by the active key) with the same `jti`,
+/// subject, client, audience, scope, times and binding, so the revocation feed covers both.
+/// `None` for an inactive token (and for a refresh token, which is no access token).
+pub async fn introspect_as_jwt(
+    state: &AppState,
+    request: &client_auth::ClientRequest<'_>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    let caller = client_auth::require_confidential(state, request, form, now).await?;
+    let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else { return Ok(None) };
+    let claims = serde_json::json!({
+        "iss": state.config.issuer.as_str(),
+        "sub": active.sub,
+        "aud": Audience::from_list(active.aud.clone()),
+        "client_id": active.client_id,
+        "scope": active.scope,
+        "iat": active.iat,
+        "exp": active.exp,
+        "jti": active.jti,
+    });
+    let mut claims = claims;
+    if let Some(cnf) = &active.cnf {
+        claims["cnf"] = cnf.to_json();
+    }
+    let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+    Ok(Some(state.keys.current().signing.sign_jws(&payload)?))
+}
+
 pub async fn introspect(
     state: &AppState,
     request: &client_auth::ClientRequest<'_>,

@@ -197,6 +197,25 @@ async fn introspect(
 ) -> Response {
     let now = state.clock.now();
     let url = state.config.issuer.join("/introspect");
+    let wants_jwt = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.split(',').any(|t| t.trim().eq_ignore_ascii_case("application/jwt")));
+    if wants_jwt {
+        let result = async {
+            let form = form(&headers, &body)?;
+            let request = client_request(&headers, &certificate, &url)?;
+            flows::introspect::introspect_as_jwt(&state, &request, &form, now).await
+        }
+        .await;
+        return no_store(match result {
+            Ok(Some(jwt)) => {
+                ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], jwt).into_response()
+            }
+            Ok(None) => Json(tessera_proto::token::IntrospectionResponse::inactive()).into_response(),
+            Err(err) => err.into_response(),
+        });
+    }
     let result = async {
         let form = form(&headers, &body)?;
         flows::introspect::introspect(&state, &client_request(&headers, &certificate, &url)?, &form, now).await

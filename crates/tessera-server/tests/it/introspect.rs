@@ -117,3 +117,54 @@ async fn tokens_of_another_server_are_inactive() {
     let foreign = other.access_token(&foreign_client).await;
     assert_inactive(&body(app.introspect(&client, &foreign).await).await);
 }
+
+// The phantom-token answer: `Accept: application/jwt` gives an active access token as a signed
+// at+jwt with the same claims and jti; inactive or hidden tokens stay exactly {"active":false}.
+#[tokio::test]
+async fn introspection_as_a_jwt_for_gateways() {
+    let app = tessera_test_support::spawn_app().await;
+    let rs = app.create_client(serde_json::json!({"introspection":true,"audience":["https://api.example.test"]})).await;
+    let client = app
+        .create_client(
+            serde_json::json!({"scope":"read","access_token_format":"opaque","audience":["https://api.example.test"]}),
+        )
+        .await;
+    let stranger = app.jwt_client().await;
+    let opaque = app.access_token(&client).await;
+    let ask = |caller: &tessera_test_support::TestClient, token: &str| {
+        app.http
+            .post(app.url("/introspect"))
+            .header("authorization", tessera_test_support::basic(&caller.id, &caller.secret))
+            .header("accept", "application/jwt")
+            .form(&[("token", token)])
+            .send()
+    };
+    let res = ask(&rs, &opaque).await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/jwt");
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let jwt = res.text().await.unwrap();
+    let claims = tessera_test_support::jwt_claims(&jwt);
+    let json: serde_json::Value = app.introspect(&rs, &opaque).await.json().await.unwrap();
+    for member in ["jti", "sub", "client_id", "scope", "exp", "iat", "iss", "aud"] {
+        assert_eq!(claims[member], json[member], "{member}");
+    }
+    // It verifies as an RFC 9068 token with the server's own keys.
+    let jwks: tessera_proto::jwks::JwkSet = app.jwks().await.json().await.unwrap();
+    let verifier = tessera_verify::Verifier::new(&app.issuer, "https://api.example.test", &jwks).unwrap();
+    verifier.verify(&jwt, tessera_proto::UnixTime(app.clock.now_secs())).unwrap();
+    // A caller that may not see the token, a revoked token: exactly {"active":false}.
+    let hidden = ask(&stranger, &opaque).await.unwrap();
+    assert_eq!(hidden.text().await.unwrap(), r#"{"active":false}"#);
+    app.revoke(&client, &opaque).await;
+    assert_eq!(ask(&rs, &opaque).await.unwrap().text().await.unwrap(), r#"{"active":false}"#);
+    // No credentials: 401 as ever.
+    let res = app
+        .http
+        .post(app.url("/introspect"))
+        .header("accept", "application/jwt")
+        .form(&[("token", &opaque)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}

@@ -1,0 +1,242 @@
+//! Phantom-token mode: the client holds an opaque reference token (`tat_…`); the gateway asks
+//! the issuer once for the JWT it stands for (`POST /introspect` with `Accept: application/jwt`),
+//! caches it by SHA-256 of the whole opaque token until the token's `exp`, and puts the JWT in
+//! `Authorization` in place of the opaque token. `VerifyLayer`, next in line, verifies that JWT
+//! like any other (signature, audience, scopes, revocation feed: the JWT carries the opaque
+//! token's `jti`), and the upstream never sees the opaque token.
+//!
+//! A JWT sent to a phantom route is refused (it would bypass the reference-token design); an
+//! inactive token is 401; the issuer unreachable is 503 and the issuer refusing the gateway's
+//! own credentials 502, never 401.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::Response;
+use base64::Engine as _;
+use http::{HeaderValue, StatusCode, header};
+
+/// Exchanges reference tokens for JWTs.
+#[derive(Clone)]
+pub struct PhantomLayer {
+    exchange: Arc<Exchange>,
+}
+
+struct Exchange {
+    http: reqwest::Client,
+    introspection_endpoint: String,
+    client_id: String,
+    client_secret: String,
+    resource_metadata: String,
+    /// JWTs by SHA-256 of the whole opaque token, with the token's `exp`.
+    cache: moka::sync::Cache<[u8; 32], (Arc<str>, u64)>,
+}
+
+impl PhantomLayer {
+    /// Introspects at `introspection_endpoint` as the gateway's resource-server client.
+    pub fn new(
+        introspection_endpoint: &str,
+        client_id: &str,
+        client_secret: &str,
+        resource_metadata: &str,
+    ) -> anyhow::Result<PhantomLayer> {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
+        Ok(PhantomLayer {
+            exchange: Arc::new(Exchange {
+                http,
+                introspection_endpoint: introspection_endpoint.to_owned(),
+                client_id: client_id.to_owned(),
+                client_secret: client_secret.to_owned(),
+                resource_metadata: resource_metadata.to_owned(),
+                cache: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(86_400))
+                    .build(),
+            }),
+        })
+    }
+}
+
+impl<S> tower::Layer<S> for PhantomLayer {
+    type Service = PhantomService<S>;
+
+    fn layer(&self, inner: S) -> PhantomService<S> {
+        PhantomService { inner, exchange: self.exchange.clone() }
+    }
+}
+
+/// The service [`PhantomLayer`] makes.
+#[derive(Clone)]
+pub struct PhantomService<S> {
+    inner: S,
+    exchange: Arc<Exchange>,
+}
+
+enum Outcome {
+    /// Nothing to exchange (no or several `Authorization` headers, another scheme): the next
+    /// layer answers.
+    PassThrough,
+    Replace(Arc<str>),
+    Refuse(Response),
+}
+
+impl<S> tower::Service<Request> for PhantomService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let exchange = self.exchange.clone();
+        Box::pin(async move {
+            let (mut parts, body) = request.into_parts();
+            match exchange.outcome(&parts.headers).await {
+                Outcome::PassThrough => {}
+                Outcome::Replace(jwt) => {
+                    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}")) {
+                        parts.headers.insert(header::AUTHORIZATION, value);
+                    }
+                }
+                Outcome::Refuse(response) => return Ok(response),
+            }
+            inner.call(Request::from_parts(parts, body)).await
+        })
+    }
+}
+
+fn refuse(exchange: &Exchange, status: StatusCode, error: &str, description: &str) -> Response {
+    let body = serde_json::json!({"error": error, "error_description": description}).to_string();
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if status == StatusCode::UNAUTHORIZED {
+        let challenge = format!(
+            "Bearer realm=\"tessera-gateway\", error=\"{error}\", resource_metadata=\"{}\"",
+            exchange.resource_metadata
+        );
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            headers.insert(header::WWW_AUTHENTICATE, value);
+        }
+    }
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
+}
+
+fn now() -> u64 {
+    #[allow(clippy::disallowed_methods)] // the gateway's edge reads the wall clock for its cache
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    since.as_secs()
+}
+
+/// The `exp` of a JWT, read without checking anything (the next layer verifies the JWT).
+fn unverified_exp(jwt: &str) -> Option<u64> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_u64()
+}
+
+impl Exchange {
+    async fn outcome(&self, headers: &http::HeaderMap) -> Outcome {
+        let mut values = headers.get_all(header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else { return Outcome::PassThrough };
+        let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
+            return Outcome::PassThrough;
+        };
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Outcome::PassThrough;
+        }
+        let token = token.trim();
+        if !token.starts_with("tat_") {
+            return Outcome::Refuse(refuse(
+                self,
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "this route takes reference tokens",
+            ));
+        }
+        let key: [u8; 32] = {
+            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+            let mut key = [0u8; 32];
+            key.copy_from_slice(digest.as_ref());
+            key
+        };
+        if let Some((jwt, exp)) = self.cache.get(&key)
+            && exp > now()
+        {
+            return Outcome::Replace(jwt);
+        }
+        let response = self
+            .http
+            .post(&self.introspection_endpoint)
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .header(header::ACCEPT, "application/jwt")
+            .form(&[("token", token)])
+            .send()
+            .await;
+        let response = match response {
+            Ok(response) => response,
+            Err(err) => {
+                tracing::warn!(err = %err, "introspection failed");
+                return Outcome::Refuse(refuse(
+                    self,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the token issuer cannot be reached; try again",
+                ));
+            }
+        };
+        let status = response.status();
+        let is_jwt = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.starts_with("application/jwt"));
+        if status.is_server_error() {
+            return Outcome::Refuse(refuse(
+                self,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the token issuer is unavailable; try again",
+            ));
+        }
+        if !status.is_success() {
+            tracing::error!(%status, "the issuer refused the gateway's introspection request");
+            return Outcome::Refuse(refuse(
+                self,
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the gateway cannot introspect tokens",
+            ));
+        }
+        if !is_jwt {
+            return Outcome::Refuse(refuse(self, StatusCode::UNAUTHORIZED, "invalid_token", "the token is not active"));
+        }
+        let Ok(jwt) = response.text().await else {
+            return Outcome::Refuse(refuse(self, StatusCode::BAD_GATEWAY, "bad_gateway", "truncated introspection"));
+        };
+        let jwt: Arc<str> = Arc::from(jwt.trim());
+        if let Some(exp) = unverified_exp(&jwt) {
+            self.cache.insert(key, (jwt.clone(), exp));
+        }
+        Outcome::Replace(jwt)
+    }
+}
