@@ -23,6 +23,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -182,7 +183,9 @@ fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
 /// Builds the gateway: one verifier per audience (each following the revocation feed), and a
 /// verifying proxy service per route.
 async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
-    let connector = HttpConnector::new();
+    let mut connector = HttpConnector::new();
+    // Small request/response exchanges: never let Nagle's algorithm hold one back.
+    connector.set_nodelay(true);
     let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build(connector);
     let mut by_audience: HashMap<String, RemoteVerifier> = HashMap::new();
     let mut routes = Vec::new();
@@ -369,7 +372,12 @@ pub async fn run(
         .fallback(dispatch)
         .with_state(gateway);
     tracing::info!(listen = %listener.local_addr()?, routes = config.routes.len(), "tessera gateway serving");
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let nodelay = |stream: &mut tokio::net::TcpStream| {
+        if let Err(err) = stream.set_nodelay(true) {
+            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
+        }
+    };
+    axum::serve(listener.tap_io(nodelay), app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
         .context("gateway listener")

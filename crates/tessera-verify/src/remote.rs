@@ -428,12 +428,15 @@ impl RemoteVerifier {
             }
         };
         if let Some(feed) = &inner.feed {
-            let mut revoked = feed.state.write().unwrap_or_else(|p| p.into_inner());
-            if revoked.covers(&claims) {
+            let (covered, crowded) = {
+                let revoked = feed.state.read().unwrap_or_else(|p| p.into_inner());
+                (revoked.covers(&claims), revoked.jtis.len() > 100_000)
+            };
+            if covered {
                 return Err(RemoteError::Revoked);
             }
-            if revoked.jtis.len() > 100_000 {
-                revoked.prune(now.secs());
+            if crowded {
+                feed.state.write().unwrap_or_else(|p| p.into_inner()).prune(now.secs());
             }
         }
         Ok((*claims).clone())
