@@ -20,5 +20,5 @@ pub(crate) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let config = GatewayConfig::from_file(&args.config)?;
     let listener =
         tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("binding {}", config.listen))?;
-    tessera_gateway::run(config, listener, crate::serve::shutdown_signal()).await
+    tessera_gateway::run(config, Some(&args.config), listener, crate::serve::shutdown_signal()).await
 }

@@ -249,7 +249,15 @@ fn route_for<'a>(gateway: &'a Gateway, path: &str) -> Option<&'a Route> {
         .max_by_key(|r| r.config.prefix.len())
 }
 
-async fn dispatch(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+/// The routes in force; a reload swaps them whole.
+type Shared = Arc<std::sync::RwLock<Arc<Gateway>>>;
+
+fn current(shared: &Shared) -> Arc<Gateway> {
+    shared.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
+    let gateway = current(&shared);
     let path = request.uri().path().to_owned();
     if let Err(why) = normal_path(&path) {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request", why);
@@ -341,7 +349,8 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+async fn readyz(State(shared): State<Shared>) -> Response {
+    let gateway = current(&shared);
     if gateway.verifiers.iter().all(RemoteVerifier::is_current) {
         (StatusCode::OK, "ready").into_response()
     } else {
@@ -349,7 +358,8 @@ async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
-async fn protected_resource(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+async fn protected_resource(State(shared): State<Shared>, request: Request) -> Response {
+    let gateway = current(&shared);
     let prefix = request.uri().path().trim_start_matches("/.well-known/oauth-protected-resource");
     match gateway.routes.iter().find(|r| r.config.prefix == prefix) {
         Some(route) => axum::Json(route.metadata.clone()).into_response(),
@@ -357,14 +367,79 @@ async fn protected_resource(State(gateway): State<Arc<Gateway>>, request: Reques
     }
 }
 
-/// Runs the gateway on `listener` until `shutdown` resolves.
+/// Reloads the configuration when its file changes (checked every 2 s) or on SIGHUP: a new
+/// file that parses and builds replaces the routes whole; anything else is logged and the
+/// running routes stay. The listener cannot move; a changed `listen` is reported and ignored.
+fn reload_on_change(
+    shared: std::sync::Weak<std::sync::RwLock<Arc<Gateway>>>,
+    path: std::path::PathBuf,
+    listen: SocketAddr,
+) {
+    tokio::spawn(async move {
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let mut seen = modified(&path);
+        let mut interval = tokio::time::interval(Duration::from_secs(2));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        #[cfg(unix)]
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let signal = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signal = std::future::pending::<()>();
+            let forced = tokio::select! {
+                _ = interval.tick() => false,
+                () = signal => true,
+            };
+            let Some(shared) = shared.upgrade() else { return };
+            let now_modified = modified(&path);
+            if !forced && now_modified == seen {
+                continue;
+            }
+            seen = now_modified;
+            let rebuilt = async {
+                let config = GatewayConfig::from_file(&path)?;
+                if config.listen != listen {
+                    tracing::warn!(listen = %config.listen, "listen changed in the configuration: restart to move the listener");
+                }
+                anyhow::Ok((config.routes.len(), build(&config).await?))
+            };
+            match rebuilt.await {
+                Ok((routes, gateway)) => {
+                    *shared.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(gateway);
+                    tracing::info!(routes, "gateway configuration reloaded");
+                }
+                Err(err) => {
+                    tracing::error!(
+                        err = format!("{err:#}"),
+                        "gateway configuration not reloaded; the running routes stay"
+                    )
+                }
+            }
+        }
+    });
+}
+
+/// Runs the gateway on `listener` until `shutdown` resolves; with `config_path`, reloads the
+/// configuration when that file changes or on SIGHUP.
 pub async fn run(
     config: GatewayConfig,
+    config_path: Option<&std::path::Path>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.check()?;
-    let gateway = Arc::new(build(&config).await?);
+    let gateway: Shared = Arc::new(std::sync::RwLock::new(Arc::new(build(&config).await?)));
+    if let Some(path) = config_path {
+        reload_on_change(Arc::downgrade(&gateway), path.to_owned(), config.listen);
+    }
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

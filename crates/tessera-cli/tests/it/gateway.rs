@@ -378,3 +378,68 @@ fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
     }
     println!("phantom: revocation at the server → gateway refusal: {:?}", revoked.elapsed());
 }
+
+// Issue #7 item 4: gateway.toml reloads without a restart; a broken file leaves the routes as they were.
+#[test]
+fn the_gateway_configuration_reloads_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let create = |args: &[&str]| {
+        let mut all = vec!["client", "create"];
+        all.extend_from_slice(args);
+        all.extend(["--admin-config", &admin, "--json"]);
+        json_out(&tessera(&all))
+    };
+    let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
+    let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
+    let token = post_form(
+        &format!("{}/token", server.issuer),
+        caller["client_id"].as_str().unwrap(),
+        caller["client_secret"].as_str().unwrap(),
+        &[("grant_type", "client_credentials")],
+    )
+    .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {token}");
+    let (upstream_url, _) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let original = config(&listen, &server.issuer, &reader, &upstream_url);
+    let gateway = Gateway::start(dir.path(), &original);
+    let addr = gateway.addr.clone();
+    assert_eq!(raw(&addr, "/reports", &[("Authorization", &bearer)]).0, 404);
+    let hangup =
+        || assert!(Command::new("kill").args(["-HUP", &gateway.child.id().to_string()]).status().unwrap().success());
+    let until = |path: &str, status: u16| {
+        let start = Instant::now();
+        while raw(&addr, path, &[("Authorization", &bearer)]).0 != status {
+            assert!(start.elapsed() < Duration::from_secs(10), "{path} never answered {status}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    // A new route appears.
+    let extended = format!(
+        "{original}\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
+    );
+    std::fs::write(dir.path().join("gateway.toml"), &extended).unwrap();
+    hangup();
+    until("/reports", 200);
+    // A broken file changes nothing.
+    std::fs::write(dir.path().join("gateway.toml"), "routes = 'not a list'").unwrap();
+    hangup();
+    let log = dir.path().join(format!("gateway-{}.log", addr.replace(':', "-")));
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("not reloaded") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the broken file was not reported");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(raw(&addr, "/reports", &[("Authorization", &bearer)]).0, 200);
+    assert_eq!(raw(&addr, "/invoices", &[("Authorization", &bearer)]).0, 200);
+    // Taking the route away again.
+    std::fs::write(dir.path().join("gateway.toml"), &original).unwrap();
+    hangup();
+    until("/reports", 404);
+}
