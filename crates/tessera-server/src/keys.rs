@@ -96,10 +96,23 @@ impl SigningKey {
         })
     }
 
-    /// Signs `payload` (JSON) as a compact JWS with `typ` = `typ`.
+    /// Signs `payload` (JSON) as a compact JWS under this key's header.
     pub fn sign_jws(&self, payload_json: &[u8]) -> anyhow::Result<String> {
-        let mut out = String::with_capacity(self.header_b64.len() + payload_json.len() * 4 / 3 + 100);
-        out.push_str(&self.header_b64);
+        self.sign_with_header(&self.header_b64, payload_json)
+    }
+
+    /// Signs `payload` (JSON) with this key under the same header but with `typ` = `typ`
+    /// (RFC 8725 §3.11: each kind of JWT its own type).
+    pub fn sign_jws_typed(&self, typ: &str, payload_json: &[u8]) -> anyhow::Result<String> {
+        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&self.header_b64)?)?;
+        let mut header = header;
+        header["typ"] = Value::String(typ.to_owned());
+        self.sign_with_header(&URL_SAFE_NO_PAD.encode(header.to_string()), payload_json)
+    }
+
+    fn sign_with_header(&self, header_b64: &str, payload_json: &[u8]) -> anyhow::Result<String> {
+        let mut out = String::with_capacity(header_b64.len() + payload_json.len() * 4 / 3 + 100);
+        out.push_str(header_b64);
         out.push('.');
         URL_SAFE_NO_PAD.encode_string(payload_json, &mut out);
         let signature = match &self.pair {

@@ -80,6 +80,32 @@ fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
     (url, count)
 }
 
+/// A server with a resource-server client for the gateway and a caller with `invoices:read` for
+/// the API; returns them and a fresh access token of the caller.
+fn server_with_clients(dir: &std::path::Path) -> (Server, Value, Value, String) {
+    let server = Server::start(dir, free_port(), free_port());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let create = |args: &[&str]| {
+        let mut all = vec!["client", "create"];
+        all.extend_from_slice(args);
+        all.extend(["--admin-config", &admin, "--json"]);
+        json_out(&tessera(&all))
+    };
+    let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
+    let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
+    let token = post_form(
+        &format!("{}/token", server.issuer),
+        caller["client_id"].as_str().unwrap(),
+        caller["client_secret"].as_str().unwrap(),
+        &[("grant_type", "client_credentials")],
+    )
+    .1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (server, reader, caller, token)
+}
+
 fn config(listen: &str, issuer: &str, reader: &Value, upstream: &str) -> String {
     format!(
         r#"listen = "{listen}"
@@ -110,16 +136,7 @@ audience = "{API}"
 fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_second() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let server = Server::start(dir.path(), free_port(), free_port());
-    let admin = server.admin_config.to_str().unwrap().to_owned();
-    let create = |args: &[&str]| {
-        let mut all = vec!["client", "create"];
-        all.extend_from_slice(args);
-        all.extend(["--admin-config", &admin, "--json"]);
-        json_out(&tessera(&all))
-    };
-    let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
-    let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
+    let (server, reader, caller, first) = server_with_clients(dir.path());
     let (id, secret) = (caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap());
     let token_url = format!("{}/token", server.issuer);
     let token = || {
@@ -132,7 +149,7 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
     let listen = format!("127.0.0.1:{}", free_port());
     let gateway = Gateway::start(dir.path(), &config(&listen, &server.issuer, &reader, &upstream_url));
     let addr = gateway.addr.clone();
-    let access = token();
+    let access = first;
     let bearer = format!("Bearer {access}");
 
     // Happy path; client-supplied identity headers never reach the upstream (GW-08).
@@ -384,26 +401,7 @@ fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
 fn the_gateway_configuration_reloads_without_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let server = Server::start(dir.path(), free_port(), free_port());
-    let admin = server.admin_config.to_str().unwrap().to_owned();
-    let create = |args: &[&str]| {
-        let mut all = vec!["client", "create"];
-        all.extend_from_slice(args);
-        all.extend(["--admin-config", &admin, "--json"]);
-        json_out(&tessera(&all))
-    };
-    let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
-    let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
-    let token = post_form(
-        &format!("{}/token", server.issuer),
-        caller["client_id"].as_str().unwrap(),
-        caller["client_secret"].as_str().unwrap(),
-        &[("grant_type", "client_credentials")],
-    )
-    .1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (server, reader, _, token) = server_with_clients(dir.path());
     let bearer = format!("Bearer {token}");
     let (upstream_url, _) = upstream(&runtime);
     let listen = format!("127.0.0.1:{}", free_port());

@@ -215,6 +215,36 @@ pub async fn introspect(
     now: UnixTime,
 ) -> Result<IntrospectionResponse, OAuthError> {
     let caller = client_auth::require_confidential(state, request, form, now).await?;
+    answer(state, &caller, form, now).await
+}
+
+/// RFC 9701: the introspection response as a JWT (`typ: token-introspection+jwt`) signed by the
+/// active key, addressed to the caller, with the RFC 7662 answer in `token_introspection`.
+pub async fn introspect_rfc9701(
+    state: &AppState,
+    request: &client_auth::ClientRequest<'_>,
+    form: &Form,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let caller = client_auth::require_confidential(state, request, form, now).await?;
+    let answer = answer(state, &caller, form, now).await?;
+    let claims = serde_json::json!({
+        "iss": state.config.issuer.as_str(),
+        "aud": caller.client_id,
+        "iat": now.secs(),
+        "token_introspection": answer,
+    });
+    let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+    Ok(state.keys.current().signing.sign_jws_typed("token-introspection+jwt", &payload)?)
+}
+
+/// The RFC 7662 answer about the form's `token` for an authenticated `caller`.
+async fn answer(
+    state: &AppState,
+    caller: &Client,
+    form: &Form,
+    now: UnixTime,
+) -> Result<IntrospectionResponse, OAuthError> {
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     // RFC 7662 §2.1: the hint only orders the search; refresh tokens are found whatever it says.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
@@ -237,7 +267,7 @@ pub async fn introspect(
             cnf: grant.dpop_jkt.as_ref().map(|jkt| Confirmation::Jkt(jkt.clone()).to_json()),
         });
     }
-    let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else {
+    let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(caller, t)) else {
         return Ok(IntrospectionResponse::inactive());
     };
     Ok(IntrospectionResponse {

@@ -21,16 +21,26 @@ pub(crate) struct After {
     after: Option<u64>,
 }
 
+/// Authenticates the reader of a feed request at `path`.
+async fn reader(
+    state: &AppState,
+    certificate: &Certificate,
+    headers: &HeaderMap,
+    path: &str,
+) -> Result<(), OAuthError> {
+    let url = state.config.issuer.join(path);
+    revocation_feed::reader(state, &client_request(headers, certificate, &url)?, state.clock.now()).await?;
+    Ok(())
+}
+
 pub(crate) async fn page(
     State(state): State<AppState>,
     certificate: Certificate,
     headers: HeaderMap,
     Query(query): Query<After>,
 ) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/revocations");
     let result = async {
-        revocation_feed::reader(&state, &client_request(&headers, &certificate, &url)?, now).await?;
+        reader(&state, &certificate, &headers, "/revocations").await?;
         revocation_feed::page(&state, query.after.unwrap_or(0)).await
     }
     .await;
@@ -56,10 +66,8 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     Query(query): Query<After>,
 ) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/revocations/stream");
     let start = async {
-        revocation_feed::reader(&state, &client_request(&headers, &certificate, &url)?, now).await?;
+        reader(&state, &certificate, &headers, "/revocations/stream").await?;
         // Where to resume: Last-Event-ID (an EventSource reconnecting), `after`, or the head.
         let resume = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<u64>)) {
             Some(Ok(Ok(seq))) => Some(seq),

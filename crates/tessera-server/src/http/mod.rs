@@ -197,10 +197,25 @@ async fn introspect(
 ) -> Response {
     let now = state.clock.now();
     let url = state.config.issuer.join("/introspect");
-    let wants_jwt = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.split(',').any(|t| t.trim().eq_ignore_ascii_case("application/jwt")));
+    let accepts = |media: &str| {
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+            accept.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media))
+        })
+    };
+    if accepts("application/token-introspection+jwt") {
+        let result = async {
+            let form = form(&headers, &body)?;
+            let request = client_request(&headers, &certificate, &url)?;
+            flows::introspect::introspect_rfc9701(&state, &request, &form, now).await
+        }
+        .await;
+        return no_store(match result {
+            Ok(jwt) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/token-introspection+jwt"))], jwt)
+                .into_response(),
+            Err(err) => err.into_response(),
+        });
+    }
+    let wants_jwt = accepts("application/jwt");
     if wants_jwt {
         let result = async {
             let form = form(&headers, &body)?;

@@ -168,3 +168,41 @@ async fn introspection_as_a_jwt_for_gateways() {
         .unwrap();
     assert_eq!(res.status(), 401);
 }
+
+// RFC 9701: `Accept: application/token-introspection+jwt` gives the RFC 7662 answer inside a JWT
+// signed by the server, typed token-introspection+jwt and addressed to the caller.
+#[tokio::test]
+async fn rfc9701_jwt_introspection_responses() {
+    let app = tessera_test_support::spawn_app().await;
+    let rs = app.create_client(serde_json::json!({"introspection":true,"audience":["https://api.example.test"]})).await;
+    let client = app.create_client(serde_json::json!({"scope":"read","audience":["https://api.example.test"]})).await;
+    let token = app.access_token(&client).await;
+    let ask = |token: String| {
+        app.http
+            .post(app.url("/introspect"))
+            .header("authorization", tessera_test_support::basic(&rs.id, &rs.secret))
+            .header("accept", "application/token-introspection+jwt")
+            .form(&[("token", token)])
+            .send()
+    };
+    let res = ask(token.clone()).await.unwrap();
+    assert_eq!(res.headers()["content-type"], "application/token-introspection+jwt");
+    let jwt = res.text().await.unwrap();
+    let jwks: tessera_proto::jwks::JwkSet = app.jwks().await.json().await.unwrap();
+    let keys = tessera_verify::KeySet::from_jwks(&jwks).unwrap();
+    let claims = keys.verify_signature(&jwt, "token-introspection+jwt").unwrap();
+    assert_eq!(claims["iss"], app.issuer.as_str());
+    assert_eq!(claims["aud"], rs.id.as_str());
+    assert_eq!(claims["token_introspection"]["active"], true);
+    assert_eq!(claims["token_introspection"]["client_id"], client.id.as_str());
+    // Not an access token: its type keeps it from ever passing as one.
+    assert!(
+        tessera_verify::Verifier::new(&app.issuer, &rs.id, &jwks)
+            .unwrap()
+            .verify(&jwt, tessera_proto::UnixTime(app.clock.now_secs()))
+            .is_err()
+    );
+    let inactive = ask("tat_unknown".into()).await.unwrap().text().await.unwrap();
+    let claims = keys.verify_signature(&inactive, "token-introspection+jwt").unwrap();
+    assert_eq!(claims["token_introspection"], serde_json::json!({"active": false}));
+}
