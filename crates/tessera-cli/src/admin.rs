@@ -44,7 +44,7 @@ pub(crate) enum ClientCommand {
         /// self_signed_tls_client_auth [default: client_secret_basic].
         #[arg(long)]
         auth_method: Option<String>,
-        /// Access-token format: jwt or opaque [default: jwt].
+        /// Access-token format: jwt, opaque or split [default: jwt].
         #[arg(long)]
         format: Option<String>,
         /// Access-token lifetime in seconds [default: 600].

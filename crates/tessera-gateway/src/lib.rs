@@ -105,8 +105,8 @@ impl GatewayConfig {
             if !route.prefix.starts_with('/') || normal_path(&route.prefix).is_err() {
                 anyhow::bail!("routes: prefix {:?} is not a normal absolute path", route.prefix);
             }
-            if route.mode != "jwt" && route.mode != "phantom" {
-                anyhow::bail!("routes: mode {:?} is not supported yet (jwt, phantom)", route.mode);
+            if !["jwt", "phantom", "split"].contains(&route.mode.as_str()) {
+                anyhow::bail!("routes: mode {:?} is not supported yet (jwt, phantom, split)", route.mode);
             }
             let upstream = url::Url::parse(&route.upstream).ok();
             if !upstream.is_some_and(|u| u.scheme() == "http" && u.path() == "/" && u.query().is_none()) {
@@ -216,10 +216,19 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
             let (client, upstream) = (client.clone(), upstream.clone());
             async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, request).await) }
         });
-        let service = if route.mode == "phantom" {
-            let introspection = format!("{}/introspect", config.issuer.trim_end_matches('/'));
-            let phantom =
-                phantom::PhantomLayer::new(&introspection, &config.client_id, &config.client_secret, &metadata_url)?;
+        let reference = match route.mode.as_str() {
+            "phantom" => Some(phantom::Reference::Phantom),
+            "split" => Some(phantom::Reference::Split),
+            _ => None,
+        };
+        let service = if let Some(kind) = reference {
+            let phantom = phantom::PhantomLayer::new(
+                kind,
+                &config.issuer,
+                &config.client_id,
+                &config.client_secret,
+                &metadata_url,
+            )?;
             BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(phantom).layer(layer).service(proxy))
         } else {
             BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy))

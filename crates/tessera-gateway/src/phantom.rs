@@ -5,9 +5,14 @@
 //! like any other (signature, audience, scopes, revocation feed: the JWT carries the opaque
 //! token's `jti`), and the upstream never sees the opaque token.
 //!
-//! A JWT sent to a phantom route is refused (it would bypass the reference-token design); an
-//! inactive token is 401; the issuer unreachable is 503 and the issuer refusing the gateway's
-//! own credentials 502, never 401.
+//! Split-token mode is the same exchange with another lookup: the client holds only a JWT's
+//! signature part; the gateway fetches the header and payload by SHA-256 of that part
+//! (`GET /split-tokens/{hash}`), reassembles the JWT, and the next layer verifies it, so a
+//! forged or tampered part fails the signature check.
+//!
+//! A JWT sent to such a route is refused (it would bypass the reference-token design); an
+//! inactive or unknown token is 401; the issuer unreachable is 503 and the issuer refusing the
+//! gateway's own credentials 502, never 401.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,9 +33,20 @@ pub struct PhantomLayer {
     exchange: Arc<Exchange>,
 }
 
+/// What the client presents in place of a JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reference {
+    /// An opaque token (`tat_…`), introspected.
+    Phantom,
+    /// A JWT's signature part, reassembled.
+    Split,
+}
+
 struct Exchange {
+    kind: Reference,
     http: reqwest::Client,
-    introspection_endpoint: String,
+    /// The issuer, without a trailing slash.
+    issuer: String,
     client_id: String,
     client_secret: String,
     resource_metadata: String,
@@ -39,9 +55,10 @@ struct Exchange {
 }
 
 impl PhantomLayer {
-    /// Introspects at `introspection_endpoint` as the gateway's resource-server client.
+    /// Exchanges `kind` tokens at `issuer` as the gateway's resource-server client.
     pub fn new(
-        introspection_endpoint: &str,
+        kind: Reference,
+        issuer: &str,
         client_id: &str,
         client_secret: &str,
         resource_metadata: &str,
@@ -49,8 +66,9 @@ impl PhantomLayer {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
         Ok(PhantomLayer {
             exchange: Arc::new(Exchange {
+                kind,
                 http,
-                introspection_endpoint: introspection_endpoint.to_owned(),
+                issuer: issuer.trim_end_matches('/').to_owned(),
                 client_id: client_id.to_owned(),
                 client_secret: client_secret.to_owned(),
                 resource_metadata: resource_metadata.to_owned(),
@@ -165,7 +183,15 @@ impl Exchange {
             return Outcome::PassThrough;
         }
         let token = token.trim();
-        if !token.starts_with("tat_") {
+        let fits = match self.kind {
+            Reference::Phantom => token.starts_with("tat_"),
+            Reference::Split => {
+                (40..=1024).contains(&token.len())
+                    && !token.starts_with("tat_")
+                    && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            }
+        };
+        if !fits {
             return Outcome::Refuse(refuse(
                 self,
                 StatusCode::UNAUTHORIZED,
@@ -184,14 +210,18 @@ impl Exchange {
         {
             return Outcome::Replace(jwt);
         }
-        let response = self
-            .http
-            .post(&self.introspection_endpoint)
-            .basic_auth(&self.client_id, Some(&self.client_secret))
-            .header(header::ACCEPT, "application/jwt")
-            .form(&[("token", token)])
-            .send()
-            .await;
+        let request = match self.kind {
+            Reference::Phantom => self
+                .http
+                .post(format!("{}/introspect", self.issuer))
+                .header(header::ACCEPT, "application/jwt")
+                .form(&[("token", token)]),
+            Reference::Split => {
+                let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
+                self.http.get(format!("{}/split-tokens/{hash}", self.issuer))
+            }
+        };
+        let response = request.basic_auth(&self.client_id, Some(&self.client_secret)).send().await;
         let response = match response {
             Ok(response) => response,
             Err(err) => {
@@ -218,8 +248,11 @@ impl Exchange {
                 "the token issuer is unavailable; try again",
             ));
         }
+        if self.kind == Reference::Split && status == StatusCode::NOT_FOUND {
+            return Outcome::Refuse(refuse(self, StatusCode::UNAUTHORIZED, "invalid_token", "the token is not known"));
+        }
         if !status.is_success() {
-            tracing::error!(%status, "the issuer refused the gateway's introspection request");
+            tracing::error!(%status, "the issuer refused the gateway's exchange request");
             return Outcome::Refuse(refuse(
                 self,
                 StatusCode::BAD_GATEWAY,
@@ -227,13 +260,26 @@ impl Exchange {
                 "the gateway cannot introspect tokens",
             ));
         }
-        if !is_jwt {
-            return Outcome::Refuse(refuse(self, StatusCode::UNAUTHORIZED, "invalid_token", "the token is not active"));
-        }
-        let Ok(jwt) = response.text().await else {
-            return Outcome::Refuse(refuse(self, StatusCode::BAD_GATEWAY, "bad_gateway", "truncated introspection"));
+        let jwt = match self.kind {
+            Reference::Phantom if !is_jwt => {
+                return Outcome::Refuse(refuse(
+                    self,
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_token",
+                    "the token is not active",
+                ));
+            }
+            Reference::Phantom => response.text().await.ok().map(|t| t.trim().to_owned()),
+            Reference::Split => response
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| v.get("header_payload")?.as_str().map(|hp| format!("{hp}.{token}"))),
         };
-        let jwt: Arc<str> = Arc::from(jwt.trim());
+        let Some(jwt) = jwt else {
+            return Outcome::Refuse(refuse(self, StatusCode::BAD_GATEWAY, "bad_gateway", "an unreadable answer"));
+        };
+        let jwt: Arc<str> = Arc::from(jwt);
         if let Some(exp) = unverified_exp(&jwt) {
             self.cache.insert(key, (jwt.clone(), exp));
         }

@@ -23,7 +23,8 @@ pub struct ClientMetadata {
     /// Redirect URIs, compared by exact string match.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect_uris: Option<Vec<String>>,
-    /// `jwt` (default) or `opaque`.
+    /// `jwt` (default), `opaque`, or `split` (the client receives only the JWT's signature part;
+    /// gateways reassemble the JWT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_format: Option<String>,
     /// Access-token lifetime in seconds; defaults to 600.

@@ -75,6 +75,9 @@ pub enum TokenFormat {
     Jwt,
     /// A random reference token, looked up at introspection.
     Opaque,
+    /// An RFC 9068 JWT of which the client receives only the signature part; gateways fetch the
+    /// header and payload by its hash and verify the reassembled JWT.
+    Split,
 }
 
 impl TokenFormat {
@@ -82,6 +85,7 @@ impl TokenFormat {
         match self {
             TokenFormat::Jwt => "jwt",
             TokenFormat::Opaque => "opaque",
+            TokenFormat::Split => "split",
         }
     }
 }
@@ -92,6 +96,7 @@ impl FromStr for TokenFormat {
         match s {
             "jwt" => Ok(TokenFormat::Jwt),
             "opaque" => Ok(TokenFormat::Opaque),
+            "split" => Ok(TokenFormat::Split),
             other => anyhow::bail!("unsupported access_token_format {other:?}"),
         }
     }
@@ -317,7 +322,7 @@ impl Client {
             .as_deref()
             .unwrap_or("jwt")
             .parse()
-            .map_err(|_| InvalidMetadata("access_token_format: use jwt or opaque".into()))?;
+            .map_err(|_| InvalidMetadata("access_token_format: use jwt, opaque or split".into()))?;
         let access_token_ttl = metadata.access_token_ttl.unwrap_or(600);
         if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&access_token_ttl) {
             return invalid(format!("access_token_ttl: between 1 and {MAX_ACCESS_TOKEN_TTL} seconds"));

@@ -441,3 +441,66 @@ fn the_gateway_configuration_reloads_without_a_restart() {
     hangup();
     until("/reports", 404);
 }
+
+// SECURITY-TESTS.md c.9 ST-01, ST-02, ST-03: split-token mode.
+#[test]
+fn split_mode_reassembles_and_verifies_the_jwt_and_honours_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, reader, _, _) = server_with_clients(dir.path());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let split = json_out(&tessera(&[
+        "client",
+        "create",
+        "--name",
+        "split",
+        "--format",
+        "split",
+        "--scope",
+        "invoices:read",
+        "--audience",
+        API,
+        "--admin-config",
+        &admin,
+        "--json",
+    ]));
+    let (id, secret) = (split["client_id"].as_str().unwrap(), split["client_secret"].as_str().unwrap());
+    let part = post_form(&format!("{}/token", server.issuer), id, secret, &[("grant_type", "client_credentials")]).1
+        ["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(!part.contains('.'));
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = config(&listen, &server.issuer, &reader, &upstream_url)
+        .replace("methods = [\"GET\", \"POST\"]\n", "methods = [\"GET\", \"POST\"]\nmode = \"split\"\n");
+    let gateway = Gateway::start(dir.path(), &config);
+    let addr = gateway.addr.clone();
+
+    // ST-01: the upstream gets the whole, verified JWT; the client only ever held its signature.
+    let (status, _, body) = raw(&addr, "/invoices", &[("Authorization", &format!("Bearer {part}"))]);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    let forwarded = seen["headers"]["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
+    assert!(forwarded.ends_with(&format!(".{part}")) && forwarded.split('.').count() == 3);
+    assert_eq!(seen["headers"]["x-tessera-client-id"], id);
+
+    // ST-02: a random signature part, a modified one, a whole JWT: refused before the upstream.
+    let admitted = upstream_count.load(Ordering::SeqCst);
+    let mut modified = part.clone().into_bytes();
+    modified[10] = if modified[10] == b'A' { b'B' } else { b'A' };
+    let modified = String::from_utf8(modified).unwrap();
+    for token in ["A".repeat(86), modified, forwarded.clone()] {
+        assert_eq!(raw(&addr, "/invoices", &[("Authorization", &format!("Bearer {token}"))]).0, 401, "{token:.20}");
+    }
+    assert_eq!(upstream_count.load(Ordering::SeqCst), admitted);
+
+    // ST-03: revoked at the server (with the signature part), refused within a second.
+    let revoked = Instant::now();
+    assert_eq!(post_form(&format!("{}/revoke", server.issuer), id, secret, &[("token", &part)]).0, 200);
+    while raw(&addr, "/invoices", &[("Authorization", &format!("Bearer {part}"))]).0 != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "still admitted after {:?}", revoked.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -123,7 +123,21 @@ pub async fn resolve(
     Ok(Some(found))
 }
 
+/// The whole JWT of a split token (its signature part, as the client holds it), if it is one.
+pub async fn reassembled(state: &AppState, token: &str, now: UnixTime) -> Result<Option<String>, OAuthError> {
+    if token.contains('.') || token.starts_with(ACCESS_TOKEN_PREFIX) || token.starts_with(REFRESH_TOKEN_PREFIX) {
+        return Ok(None);
+    }
+    let Some(header_payload) = state.store.split_token(&secret::hash(token), now.secs()).await? else {
+        return Ok(None);
+    };
+    Ok(Some(format!("{header_payload}.{token}")))
+}
+
 async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    if let Some(whole) = reassembled(state, token, now).await? {
+        return Box::pin(lookup(state, &whole, now)).await;
+    }
     if token.starts_with(ACCESS_TOKEN_PREFIX) {
         let Some(presented) = OpaqueToken::parse(token) else { return Ok(None) };
         let Some(row) = state.store.opaque_token(presented.id).await? else { return Ok(None) };

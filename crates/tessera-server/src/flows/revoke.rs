@@ -50,7 +50,8 @@ pub async fn revoke(
         return Ok(());
     }
     // RFC 7009 §2.2: an invalid, expired or unknown token is answered with 200.
-    let Some(claims) = verified_jwt(state, token, now) else { return Ok(()) };
+    let whole = crate::flows::introspect::reassembled(state, token, now).await?;
+    let Some(claims) = verified_jwt(state, whole.as_deref().unwrap_or(token), now) else { return Ok(()) };
     if claims.client_id != caller.client_id {
         return Err(not_yours);
     }

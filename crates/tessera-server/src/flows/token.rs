@@ -177,7 +177,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
     let cnf = grant.cnf.as_ref().map(Confirmation::to_json);
     let access_token = match client.token_format {
-        TokenFormat::Jwt => {
+        TokenFormat::Jwt | TokenFormat::Split => {
             let aud = Audience::from_list(grant.audience);
             let claims = AccessTokenClaims {
                 iss: state.config.issuer.as_str(),
@@ -196,7 +196,16 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
             if let Some(grant_id) = grant.grant_id {
                 state.store.record_grant_jwt(&jti, grant_id, exp).await?;
             }
-            token
+            match client.token_format {
+                // The client gets the signature part only; gateways fetch the rest by its hash.
+                TokenFormat::Split => {
+                    let (header_payload, signature) =
+                        token.rsplit_once('.').ok_or_else(|| anyhow::anyhow!("a JWS has a signature part"))?;
+                    state.store.insert_split_token(&secret::hash(signature), header_payload, exp).await?;
+                    signature.to_owned()
+                }
+                _ => token,
+            }
         }
         TokenFormat::Opaque => {
             let secret = OpaqueToken::secret();

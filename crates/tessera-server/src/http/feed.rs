@@ -50,6 +50,34 @@ pub(crate) async fn page(
     })
 }
 
+/// `GET /split-tokens/{hash}`: the header and payload of a split token, by base64url SHA-256 of
+/// its signature part, for resource servers (gateways) to reassemble and verify the JWT.
+pub(crate) async fn split_token(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    headers: HeaderMap,
+    axum::extract::Path(hash): axum::extract::Path<String>,
+) -> Response {
+    use base64::Engine as _;
+    let result = async {
+        reader(&state, &certificate, &headers, "/split-tokens").await?;
+        let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&hash)
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+            .ok_or_else(|| OAuthError::InvalidRequest("not a base64url SHA-256".into()))?;
+        Ok::<_, OAuthError>(state.store.split_token(&hash, state.clock.now().secs()).await?)
+    }
+    .await;
+    no_store(match result {
+        Ok(Some(header_payload)) => Json(serde_json::json!({"header_payload": header_payload})).into_response(),
+        Ok(None) => {
+            super::error::json_error(axum::http::StatusCode::NOT_FOUND, "not_found", Some("unknown or expired"))
+        }
+        Err(err) => err.into_response(),
+    })
+}
+
 /// What a stream still has to send, and where it is.
 struct Cursor {
     state: AppState,

@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/revocations", get(feed::page))
         .route("/revocations/stream", get(feed::stream))
+        .route("/split-tokens/{hash}", get(feed::split_token))
         .merge(browser::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

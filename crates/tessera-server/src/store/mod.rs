@@ -650,6 +650,29 @@ impl Store {
         })
     }
 
+    /// Keeps a split token's header and payload by SHA-256 of its signature part.
+    pub async fn insert_split_token(
+        &self,
+        signature_hash: &[u8; 32],
+        header_payload: &str,
+        exp: u64,
+    ) -> anyhow::Result<()> {
+        const SQL: &str = "INSERT INTO split_tokens (signature_hash, header_payload, exp) VALUES ($1, $2, $3)";
+        on_pool!(self, write, |pool| {
+            sqlx::query(SQL).bind(&signature_hash[..]).bind(header_payload).bind(to_i64(exp)).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// A split token's header and payload, unless unknown or expired at `now`.
+    pub async fn split_token(&self, signature_hash: &[u8; 32], now: u64) -> anyhow::Result<Option<String>> {
+        const SQL: &str = "SELECT header_payload FROM split_tokens WHERE signature_hash = $1 AND exp > $2";
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query(SQL).bind(&signature_hash[..]).bind(to_i64(now)).fetch_optional(pool).await?;
+            Ok(row.map(|r| sqlx::Row::get(&r, "header_payload")))
+        })
+    }
+
     /// Whether a JWT access token was revoked by `jti`, or was issued under a grant that has
     /// since been revoked or deleted.
     pub async fn is_jwt_revoked(&self, jti: &str) -> anyhow::Result<bool> {

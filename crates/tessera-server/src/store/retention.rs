@@ -18,7 +18,7 @@ pub struct Purged {
 }
 
 /// `(table, statement)`: each deletes at most `$2` rows whose expiry is before `$1`.
-const STATEMENTS: [(&str, &str); 12] = [
+const STATEMENTS: [(&str, &str); 13] = [
     (
         "opaque_tokens",
         "DELETE FROM opaque_tokens WHERE id IN (SELECT id FROM (SELECT id, exp FROM opaque_tokens ORDER BY id LIMIT $2) AS oldest WHERE exp < $1)",
@@ -56,6 +56,10 @@ const STATEMENTS: [(&str, &str); 12] = [
     (
         "revocation_events",
         "DELETE FROM revocation_events WHERE seq IN (SELECT seq FROM revocation_events WHERE exp < $1 LIMIT $2)",
+    ),
+    (
+        "split_tokens",
+        "DELETE FROM split_tokens WHERE signature_hash IN (SELECT signature_hash FROM split_tokens WHERE exp < $1 LIMIT $2)",
     ),
     ("changes", "DELETE FROM changes WHERE seq IN (SELECT seq FROM changes WHERE at < $1 LIMIT $2)"),
 ];

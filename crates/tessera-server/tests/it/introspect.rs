@@ -206,3 +206,46 @@ async fn rfc9701_jwt_introspection_responses() {
     let claims = keys.verify_signature(&inactive, "token-introspection+jwt").unwrap();
     assert_eq!(claims["token_introspection"], serde_json::json!({"active": false}));
 }
+
+// Split tokens: the client holds the signature part only; resource servers fetch the rest by its
+// hash; introspection and revocation take the signature part.
+#[tokio::test]
+async fn split_tokens_are_signature_parts_with_the_rest_kept_for_gateways() {
+    use base64::Engine as _;
+    let app = tessera_test_support::spawn_app().await;
+    let rs = app.create_client(serde_json::json!({"introspection":true,"audience":["https://api.example.test"]})).await;
+    let client = app
+        .create_client(
+            serde_json::json!({"scope":"read","access_token_format":"split","audience":["https://api.example.test"]}),
+        )
+        .await;
+    let part = app.access_token(&client).await;
+    assert!(!part.contains('.') && part.len() >= 80, "{part}");
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tessera_server::secret::hash(&part));
+    let fetch = |caller: &tessera_test_support::TestClient, hash: String| {
+        app.http
+            .get(app.url(&format!("/split-tokens/{hash}")))
+            .header("authorization", tessera_test_support::basic(&caller.id, &caller.secret))
+            .send()
+    };
+    let res = fetch(&rs, hash.clone()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let header_payload = res.json::<serde_json::Value>().await.unwrap()["header_payload"].as_str().unwrap().to_owned();
+    let whole = format!("{header_payload}.{part}");
+    let jwks: tessera_proto::jwks::JwkSet = app.jwks().await.json().await.unwrap();
+    let verifier = tessera_verify::Verifier::new(&app.issuer, "https://api.example.test", &jwks).unwrap();
+    let claims = verifier.verify(&whole, tessera_proto::UnixTime(app.clock.now_secs())).unwrap();
+    let introspected: serde_json::Value = app.introspect(&rs, &part).await.json().await.unwrap();
+    assert_eq!(
+        (introspected["active"].as_bool(), introspected["jti"].as_str()),
+        (Some(true), Some(claims.jti.as_str()))
+    );
+    // Only resource servers fetch; unknown and malformed hashes are answered as such.
+    assert_eq!(fetch(&client, hash.clone()).await.unwrap().status(), 400);
+    assert_eq!(fetch(&rs, "A".repeat(43)).await.unwrap().status(), 404);
+    assert_eq!(fetch(&rs, "not-a-hash".into()).await.unwrap().status(), 400);
+    // Revocation with the signature part.
+    assert_eq!(app.revoke(&client, &part).await.status(), 200);
+    let introspected: serde_json::Value = app.introspect(&rs, &part).await.json().await.unwrap();
+    assert_eq!(introspected, serde_json::json!({"active": false}));
+}
