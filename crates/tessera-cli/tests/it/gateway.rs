@@ -80,17 +80,20 @@ fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
     (url, count)
 }
 
+/// `tessera client create ARGS --admin-config ADMIN --json`.
+fn create_client(admin: &str, args: &[&str]) -> Value {
+    let mut all = vec!["client", "create"];
+    all.extend_from_slice(args);
+    all.extend(["--admin-config", admin, "--json"]);
+    json_out(&tessera(&all))
+}
+
 /// A server with a resource-server client for the gateway and a caller with `invoices:read` for
 /// the API; returns them and a fresh access token of the caller.
 fn server_with_clients(dir: &std::path::Path) -> (Server, Value, Value, String) {
     let server = Server::start(dir, free_port(), free_port());
     let admin = server.admin_config.to_str().unwrap().to_owned();
-    let create = |args: &[&str]| {
-        let mut all = vec!["client", "create"];
-        all.extend_from_slice(args);
-        all.extend(["--admin-config", &admin, "--json"]);
-        json_out(&tessera(&all))
-    };
+    let create = |args: &[&str]| create_client(&admin, args);
     let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
     let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
     let token = post_form(
@@ -280,12 +283,7 @@ fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
     let issuer = format!("http://127.0.0.1:{proxy_port}");
     let server = Server::start_with(dir.path(), server_port, free_port(), &["--issuer", &issuer]);
     let admin = server.admin_config.to_str().unwrap().to_owned();
-    let create = |args: &[&str]| {
-        let mut all = vec!["client", "create"];
-        all.extend_from_slice(args);
-        all.extend(["--admin-config", &admin, "--json"]);
-        json_out(&tessera(&all))
-    };
+    let create = |args: &[&str]| create_client(&admin, args);
     let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
     let caller = create(&["--name", "reports", "--format", "opaque", "--scope", "reports:read", "--audience", API]);
     let jwt_caller = create(&["--name", "jwt", "--scope", "reports:read", "--audience", API]);
