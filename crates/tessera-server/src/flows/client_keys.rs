@@ -24,7 +24,9 @@ const COOL_DOWN: u64 = 60;
 
 /// Fetches and caches clients' JWK Sets.
 pub struct ClientKeys {
-    http: reqwest::Client,
+    /// Built on first use: most deployments never fetch a `jwks_uri`, and an HTTP client with its
+    /// TLS roots costs memory at start-up.
+    http: std::sync::OnceLock<reqwest::Client>,
     allow_private: bool,
     cache: moka::sync::Cache<String, (Arc<Value>, u64)>,
 }
@@ -32,6 +34,14 @@ pub struct ClientKeys {
 impl ClientKeys {
     /// `allow_private` permits private and loopback addresses (a loopback issuer only).
     pub fn new(allow_private: bool) -> anyhow::Result<ClientKeys> {
+        Ok(ClientKeys { http: std::sync::OnceLock::new(), allow_private, cache: moka::sync::Cache::new(10_000) })
+    }
+
+    fn http(&self) -> anyhow::Result<&reqwest::Client> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let allow_private = self.allow_private;
         let resolver = Arc::new(PublicOnly { allow_private });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -44,7 +54,7 @@ impl ClientKeys {
             }))
             .dns_resolver(resolver)
             .build()?;
-        Ok(ClientKeys { http, allow_private, cache: moka::sync::Cache::new(10_000) })
+        Ok(self.http.get_or_init(|| http))
     }
 
     /// The client's key set: inline, or from its `jwks_uri` (cached; fetched again when
@@ -70,7 +80,7 @@ impl ClientKeys {
         if !host_allowed(&url, self.allow_private) {
             anyhow::bail!("jwks_uri names a private address");
         }
-        let mut res = self.http.get(url).header("accept", "application/json").send().await?;
+        let mut res = self.http()?.get(url).header("accept", "application/json").send().await?;
         if !res.status().is_success() {
             anyhow::bail!("jwks_uri answered {}", res.status());
         }
