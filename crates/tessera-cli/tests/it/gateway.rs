@@ -80,6 +80,14 @@ fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
     (url, count)
 }
 
+/// A client_credentials access token of `id` from the server at `server_url`.
+fn client_token(server_url: &str, id: &str, secret: &str) -> String {
+    post_form(&format!("{server_url}/token"), id, secret, &[("grant_type", "client_credentials")]).1["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 /// `tessera client create ARGS --admin-config ADMIN --json`.
 fn create_client(admin: &str, args: &[&str]) -> Value {
     let mut all = vec!["client", "create"];
@@ -96,16 +104,8 @@ fn server_with_clients(dir: &std::path::Path) -> (Server, Value, Value, String) 
     let create = |args: &[&str]| create_client(&admin, args);
     let reader = create(&["--name", "gateway", "--introspection", "--audience", API]);
     let caller = create(&["--name", "billing", "--scope", "invoices:read", "--audience", API]);
-    let token = post_form(
-        &format!("{}/token", server.issuer),
-        caller["client_id"].as_str().unwrap(),
-        caller["client_secret"].as_str().unwrap(),
-        &[("grant_type", "client_credentials")],
-    )
-    .1["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token =
+        client_token(&server.issuer, caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap());
     (server, reader, caller, token)
 }
 
@@ -141,13 +141,7 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (server, reader, caller, first) = server_with_clients(dir.path());
     let (id, secret) = (caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap());
-    let token_url = format!("{}/token", server.issuer);
-    let token = || {
-        post_form(&token_url, id, secret, &[("grant_type", "client_credentials")]).1["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let token = || client_token(&server.issuer, id, secret);
     let (upstream_url, upstream_count) = upstream(&runtime);
     let listen = format!("127.0.0.1:{}", free_port());
     let gateway = Gateway::start(dir.path(), &config(&listen, &server.issuer, &reader, &upstream_url));
@@ -289,13 +283,7 @@ fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
     let jwt_caller = create(&["--name", "jwt", "--scope", "reports:read", "--audience", API]);
     let (id, secret) =
         (caller["client_id"].as_str().unwrap().to_owned(), caller["client_secret"].as_str().unwrap().to_owned());
-    let token_url = format!("{}/token", server.issuer);
-    let token = |id: &str, secret: &str| {
-        post_form(&token_url, id, secret, &[("grant_type", "client_credentials")]).1["access_token"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let token = |id: &str, secret: &str| client_token(&server.issuer, id, secret);
     let (upstream_url, upstream_count) = upstream(&runtime);
     let listen = format!("127.0.0.1:{}", free_port());
     let config = format!(
@@ -463,11 +451,7 @@ fn split_mode_reassembles_and_verifies_the_jwt_and_honours_revocation() {
         "--json",
     ]));
     let (id, secret) = (split["client_id"].as_str().unwrap(), split["client_secret"].as_str().unwrap());
-    let part = post_form(&format!("{}/token", server.issuer), id, secret, &[("grant_type", "client_credentials")]).1
-        ["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let part = client_token(&server.issuer, id, secret);
     assert!(!part.contains('.'));
     let (upstream_url, upstream_count) = upstream(&runtime);
     let listen = format!("127.0.0.1:{}", free_port());
