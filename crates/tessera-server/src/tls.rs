@@ -177,12 +177,13 @@ pub fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Result<Arc<
 /// Reloads the certificate when its files change (checked every few seconds) and on SIGHUP.
 /// Ends when `stop` resolves.
 pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<Output = ()> + Send + 'static) {
+    // Installed now, not when the task first runs: SIGHUP's default action ends the process.
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::spawn(async move {
         let mut seen = certificate.modified();
         let mut interval = tokio::time::interval(Duration::from_secs(5));
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        #[cfg(unix)]
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
         tokio::pin!(stop);
         loop {
             #[cfg(unix)]
