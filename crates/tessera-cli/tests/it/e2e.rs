@@ -229,7 +229,7 @@ fn serve_create_token_verify_revoke_restart() {
     assert_eq!(post_form(&introspect_url, id, secret, &[("token", &second_jwt)]).1["active"], true);
     // The CLI reuses admin.json after a restart.
     let out = tessera(&["client", "show", id, "--admin-config", &admin_config]);
-    assert!(out.status.success());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("e2e"));
     assert!(!String::from_utf8_lossy(&out.stdout).contains(secret));
     // Deleting through the CLI makes its tokens inactive.
