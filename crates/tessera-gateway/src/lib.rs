@@ -1,7 +1,9 @@
 //! `tessera gateway`: a reverse proxy that lets a request reach an upstream API only with a
 //! valid access token for that API (`jwt` mode: verified locally by `tessera-verify`, with the
 //! issuer's revocation feed applied, so a revocation is in force here within a second;
-//! `phantom` mode: an opaque token exchanged once for its JWT, see [`phantom`]).
+//! `phantom` and `split` modes: a reference token exchanged once for its JWT, see [`phantom`];
+//! `bff` mode: a token handler for single-page apps, which holds the tokens in an encrypted
+//! cookie and attaches them to the API calls it proxies, see [`bff`]).
 //!
 //! Per request: the path must be in normal form (no `..`, `.`, `//`, `;`, encoded dots,
 //! slashes, backslashes or NUL), or 400; the longest route prefix (at a segment boundary)
@@ -35,6 +37,7 @@ use tessera_verify::remote::RemoteVerifier;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
+pub mod bff;
 pub mod phantom;
 
 /// `gateway.toml`.
@@ -56,6 +59,9 @@ pub struct GatewayConfig {
     pub max_feed_outage: u64,
     /// The routes, matched by longest path prefix.
     pub routes: Vec<RouteConfig>,
+    /// The token handler for single-page apps, needed by `bff` routes.
+    #[serde(default)]
+    pub bff: Option<bff::BffConfig>,
 }
 
 fn default_feed_outage() -> u64 {
@@ -79,7 +85,9 @@ pub struct RouteConfig {
     #[serde(default)]
     pub methods: Vec<String>,
     /// `jwt` (the default): verify the JWT locally; `phantom`: the client presents an opaque
-    /// token, exchanged once for its JWT, which is verified and forwarded instead.
+    /// token, exchanged once for its JWT, which is verified and forwarded instead; `split`: the
+    /// client presents a JWT's signature part; `bff`: the browser presents the token handler's
+    /// session cookie, and the gateway attaches the session's access token.
     #[serde(default = "default_mode")]
     pub mode: String,
 }
@@ -105,8 +113,11 @@ impl GatewayConfig {
             if !route.prefix.starts_with('/') || normal_path(&route.prefix).is_err() {
                 anyhow::bail!("routes: prefix {:?} is not a normal absolute path", route.prefix);
             }
-            if !["jwt", "phantom", "split"].contains(&route.mode.as_str()) {
-                anyhow::bail!("routes: mode {:?} is not supported yet (jwt, phantom, split)", route.mode);
+            if !["jwt", "phantom", "split", "bff"].contains(&route.mode.as_str()) {
+                anyhow::bail!("routes: mode {:?} is not one of jwt, phantom, split, bff", route.mode);
+            }
+            if route.mode == "bff" && self.bff.is_none() {
+                anyhow::bail!("routes: {} is a bff route, so a [bff] section is needed", route.prefix);
             }
             let upstream = url::Url::parse(&route.upstream).ok();
             if !upstream.is_some_and(|u| u.scheme() == "http" && u.path() == "/" && u.query().is_none()) {
@@ -114,6 +125,13 @@ impl GatewayConfig {
             }
             for method in &route.methods {
                 Method::from_bytes(method.as_bytes()).with_context(|| format!("routes: {method:?} is no method"))?;
+            }
+        }
+        if let Some(bff) = &self.bff {
+            bff.check(self.public_origin.trim_end_matches('/'))?;
+            let path = bff.path.as_str();
+            if self.routes.iter().any(|r| r.prefix == path || r.prefix.starts_with(&format!("{path}/"))) {
+                anyhow::bail!("routes: no route may lie under the token handler's path {path}");
             }
         }
         Ok(())
@@ -131,6 +149,7 @@ struct Route {
 struct Gateway {
     routes: Vec<Route>,
     verifiers: Vec<RemoteVerifier>,
+    bff: Option<Arc<bff::Bff>>,
 }
 
 /// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
@@ -190,6 +209,12 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
     let mut by_audience: HashMap<String, RemoteVerifier> = HashMap::new();
     let mut routes = Vec::new();
     let origin = config.public_origin.trim_end_matches('/');
+    let token_handler = match &config.bff {
+        Some(bff) => {
+            Some(Arc::new(bff::Bff::new(bff, &config.issuer, origin).await.context("setting up the token handler")?))
+        }
+        None => None,
+    };
     for route in &config.routes {
         let verifier = match by_audience.get(&route.audience) {
             Some(verifier) => verifier.clone(),
@@ -230,6 +255,13 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
                 &metadata_url,
             )?;
             BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(phantom).layer(layer).service(proxy))
+        } else if let (true, Some(handler)) = (route.mode == "bff", &token_handler) {
+            let verified = BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy));
+            let handler = handler.clone();
+            BoxCloneSyncService::new(tower::service_fn(move |request: Request| {
+                let (handler, verified) = (handler.clone(), verified.clone());
+                async move { Ok::<_, std::convert::Infallible>(through_token_handler(&handler, verified, request).await) }
+            }))
         } else {
             BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy))
         };
@@ -243,7 +275,39 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         });
         routes.push(Route { config: route.clone(), service, metadata });
     }
-    Ok(Gateway { routes, verifiers: by_audience.into_values().collect() })
+    Ok(Gateway { routes, verifiers: by_audience.into_values().collect(), bff: token_handler })
+}
+
+/// A `bff` route: the token handler admits the browser's request and attaches the session's
+/// access token, then the token is verified and the request proxied like any other.
+async fn through_token_handler(handler: &bff::Bff, verified: RouteService, request: Request) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let origin = parts.headers.get(header::ORIGIN).cloned();
+    let mut request_headers = HeaderMap::new();
+    if let Some(origin) = origin {
+        request_headers.insert(header::ORIGIN, origin);
+    }
+    let mut response = match handler.admit(&mut parts).await {
+        Err(response) => response,
+        Ok(renewed) => {
+            let mut response = match verified.oneshot(Request::from_parts(parts, body)).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            };
+            if let Some(cookie) = renewed {
+                bff::set_cookie(&mut response, &cookie);
+            }
+            response
+        }
+    };
+    handler.decorate(&request_headers, &mut response);
+    response
+}
+
+fn is_preflight(request: &Request) -> bool {
+    request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ORIGIN)
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 /// The route for a normal path: the longest prefix that ends at a segment boundary.
@@ -271,7 +335,22 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     if let Err(why) = normal_path(&path) {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request", why);
     }
+    if let Some(handler) = &gateway.bff {
+        let under = path == handler.path() || path.starts_with(&format!("{}/", handler.path()));
+        let bff_route = route_for(&gateway, &path).is_some_and(|r| r.config.mode == "bff");
+        if is_preflight(&request) && (under || bff_route) {
+            return handler.preflight(request.headers());
+        }
+        if under {
+            return handler.endpoint(request).await;
+        }
+    }
     let Some(route) = route_for(&gateway, &path) else {
+        if let Some(dir) = gateway.bff.as_ref().and_then(|b| b.static_dir())
+            && matches!(*request.method(), Method::GET | Method::HEAD)
+        {
+            return static_file(dir, request).await;
+        }
         return json_error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
     };
     let methods = &route.config.methods;
@@ -286,6 +365,26 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
         Ok(response) => response,
         Err(never) => match never {},
     }
+}
+
+/// A file of the SPA, with headers that keep it from being framed or sniffed and keep the
+/// page's URL (which briefly holds the authorization code) out of `Referer`.
+async fn static_file(dir: &std::path::Path, request: Request) -> Response {
+    let serve = tower_http::services::ServeDir::new(dir).append_index_html_on_directories(true);
+    let mut response = match serve.oneshot(request).await {
+        Ok(response) => response.map(Body::new),
+        Err(never) => match never {},
+    };
+    let headers = response.headers_mut();
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    headers.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// Sends the admitted request upstream and returns its answer.

@@ -507,7 +507,13 @@ impl<'a> Browser<'a> {
     /// redirect, which is returned.
     pub async fn authorize(&mut self, query: &[(&str, &str)], username: &str) -> String {
         let url = reqwest::Url::parse_with_params(&self.url("/authorize"), query).unwrap();
-        let mut res = self.get(url.as_str()).await;
+        self.follow_authorization(url.as_str(), username).await
+    }
+
+    /// Follows an authorization URL (one a client built) through login and consent (as needed)
+    /// to the client's redirect, which is returned.
+    pub async fn follow_authorization(&mut self, url: &str, username: &str) -> String {
+        let mut res = self.get(url).await;
         for _ in 0..4 {
             assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
             let next = location(&res).unwrap();

@@ -13,15 +13,15 @@ use crate::e2e::{Server, free_port, json_out, post_form, tessera, wait_ready};
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
-const API: &str = "https://api.example.test";
+pub(crate) const API: &str = "https://api.example.test";
 
-struct Gateway {
+pub(crate) struct Gateway {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Gateway {
-    fn start(dir: &std::path::Path, config: &str) -> Gateway {
+    pub(crate) fn start(dir: &std::path::Path, config: &str) -> Gateway {
         let path = dir.join("gateway.toml");
         std::fs::write(&path, config).unwrap();
         let addr = config.lines().find_map(|l| l.strip_prefix("listen = ")).unwrap().trim_matches('"').to_owned();
@@ -45,7 +45,7 @@ impl Drop for Gateway {
 }
 
 /// A raw HTTP/1.1 GET (paths exactly as written: URL libraries would normalise them).
-fn raw(addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) fn raw(addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
@@ -89,7 +89,7 @@ fn client_token(server_url: &str, id: &str, secret: &str) -> String {
 }
 
 /// `tessera client create ARGS --admin-config ADMIN --json`.
-fn create_client(admin: &str, args: &[&str]) -> Value {
+pub(crate) fn create_client(admin: &str, args: &[&str]) -> Value {
     let mut all = vec!["client", "create"];
     all.extend_from_slice(args);
     all.extend(["--admin-config", admin, "--json"]);
