@@ -150,11 +150,23 @@ fn create_alice(admin: &str) -> String {
     json_out(&child.wait_with_output().unwrap())["id"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn bff_mode_keeps_tokens_out_of_the_browser_and_honours_revocation() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let server = Server::start(dir.path(), free_port(), free_port());
+/// A server with alice, the gateway's resource-server client and the SPA's confidential
+/// client; an upstream API; and the gateway with a `[bff]` section and an `/api` route.
+struct Fixture {
+    server: Server,
+    gateway: Gateway,
+    config: String,
+    cookie_key: String,
+    admin: String,
+    alice: String,
+    reader: Value,
+    origin: String,
+    home: String,
+    upstream_seen: Arc<Mutex<Vec<String>>>,
+}
+
+fn fixture(dir: &std::path::Path, runtime: &tokio::runtime::Runtime, static_dir: Option<&std::path::Path>) -> Fixture {
+    let server = Server::start(dir, free_port(), free_port());
     let admin = server.admin_config.to_str().unwrap().to_owned();
     let alice = create_alice(&admin);
     let reader = create_client(&admin, &["--name", "gateway", "--introspection", "--audience", API]);
@@ -181,9 +193,9 @@ fn bff_mode_keeps_tokens_out_of_the_browser_and_honours_revocation() {
             "--first-party",
         ],
     );
-    let (upstream_url, upstream_seen) = recording_upstream(&runtime);
+    let (upstream_url, upstream_seen) = recording_upstream(runtime);
     let cookie_key = base64::engine::general_purpose::STANDARD.encode([42u8; 32]);
-    let (reader_id, reader_secret) = (reader["client_id"].as_str().unwrap(), reader["client_secret"].as_str().unwrap());
+    let static_line = static_dir.map(|d| format!("static_dir = {:?}\n", d.to_str().unwrap())).unwrap_or_default();
     let config = format!(
         r#"listen = "127.0.0.1:{port}"
 issuer = "{issuer}"
@@ -200,7 +212,7 @@ post_logout_redirect_uri = "{home}"
 scope = "openid profile invoices:read"
 cookie_key = "{cookie_key}"
 allowed_origins = ["{OTHER_APP}"]
-
+{static_line}
 [[routes]]
 prefix = "/api"
 upstream = "{upstream_url}"
@@ -209,10 +221,22 @@ scopes = ["invoices:read"]
 mode = "bff"
 "#,
         issuer = server.issuer,
+        reader_id = reader["client_id"].as_str().unwrap(),
+        reader_secret = reader["client_secret"].as_str().unwrap(),
         bff_id = spa_client["client_id"].as_str().unwrap(),
         bff_secret = spa_client["client_secret"].as_str().unwrap(),
     );
-    let gateway = Gateway::start(dir.path(), &config);
+    let gateway = Gateway::start(dir, &config);
+    Fixture { server, gateway, config, cookie_key, admin, alice, reader, origin, home, upstream_seen }
+}
+
+#[test]
+fn bff_mode_keeps_tokens_out_of_the_browser_and_honours_revocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let Fixture { server, gateway, config, cookie_key, admin, alice, reader, origin, home, upstream_seen } =
+        fixture(dir.path(), &runtime, None);
+    let (reader_id, reader_secret) = (reader["client_id"].as_str().unwrap(), reader["client_secret"].as_str().unwrap());
     let addr = gateway.addr.clone();
     let issuer = server.issuer.clone();
 
@@ -463,4 +487,52 @@ mode = "bff"
     let gateway = Gateway::start(dir.path(), &config);
     assert!(revoked_cookie.contains("__Host-tessera-session="));
     assert_eq!(raw(&gateway.addr, "/api/invoices", &[("Cookie", &revoked_cookie)]).0, 401);
+}
+
+/// BFF in headless Chromium (playwright-core): the SPA served by the gateway signs in, calls
+/// the API, holds no token anywhere JavaScript can read, and signs out.
+#[test]
+fn chromium_uses_the_spa_through_the_token_handler() {
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let scripts = root.join("tests/browser");
+    assert!(
+        scripts.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing (scripts/test installs it)");
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let fixture = fixture(dir.path(), &runtime, Some(&scripts.join("spa")));
+    let output = std::process::Command::new("node")
+        .arg("bff.mjs")
+        .current_dir(&scripts)
+        .env("SPA_URL", &fixture.home)
+        .env("USERNAME", "alice")
+        .env("PASSWORD", PASSWORD)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node is required for the browser test");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert!(seen.get("error").is_none(), "{}", seen["error"].as_str().unwrap_or_default());
+    assert_eq!(seen["url_after_login"], fixture.home.as_str(), "code and state leave the address bar");
+    assert_eq!(seen["api"]["status"], 200, "{seen:#}");
+    assert_eq!(seen["api"]["body"]["sub"], fixture.alice.as_str());
+    assert_eq!((seen["document_cookie"].as_str(), seen["storage"].as_str()), (Some(""), Some("{}{}")));
+    let session = seen["cookies"].as_array().unwrap().iter().find(|c| c["name"] == "__Host-tessera-session").unwrap();
+    assert_eq!((session["httpOnly"].as_bool(), session["secure"].as_bool()), (Some(true), Some(true)));
+    assert_eq!((session["sameSite"].as_str(), session["path"].as_str()), (Some("Strict"), Some("/")));
+    // BF-C7: the tokens behind the browser's cookie appear in nothing the page was shown.
+    let tokens = open_session_cookie(&fixture.cookie_key, session["value"].as_str().unwrap()).unwrap();
+    let shown = seen["shown"].as_array().unwrap();
+    assert!(shown.len() >= 8, "{shown:?}");
+    for token in [tokens.at.as_str(), tokens.rt.as_deref().unwrap()] {
+        assert!(!stdout.replace(session["value"].as_str().unwrap(), "").contains(token), "a token reached the page");
+    }
+    assert_eq!(fixture.upstream_seen.lock().unwrap().last().unwrap(), &format!("Bearer {}", tokens.at));
+    assert_eq!(seen["logout"]["status"], 200);
+    assert!(!seen["cookies_after"].as_array().unwrap().iter().any(|c| c == "__Host-tessera-session"));
+    assert_eq!(seen["api_after"], 401);
 }
