@@ -425,8 +425,9 @@ impl Bff {
         let csrf = session.csrf.clone();
         self.refreshes
             .try_get_with(key, async move {
-                let tokens = self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await?;
-                Ok(self.session_from(tokens, Some(rt), csrf))
+                let tokens = self.token_request(&[("grant_type", "refresh_token"), ("refresh_token", &rt)]).await;
+                crate::metrics::bff("refresh", outcome(&tokens));
+                Ok(self.session_from(tokens?, Some(rt), csrf))
             })
             .await
             .map_err(|err: Arc<IssuerError>| (*err).clone())
@@ -573,7 +574,9 @@ impl Bff {
             ("redirect_uri", self.config.redirect_uri.as_str()),
             ("code_verifier", login.verifier.as_str()),
         ];
-        let tokens = match self.token_request(&form).await {
+        let tokens = self.token_request(&form).await;
+        crate::metrics::bff("login", outcome(&tokens));
+        let tokens = match tokens {
             Ok(tokens) => tokens,
             // BF-C5: 400, never 401, so the SPA does not loop back into a login.
             Err(IssuerError::Refused(code)) => {
@@ -718,6 +721,7 @@ impl Bff {
             .map(String::from),
             _ => None,
         };
+        crate::metrics::bff("logout", if revoked { "ok" } else { "unavailable" });
         let mut response = if revoked {
             json(StatusCode::OK, &serde_json::json!({"end_session_url": end_session_url}))
         } else {
@@ -796,6 +800,14 @@ pub fn seal_session_cookie(cookie_key_b64: &str, session: &Session) -> Option<St
     let mut jar = CookieJar::new();
     jar.private_mut(&key).add(Cookie::new(SESSION_COOKIE, serde_json::to_string(session).ok()?));
     jar.get(SESSION_COOKIE).map(|c| c.value().to_owned())
+}
+
+fn outcome<T>(result: &Result<T, IssuerError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(IssuerError::Refused(_)) => "refused",
+        Err(IssuerError::Unavailable) => "unavailable",
+    }
 }
 
 fn cors(headers: &mut HeaderMap, origin: HeaderValue) {

@@ -38,6 +38,7 @@ use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
 pub mod bff;
+mod metrics;
 pub mod phantom;
 
 /// `gateway.toml`.
@@ -62,6 +63,14 @@ pub struct GatewayConfig {
     /// The token handler for single-page apps, needed by `bff` routes.
     #[serde(default)]
     pub bff: Option<bff::BffConfig>,
+    /// Peers that may read `/metrics` [default: loopback only]; requests that came through a
+    /// proxy (`Forwarded`, `X-Forwarded-For`) never may.
+    #[serde(default = "default_metrics_from")]
+    pub metrics_from: Vec<ipnet::IpNet>,
+}
+
+fn default_metrics_from() -> Vec<ipnet::IpNet> {
+    ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
 }
 
 fn default_feed_outage() -> u64 {
@@ -148,7 +157,9 @@ struct Route {
 
 struct Gateway {
     routes: Vec<Route>,
-    verifiers: Vec<RemoteVerifier>,
+    /// One verifier per audience.
+    verifiers: Vec<(String, RemoteVerifier)>,
+    metrics_from: Vec<ipnet::IpNet>,
     bff: Option<Arc<bff::Bff>>,
 }
 
@@ -275,7 +286,12 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         });
         routes.push(Route { config: route.clone(), service, metadata });
     }
-    Ok(Gateway { routes, verifiers: by_audience.into_values().collect(), bff: token_handler })
+    Ok(Gateway {
+        routes,
+        verifiers: by_audience.into_iter().collect(),
+        metrics_from: config.metrics_from.clone(),
+        bff: token_handler,
+    })
 }
 
 /// A `bff` route: the token handler admits the browser's request and attaches the session's
@@ -330,41 +346,74 @@ fn current(shared: &Shared) -> Arc<Gateway> {
 }
 
 async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let gateway = current(&shared);
+    let (label, response) = handle(&gateway, request).await;
+    metrics::request(&label, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Answers one request; with the label its metrics go under (the route prefix, or `bff`,
+/// `static`, `none`, `invalid`).
+async fn handle(gateway: &Gateway, request: Request) -> (String, Response) {
     let path = request.uri().path().to_owned();
     if let Err(why) = normal_path(&path) {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request", why);
+        return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", why));
     }
     if let Some(handler) = &gateway.bff {
         let under = path == handler.path() || path.starts_with(&format!("{}/", handler.path()));
-        let bff_route = route_for(&gateway, &path).is_some_and(|r| r.config.mode == "bff");
+        let bff_route = route_for(gateway, &path).is_some_and(|r| r.config.mode == "bff");
         if is_preflight(&request) && (under || bff_route) {
-            return handler.preflight(request.headers());
+            return ("preflight".into(), handler.preflight(request.headers()));
         }
         if under {
-            return handler.endpoint(request).await;
+            return ("bff".into(), handler.endpoint(request).await);
         }
     }
-    let Some(route) = route_for(&gateway, &path) else {
+    let Some(route) = route_for(gateway, &path) else {
         if let Some(dir) = gateway.bff.as_ref().and_then(|b| b.static_dir())
             && matches!(*request.method(), Method::GET | Method::HEAD)
         {
-            return static_file(dir, request).await;
+            return ("static".into(), static_file(dir, request).await);
         }
-        return json_error(StatusCode::NOT_FOUND, "not_found", "no route for this path");
+        return ("none".into(), json_error(StatusCode::NOT_FOUND, "not_found", "no route for this path"));
     };
+    let label = route.config.prefix.clone();
     let methods = &route.config.methods;
     if !methods.is_empty() && !methods.iter().any(|m| m.eq_ignore_ascii_case(request.method().as_str())) {
         let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
         if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
             response.headers_mut().insert(header::ALLOW, allow);
         }
-        return response;
+        return (label, response);
     }
     match route.service.clone().oneshot(request).await {
-        Ok(response) => response,
+        Ok(response) => (label, response),
         Err(never) => match never {},
     }
+}
+
+/// `GET /metrics`: Prometheus text format, for peers in `metrics_from` that did not come
+/// through a proxy.
+async fn metrics_endpoint(State(shared): State<Shared>, request: Request) -> Response {
+    let gateway = current(&shared);
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let proxied =
+        request.headers().contains_key(header::FORWARDED) || request.headers().contains_key("x-forwarded-for");
+    if proxied || !peer.is_some_and(|ip| gateway.metrics_from.iter().any(|net| net.contains(&ip))) {
+        return json_error(StatusCode::FORBIDDEN, "forbidden", "metrics are not served to this address");
+    }
+    let Some(handle) = metrics::handle() else {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "another metrics recorder is installed in this process");
+    };
+    for (audience, verifier) in &gateway.verifiers {
+        metrics::feed(audience, verifier.feed_position(), verifier.is_current());
+    }
+    let mut response = handle.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
 }
 
 /// A file of the SPA, with headers that keep it from being framed or sniffed and keep the
@@ -459,7 +508,7 @@ async fn healthz() -> &'static str {
 
 async fn readyz(State(shared): State<Shared>) -> Response {
     let gateway = current(&shared);
-    if gateway.verifiers.iter().all(RemoteVerifier::is_current) {
+    if gateway.verifiers.iter().all(|(_, verifier)| verifier.is_current()) {
         (StatusCode::OK, "ready").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "revocation feed not current").into_response()
@@ -545,6 +594,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     config.check()?;
+    metrics::handle();
     let gateway: Shared = Arc::new(std::sync::RwLock::new(Arc::new(build(&config).await?)));
     if let Some(path) = config_path {
         reload_on_change(Arc::downgrade(&gateway), path.to_owned(), config.listen);
@@ -552,6 +602,7 @@ pub async fn run(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_endpoint))
         .route("/.well-known/oauth-protected-resource/{*prefix}", get(protected_resource))
         .fallback(dispatch)
         .with_state(gateway);

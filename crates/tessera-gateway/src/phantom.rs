@@ -205,11 +205,30 @@ impl Exchange {
             key.copy_from_slice(digest.as_ref());
             key
         };
+        let mode = match self.kind {
+            Reference::Phantom => "phantom",
+            Reference::Split => "split",
+        };
         if let Some((jwt, exp)) = self.cache.get(&key)
             && exp > now()
         {
+            crate::metrics::exchange(mode, "hit");
             return Outcome::Replace(jwt);
         }
+        let outcome = self.exchange(token, key).await;
+        crate::metrics::exchange(
+            mode,
+            match &outcome {
+                Outcome::Replace(_) => "miss",
+                Outcome::Refuse(r) if r.status().is_server_error() => "unavailable",
+                _ => "refused",
+            },
+        );
+        outcome
+    }
+
+    /// Asks the issuer for the JWT behind `token` (whose SHA-256 is `key`) and caches it.
+    async fn exchange(&self, token: &str, key: [u8; 32]) -> Outcome {
         let request = match self.kind {
             Reference::Phantom => self
                 .http

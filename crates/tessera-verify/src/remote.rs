@@ -451,6 +451,12 @@ impl RemoteVerifier {
     pub fn is_current(&self) -> bool {
         self.inner.feed.as_ref().is_none_or(Feed::current)
     }
+
+    /// The sequence number of the last revocation-feed event applied (`None` without a feed):
+    /// compared with the server's, it shows how far this verifier lags.
+    pub fn feed_position(&self) -> Option<u64> {
+        self.inner.feed.as_ref().map(|feed| feed.state.read().unwrap_or_else(|p| p.into_inner()).last_seq)
+    }
 }
 
 impl Inner {

@@ -429,6 +429,16 @@ fn bff_mode_keeps_tokens_out_of_the_browser_and_honours_revocation() {
             answer.set_cookies.iter().any(|c| c.starts_with("__Host-tessera-session=;") && c.contains("Max-Age=0"))
         );
 
+        let metrics = crate::gateway::scrape(&addr);
+        for line in [
+            r#"tessera_gateway_bff_total{event="login",outcome="ok"} 1"#,
+            r#"tessera_gateway_bff_total{event="login",outcome="refused"} 1"#,
+            r#"tessera_gateway_bff_total{event="refresh",outcome="ok"} 2"#,
+            r#"tessera_gateway_bff_total{event="refresh",outcome="refused"} 1"#,
+        ] {
+            assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+        }
+
         // BF-C8: logout expires the cookies and revokes the refresh token at the issuer.
         let before_logout = spa.cookie_header();
         let answer = spa.post("/bff/logout", Some(&csrf), None).await;

@@ -60,6 +60,14 @@ pub(crate) fn raw(addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, S
     (status, head.to_owned(), body.to_owned())
 }
 
+/// The gateway's `/metrics` text.
+pub(crate) fn scrape(addr: &str) -> String {
+    let (status, head, body) = raw(addr, "/metrics", &[]);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/plain; version=0.0.4"), "{head}");
+    body
+}
+
 /// An upstream that answers with what it received, and counts requests.
 fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
@@ -211,6 +219,18 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
         (Some(API), Some(server.issuer.as_str()))
     );
 
+    // /metrics: requests by route and status, the feed; only for loopback peers not proxied.
+    let metrics = scrape(&addr);
+    for line in [
+        r#"tessera_gateway_requests_total{route="/invoices",status="200"} 2"#,
+        r#"tessera_gateway_requests_total{route="invalid",status="400"} 6"#,
+        r#"tessera_gateway_revocation_feed_current{audience="https://api.example.test"} 1"#,
+        "tessera_gateway_request_duration_seconds_bucket{route=\"/invoices\",le=\"0.25\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from\n{metrics}");
+    }
+    assert_eq!(raw(&addr, "/metrics", &[("X-Forwarded-For", "203.0.113.9")]).0, 403);
+
     // JW-21: revoke at the server; the gateway refuses within one second.
     let revoked = Instant::now();
     assert_eq!(post_form(&format!("{}/revoke", server.issuer), id, secret, &[("token", &access)]).0, 200);
@@ -308,6 +328,9 @@ fn phantom_mode_forwards_a_jwt_for_an_opaque_token_introspected_once() {
         jwt = seen["headers"]["authorization"].as_str().unwrap().strip_prefix("Bearer ").unwrap().to_owned();
     }
     assert_eq!(introspections.load(Ordering::SeqCst) - before, 1, "one introspection per token");
+    let metrics = scrape(&addr);
+    assert!(metrics.contains(r#"tessera_gateway_exchanges_total{mode="phantom",outcome="miss"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"tessera_gateway_exchanges_total{mode="phantom",outcome="hit"} 4"#), "{metrics}");
     let claims = tessera_test_support::jwt_claims(&jwt);
     let header = tessera_test_support::jwt_claims(&format!("x.{}", jwt.split('.').next().unwrap()));
     assert_eq!(

@@ -1,0 +1,80 @@
+//! The gateway's Prometheus metrics (`GET /metrics`, text exposition format), recorded with the
+//! `metrics` facade into `metrics-exporter-prometheus`:
+//!
+//! - `tessera_gateway_requests_total{route, status}` and
+//!   `tessera_gateway_request_duration_seconds{route}` (histogram): every request, by route
+//!   prefix (`bff` for the token handler's endpoints, `static`, `none` when no route matched);
+//! - `tessera_gateway_exchanges_total{mode, outcome}`: phantom/split lookups (`hit`, `miss`,
+//!   `refused`, `unavailable`);
+//! - `tessera_gateway_bff_total{event, outcome}`: token-handler logins, refreshes, logouts;
+//! - `tessera_gateway_revocation_feed_position{audience}` and
+//!   `tessera_gateway_revocation_feed_current{audience}`: the last revocation event applied, and
+//!   whether the feed is current (0 means requests are being refused with 503).
+//!
+//! The recorder is process-wide; when the host process installed another one first, the
+//! gateway records into that and `/metrics` answers 404.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Latency buckets (seconds): the gateway adds tens of microseconds; upstreams take longer.
+const BUCKETS: [f64; 14] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Installs the Prometheus recorder once per process; its handle renders `/metrics`.
+pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?;
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
+        })
+        .as_ref()
+}
+
+/// One request through the gateway.
+pub(crate) fn request(route: &str, status: u16, elapsed: Duration) {
+    let route = route.to_owned();
+    metrics::counter!("tessera_gateway_requests_total", "route" => route.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("tessera_gateway_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+}
+
+/// One phantom or split lookup.
+pub(crate) fn exchange(mode: &'static str, outcome: &'static str) {
+    metrics::counter!("tessera_gateway_exchanges_total", "mode" => mode, "outcome" => outcome).increment(1);
+}
+
+/// One token-handler event.
+pub(crate) fn bff(event: &'static str, outcome: &'static str) {
+    metrics::counter!("tessera_gateway_bff_total", "event" => event, "outcome" => outcome).increment(1);
+}
+
+/// The revocation feed of one audience's verifier, sampled at scrape time.
+pub(crate) fn feed(audience: &str, position: Option<u64>, current: bool) {
+    let audience = audience.to_owned();
+    if let Some(position) = position {
+        #[allow(clippy::cast_precision_loss)] // event numbers stay far below 2^53
+        metrics::gauge!("tessera_gateway_revocation_feed_position", "audience" => audience.clone())
+            .set(position as f64);
+    }
+    metrics::gauge!("tessera_gateway_revocation_feed_current", "audience" => audience).set(if current {
+        1.0
+    } else {
+        0.0
+    });
+}
