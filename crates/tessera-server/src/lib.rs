@@ -48,6 +48,8 @@ pub struct Inner {
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
     pub active_tokens: flows::introspect::ActiveTokenCache,
+    /// Hands out token-status indexes (draft-ietf-oauth-status-list) from reserved blocks.
+    pub status_lists: flows::status_list::Allocator,
     /// Signs CSRF tokens of the HTML forms (derived from the master key).
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Derives refresh-token successors (derived from the master key).
@@ -115,6 +117,7 @@ impl AppState {
                 keys,
                 clock,
                 active_tokens: Default::default(),
+                status_lists: Default::default(),
                 csrf_key,
                 refresh_key,
                 dpop_nonce_key,

@@ -13,5 +13,6 @@ pub mod mtls;
 pub mod revocation_feed;
 pub mod revoke;
 pub mod session;
+pub mod status_list;
 pub mod token;
 pub mod userinfo;

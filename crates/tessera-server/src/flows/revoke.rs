@@ -55,7 +55,8 @@ pub async fn revoke(
     if claims.client_id != caller.client_id {
         return Err(not_yours);
     }
-    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, now.secs()).await?;
+    let status_idx = crate::flows::status_list::index_of(state, claims.as_json());
+    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, status_idx, now.secs()).await?;
     state.active_tokens.revoked(token);
     tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");
     Ok(())

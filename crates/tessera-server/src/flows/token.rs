@@ -34,6 +34,8 @@ struct AccessTokenClaims<'a> {
     sid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cnf: Option<serde_json::Value>,
+    /// draft-ietf-oauth-status-list: where this token's revocation bit lives.
+    status: serde_json::Value,
 }
 
 /// What the tokens of one token request are bound to (RFC 9449 §5, RFC 8705 §3).
@@ -179,6 +181,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let access_token = match client.token_format {
         TokenFormat::Jwt | TokenFormat::Split => {
             let aud = Audience::from_list(grant.audience);
+            let status_idx = state.status_lists.next(state, now).await?;
             let claims = AccessTokenClaims {
                 iss: state.config.issuer.as_str(),
                 sub: grant.sub,
@@ -190,11 +193,12 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 jti: &jti,
                 sid: grant.sid,
                 cnf,
+                status: crate::flows::status_list::claim(state, status_idx),
             };
             let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
             let token = state.keys.current().signing.sign_jws(&payload)?;
             if let Some(grant_id) = grant.grant_id {
-                state.store.record_grant_jwt(&jti, grant_id, exp).await?;
+                state.store.record_grant_jwt(&jti, grant_id, exp, Some(status_idx)).await?;
             }
             match client.token_format {
                 // The client gets the signature part only; gateways fetch the rest by its hash.

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/revocations", get(feed::page))
         .route("/revocations/stream", get(feed::stream))
         .route("/split-tokens/{hash}", get(feed::split_token))
+        .route("/statuslists/{list}", get(status_list))
         .merge(browser::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -335,6 +336,30 @@ async fn discovery(State(state): State<AppState>) -> Response {
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response
+}
+
+/// `GET /statuslists/{n}`: the signed status list token (draft-ietf-oauth-status-list §8),
+/// public like the key set, cacheable for its `ttl`.
+async fn status_list(
+    State(state): State<AppState>,
+    axum::extract::Path(list): axum::extract::Path<String>,
+) -> Response {
+    let Some(list) = list.parse::<u64>().ok().filter(|_| list.len() <= 12 && !list.starts_with('+')) else {
+        return error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such status list"));
+    };
+    match flows::status_list::token(&state, list, state.clock.now()).await {
+        Ok(Some(token)) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/statuslist+jwt")),
+                (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60")),
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+            ],
+            token,
+        )
+            .into_response(),
+        Ok(None) => error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such status list")),
+        Err(err) => OAuthError::from(err).into_response(),
+    }
 }
 
 async fn jwks(State(state): State<AppState>) -> Response {

@@ -40,8 +40,8 @@ macro_rules! grant_token_events {
     ($column:literal) => {
         [
             concat!(
-                "INSERT INTO revocation_events (kind, value, at, exp)
-                 SELECT 'jti', j.jti, $1, j.exp FROM grant_jwts j JOIN grants g ON g.id = j.grant_id
+                "INSERT INTO revocation_events (kind, value, at, exp, status_idx)
+                 SELECT 'jti', j.jti, $1, j.exp, j.status_idx FROM grant_jwts j JOIN grants g ON g.id = j.grant_id
                  WHERE g.",
                 $column,
                 " = $2 AND g.revoked_at IS NULL AND j.exp > $1"
@@ -116,6 +116,35 @@ impl Store {
                     exp: to_u64(r.get("exp")),
                 })
                 .collect())
+        })
+    }
+
+    /// The token-status indexes in `from..to` of tokens revoked and not yet expired at `now`.
+    pub async fn revoked_status_indexes(&self, from: u64, to: u64, now: u64) -> anyhow::Result<Vec<u64>> {
+        const SQL: &str = "SELECT DISTINCT status_idx FROM revocation_events
+             WHERE status_idx >= $1 AND status_idx < $2 AND exp > $3";
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(SQL).bind(to_i64(from)).bind(to_i64(to)).bind(to_i64(now)).fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| to_u64(r.get("status_idx"))).collect())
+        })
+    }
+
+    /// Reserves the next block of token-status indexes; its number (from 1).
+    pub async fn reserve_status_block(&self, now: u64) -> anyhow::Result<u64> {
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("INSERT INTO status_blocks (reserved_at) VALUES ($1) RETURNING id")
+                .bind(to_i64(now))
+                .fetch_one(pool)
+                .await?;
+            Ok(to_u64(row.get("id")))
+        })
+    }
+
+    /// How many blocks of token-status indexes have been reserved.
+    pub async fn status_blocks(&self) -> anyhow::Result<u64> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS blocks FROM status_blocks").fetch_one(pool).await?;
+            Ok(to_u64(row.get("blocks")))
         })
     }
 

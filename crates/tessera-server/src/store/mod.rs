@@ -611,8 +611,16 @@ impl Store {
         })
     }
 
-    /// Records a JWT access token as revoked until it expires.
-    pub async fn revoke_jwt(&self, jti: &str, client_id: &str, exp: u64, now: u64) -> anyhow::Result<()> {
+    /// Records a JWT access token (with its token-status index, if it has one) as revoked
+    /// until it expires.
+    pub async fn revoke_jwt(
+        &self,
+        jti: &str,
+        client_id: &str,
+        exp: u64,
+        status_idx: Option<u64>,
+        now: u64,
+    ) -> anyhow::Result<()> {
         const SQL: &str = "INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (jti) DO NOTHING";
         on_pool!(self, write, |pool| {
@@ -626,7 +634,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             if res.rows_affected() == 1 {
-                feed::feed_event!(tx, "jti", jti, to_i64(now), to_i64(exp));
+                sqlx::query(
+                    "INSERT INTO revocation_events (kind, value, at, exp, status_idx) VALUES ('jti', $1, $2, $3, $4)",
+                )
+                .bind(jti)
+                .bind(to_i64(now))
+                .bind(to_i64(exp))
+                .bind(status_idx.map(to_i64))
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok(())

@@ -500,12 +500,19 @@ impl Store {
     }
 
     /// Records a JWT access token issued under a grant, so that revoking the grant revokes it.
-    pub async fn record_grant_jwt(&self, jti: &str, grant_id: &str, exp: u64) -> anyhow::Result<()> {
+    pub async fn record_grant_jwt(
+        &self,
+        jti: &str,
+        grant_id: &str,
+        exp: u64,
+        status_idx: Option<u64>,
+    ) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
-            sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp) VALUES ($1, $2, $3)")
+            sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp, status_idx) VALUES ($1, $2, $3, $4)")
                 .bind(jti)
                 .bind(grant_id)
                 .bind(to_i64(exp))
+                .bind(status_idx.map(to_i64))
                 .execute(pool)
                 .await?;
             Ok(())

@@ -15,5 +15,6 @@ mod revoke;
 mod robustness;
 mod sign_in;
 mod sign_in_attacks;
+mod status_list;
 mod token;
 mod users;
