@@ -63,6 +63,10 @@ pub struct GatewayConfig {
     /// The token handler for single-page apps, needed by `bff` routes.
     #[serde(default)]
     pub bff: Option<bff::BffConfig>,
+    /// TLS-terminating proxies in front of the gateway: from these peers only, an RFC 9440
+    /// `Client-Cert` header is believed, so certificate-bound tokens (RFC 8705) are accepted.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Peers that may read `/metrics` [default: loopback only]; requests that came through a
     /// proxy (`Forwarded`, `X-Forwarded-For`) never may.
     #[serde(default = "default_metrics_from")]
@@ -160,6 +164,7 @@ struct Gateway {
     /// One verifier per audience.
     verifiers: Vec<(String, RemoteVerifier)>,
     metrics_from: Vec<ipnet::IpNet>,
+    trusted_proxies: Vec<ipnet::IpNet>,
     bff: Option<Arc<bff::Bff>>,
 }
 
@@ -290,6 +295,7 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         routes,
         verifiers: by_audience.into_iter().collect(),
         metrics_from: config.metrics_from.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
         bff: token_handler,
     })
 }
@@ -387,9 +393,32 @@ async fn handle(gateway: &Gateway, request: Request) -> (String, Response) {
         }
         return (label, response);
     }
+    let mut request = request;
+    client_certificate(gateway, &mut request);
     match route.service.clone().oneshot(request).await {
         Ok(response) => (label, response),
         Err(never) => match never {},
+    }
+}
+
+/// RFC 9440: a trusted proxy's `Client-Cert` (a byte sequence, `:base64-DER:`) becomes the
+/// request's [`ClientCertificate`](tessera_verify::layer::ClientCertificate); from anyone else
+/// it is ignored. Client-certificate headers never travel further (see [`IDENTITY_HEADERS`]).
+fn client_certificate(gateway: &Gateway, request: &mut Request) {
+    use base64::Engine as _;
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if !peer.is_some_and(|ip| gateway.trusted_proxies.iter().any(|net| net.contains(&ip))) {
+        return;
+    }
+    let mut values = request.headers().get_all("client-cert").iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return };
+    let der = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.trim().strip_prefix(':')?.strip_suffix(':').map(str::to_owned))
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok());
+    if let Some(der) = der {
+        request.extensions_mut().insert(tessera_verify::layer::ClientCertificate(der));
     }
 }
 
@@ -621,6 +650,32 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_certificates_are_believed_from_trusted_proxies_only() {
+        let gateway = |trusted: &[&str]| Gateway {
+            routes: Vec::new(),
+            verifiers: Vec::new(),
+            metrics_from: Vec::new(),
+            trusted_proxies: trusted.iter().map(|n| n.parse().unwrap()).collect(),
+            bff: None,
+        };
+        let request = |peer: &str, header: &str| {
+            let mut request = Request::new(Body::empty());
+            request.headers_mut().insert("client-cert", HeaderValue::from_str(header).unwrap());
+            request.extensions_mut().insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+            request
+        };
+        let certificate = |gateway: &Gateway, mut request: Request| {
+            client_certificate(gateway, &mut request);
+            request.extensions().get::<tessera_verify::layer::ClientCertificate>().map(|c| c.0.clone())
+        };
+        let trusting = gateway(&["10.0.0.0/8"]);
+        assert_eq!(certificate(&trusting, request("10.1.2.3:4000", ":AQID:")), Some(vec![1, 2, 3]));
+        assert_eq!(certificate(&trusting, request("192.0.2.1:4000", ":AQID:")), None, "not a trusted proxy");
+        assert_eq!(certificate(&trusting, request("10.1.2.3:4000", "AQID")), None, "not a byte sequence");
+        assert_eq!(certificate(&gateway(&[]), request("127.0.0.1:4000", ":AQID:")), None, "no proxy is trusted");
+    }
 
     #[test]
     fn only_normal_paths_pass() {

@@ -100,6 +100,7 @@ enum Outcome {
     /// Nothing to exchange (no or several `Authorization` headers, another scheme): the next
     /// layer answers.
     PassThrough,
+    /// The JWT the reference stands for.
     Replace(Arc<str>),
     Refuse(Response),
 }
@@ -126,9 +127,14 @@ where
             match exchange.outcome(&parts.headers).await {
                 Outcome::PassThrough => {}
                 Outcome::Replace(jwt) => {
-                    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {jwt}")) {
+                    // A DPoP-bound reference keeps its scheme; the proof's `ath` hashes the
+                    // reference the client sent, which the next layer is told.
+                    let (scheme, presented) = presented(&parts.headers).unwrap_or(("Bearer", String::new()));
+                    let scheme = if scheme.eq_ignore_ascii_case("dpop") { "DPoP" } else { "Bearer" };
+                    if let Ok(value) = HeaderValue::from_str(&format!("{scheme} {jwt}")) {
                         parts.headers.insert(header::AUTHORIZATION, value);
                     }
+                    parts.extensions.insert(tessera_verify::layer::PresentedToken(presented));
                 }
                 Outcome::Refuse(response) => return Ok(response),
             }
@@ -172,17 +178,25 @@ fn unverified_exp(jwt: &str) -> Option<u64> {
     serde_json::from_slice::<serde_json::Value>(&bytes).ok()?.get("exp")?.as_u64()
 }
 
+/// The scheme (`Bearer` or `DPoP`) and token of the one `Authorization` header.
+fn presented(headers: &http::HeaderMap) -> Option<(&'static str, String)> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let (Some(value), None) = (values.next(), values.next()) else { return None };
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        "Bearer"
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        "DPoP"
+    } else {
+        return None;
+    };
+    Some((scheme, token.trim().to_owned()))
+}
+
 impl Exchange {
     async fn outcome(&self, headers: &http::HeaderMap) -> Outcome {
-        let mut values = headers.get_all(header::AUTHORIZATION).iter();
-        let (Some(value), None) = (values.next(), values.next()) else { return Outcome::PassThrough };
-        let Some((scheme, token)) = value.to_str().ok().and_then(|v| v.split_once(' ')) else {
-            return Outcome::PassThrough;
-        };
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Outcome::PassThrough;
-        }
-        let token = token.trim();
+        let Some((_, token)) = presented(headers) else { return Outcome::PassThrough };
+        let token = token.as_str();
         let fits = match self.kind {
             Reference::Phantom => token.starts_with("tat_"),
             Reference::Split => {

@@ -31,6 +31,17 @@ use crate::dpop::{DpopPolicy, ResourceRequest};
 use crate::remote::{RemoteError, RemoteVerifier};
 use crate::{Claims, VerifyError};
 
+/// The client's TLS certificate (DER) for this request, put into the request's extensions by
+/// whatever terminated TLS (the server's accept loop, or a proxy header believed only from a
+/// trusted proxy): with it, certificate-bound tokens (RFC 8705 §3) are accepted as `Bearer`.
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub Vec<u8>);
+
+/// The token the client actually presented, when an earlier layer put the JWT it stands for
+/// into `Authorization` (phantom and split tokens): a DPoP proof's `ath` hashes this one.
+#[derive(Clone, Debug)]
+pub struct PresentedToken(pub String);
+
 /// Protects a service with a [`RemoteVerifier`].
 #[derive(Clone, Debug)]
 pub struct VerifyLayer {
@@ -187,7 +198,8 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
     let token = token.trim();
     let now = now();
     let result = if scheme.eq_ignore_ascii_case("bearer") {
-        config.verifier.verify(token, now).await
+        let certificate = request.extensions.get::<ClientCertificate>().map(|c| c.0.as_slice());
+        config.verifier.verify_bearer(token, certificate, now).await
     } else if scheme.eq_ignore_ascii_case("dpop") {
         let mut proofs = request.headers.get_all("dpop").iter();
         let proof = match (proofs.next(), proofs.next()) {
@@ -209,7 +221,8 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
         };
         let resource =
             ResourceRequest { method: request.method.as_str(), url: &url, nonce: None, policy: DpopPolicy::default() };
-        config.verifier.verify_dpop(token, proof, &resource, now).await
+        let presented = request.extensions.get::<PresentedToken>().map_or(token, |p| p.0.as_str());
+        config.verifier.verify_dpop_presented(token, presented, proof, &resource, now).await
     } else {
         return Err(Refusal::NoToken);
     };
@@ -221,6 +234,9 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
         }
         RemoteError::Invalid(err @ (VerifyError::ReplayedProof | VerifyError::WrongBinding("DPoP key"))) if dpop => {
             Refusal::InvalidToken { dpop: true, proof: true, description: err.to_string() }
+        }
+        RemoteError::Invalid(err @ VerifyError::WrongBinding("client certificate")) => {
+            Refusal::InvalidToken { dpop: false, proof: false, description: err.to_string() }
         }
         RemoteError::Invalid(VerifyError::SenderConstrained) => Refusal::InvalidToken {
             dpop: true,

@@ -368,6 +368,20 @@ impl RemoteVerifier {
         request: &ResourceRequest<'_>,
         now: UnixTime,
     ) -> Result<Claims, RemoteError> {
+        self.verify_dpop_presented(token, token, proof, request, now).await
+    }
+
+    /// [`RemoteVerifier::verify_dpop`] for a JWT that stands for the token the client
+    /// presented (`presented`: a phantom or split reference): the proof's `ath` must hash what
+    /// the client sent, the binding is the JWT's.
+    pub async fn verify_dpop_presented(
+        &self,
+        token: &str,
+        presented: &str,
+        proof: &str,
+        request: &ResourceRequest<'_>,
+        now: UnixTime,
+    ) -> Result<Claims, RemoteError> {
         let claims = self.claims(token, now).await?;
         let Some(Confirmation::Jkt(jkt)) = &claims.cnf else {
             return Err(VerifyError::WrongBinding("DPoP key").into());
@@ -375,7 +389,7 @@ impl RemoteVerifier {
         let proof_request = crate::dpop::DpopRequest {
             method: request.method,
             url: request.url,
-            access_token: Some(token),
+            access_token: Some(presented),
             nonce: request.nonce,
         };
         let verified = crate::dpop::verify_proof(proof, &proof_request, &request.policy, now)?;
@@ -384,6 +398,24 @@ impl RemoteVerifier {
         }
         self.inner.replay.check_and_remember(&verified, &request.policy, now)?;
         Ok(claims)
+    }
+
+    /// Verifies a token presented as `Bearer` over a connection with this client certificate
+    /// (DER), if any: an unbound token, or one bound to that certificate (RFC 8705 §3); a
+    /// DPoP-bound token is refused, as is a certificate-bound one without its certificate.
+    pub async fn verify_bearer(
+        &self,
+        token: &str,
+        client_cert_der: Option<&[u8]>,
+        now: UnixTime,
+    ) -> Result<Claims, RemoteError> {
+        let claims = self.claims(token, now).await?;
+        match (&claims.cnf, client_cert_der) {
+            (None, _) => Ok(claims),
+            (Some(Confirmation::X5tS256(x5t)), Some(der)) if *x5t == crate::certificate_thumbprint(der) => Ok(claims),
+            (Some(Confirmation::X5tS256(_)), Some(_)) => Err(VerifyError::WrongBinding("client certificate").into()),
+            _ => Err(VerifyError::SenderConstrained.into()),
+        }
     }
 
     /// Verifies a certificate-bound token for the connection's client certificate (DER).

@@ -509,3 +509,106 @@ fn split_mode_reassembles_and_verifies_the_jwt_and_honours_revocation() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A token request with extra headers (a DPoP proof, a proxy's `Client-Cert`).
+fn token_with(issuer: &str, client: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        tessera_test_support::install_crypto_provider();
+        let mut request = reqwest::Client::new()
+            .post(format!("{issuer}/token"))
+            .basic_auth(client["client_id"].as_str().unwrap(), client["client_secret"].as_str())
+            .form(&[("grant_type", "client_credentials")]);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let res = request.send().await.unwrap();
+        (res.status().as_u16(), res.json().await.unwrap_or(Value::Null))
+    })
+}
+
+/// Every mode enforces sender constraints: DPoP-bound JWTs and phantom tokens need a fresh
+/// proof for this very request (whose `ath` hashes what the client holds), and certificate-bound
+/// tokens need their certificate, believed from a trusted TLS-terminating proxy (RFC 9440).
+#[test]
+fn dpop_and_certificate_binding_are_enforced_at_the_gateway() {
+    use tessera_test_support::{DpopKey, TestCert, wall_clock_now};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = Server::start_with(dir.path(), free_port(), free_port(), &["--trusted-proxies", "127.0.0.1/32"]);
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let reader = create_client(&admin, &["--name", "gateway", "--introspection", "--audience", API]);
+    let scoped = ["--scope", "invoices:read", "--audience", API];
+    let dpop_jwt = create_client(&admin, &[&["--name", "dpop-jwt", "--require-dpop"][..], &scoped].concat());
+    let dpop_opaque = create_client(
+        &admin,
+        &[&["--name", "dpop-opaque", "--require-dpop", "--format", "opaque"][..], &scoped].concat(),
+    );
+    let bound = create_client(&admin, &[&["--name", "mtls", "--certificate-bound"][..], &scoped].concat());
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut config = config(&listen, &server.issuer, &reader, &upstream_url);
+    config = config.replace("max_feed_outage = 0\n", "max_feed_outage = 0\ntrusted_proxies = [\"127.0.0.1/32\"]\n");
+    config.push_str(&format!(
+        "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nmode = \"phantom\"\n"
+    ));
+    let gateway = Gateway::start(dir.path(), &config);
+    let addr = gateway.addr.clone();
+    let token_url = format!("{}/token", server.issuer);
+
+    let key = DpopKey::default();
+    for (client, path) in [(&dpop_jwt, "/invoices/7"), (&dpop_opaque, "/reports/7")] {
+        let (status, issued) =
+            token_with(&server.issuer, client, &[("DPoP", &key.proof("POST", &token_url, wall_clock_now(), None))]);
+        assert_eq!((status, issued["token_type"].as_str()), (200, Some("DPoP")), "{issued}");
+        let token = issued["access_token"].as_str().unwrap();
+        let dpop = format!("DPoP {token}");
+        let url = format!("http://{listen}{path}");
+        let proof = key.proof("GET", &url, wall_clock_now(), Some(token));
+        let (status, _, body) = raw(&addr, path, &[("Authorization", &dpop), ("DPoP", &proof)]);
+        assert_eq!(status, 200, "{path}: {body}");
+        let seen: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(seen["headers"]["x-tessera-client-id"], client["client_id"]);
+        if path.starts_with("/reports") {
+            assert!(!body.contains(token), "the opaque token never reaches the upstream");
+        }
+        let before = upstream_count.load(Ordering::SeqCst);
+        // The same proof again, a proof for another URL or by another key, no proof, or the
+        // bound token as a bearer token: all refused before the upstream.
+        let (status, head, _) = raw(&addr, path, &[("Authorization", &dpop), ("DPoP", &proof)]);
+        assert_eq!(status, 401, "{path}: a replayed proof");
+        assert!(head.contains("DPoP realm="), "{head}");
+        let elsewhere = key.proof("GET", &format!("http://{listen}/elsewhere"), wall_clock_now(), Some(token));
+        assert_eq!(raw(&addr, path, &[("Authorization", &dpop), ("DPoP", &elsewhere)]).0, 401, "{path}");
+        let stranger = DpopKey::default().proof("GET", &url, wall_clock_now(), Some(token));
+        assert_eq!(raw(&addr, path, &[("Authorization", &dpop), ("DPoP", &stranger)]).0, 401, "{path}");
+        assert_eq!(raw(&addr, path, &[("Authorization", &dpop)]).0, 401, "{path}: no proof");
+        let fresh = key.proof("GET", &url, wall_clock_now(), Some(token));
+        assert_eq!(raw(&addr, path, &[("Authorization", &format!("Bearer {token}")), ("DPoP", &fresh)]).0, 401);
+        // `ath` must hash what the client sent, not something else.
+        let wrong_ath = key.proof("GET", &url, wall_clock_now(), Some("another-token"));
+        assert_eq!(raw(&addr, path, &[("Authorization", &dpop), ("DPoP", &wrong_ath)]).0, 401, "{path}");
+        assert_eq!(upstream_count.load(Ordering::SeqCst), before, "{path}: nothing refused reached the upstream");
+    }
+
+    // Certificate-bound (RFC 8705): the server and the gateway each believe the certificate of
+    // the TLS-terminating proxy in front of them (here: loopback, as configured).
+    let cert = TestCert::self_signed("billing");
+    let other = TestCert::self_signed("billing");
+    let (status, issued) = token_with(&server.issuer, &bound, &[("Client-Cert", &cert.client_cert_header())]);
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["access_token"].as_str().unwrap();
+    assert!(tessera_test_support::jwt_claims(token)["cnf"]["x5t#S256"].is_string());
+    let bearer = format!("Bearer {token}");
+    let (status, _, body) =
+        raw(&addr, "/invoices/9", &[("Authorization", &bearer), ("Client-Cert", &cert.client_cert_header())]);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert!(seen["headers"].get("client-cert").is_none(), "certificate headers stop at the gateway");
+    assert_eq!(
+        raw(&addr, "/invoices/9", &[("Authorization", &bearer), ("Client-Cert", &other.client_cert_header())]).0,
+        401
+    );
+    assert_eq!(raw(&addr, "/invoices/9", &[("Authorization", &bearer)]).0, 401, "no certificate");
+    assert_eq!(raw(&addr, "/invoices/9", &[("Authorization", &bearer), ("Client-Cert", ":bm90IGEgY2VydA==:")]).0, 401);
+}
