@@ -677,6 +677,28 @@ mod tests {
         assert_eq!(certificate(&gateway(&[]), request("127.0.0.1:4000", ":AQID:")), None, "no proxy is trusted");
     }
 
+    /// Every complete `gateway.toml` in docs/gateway.md parses and passes the checks.
+    #[test]
+    fn the_documented_configurations_are_valid() {
+        let doc = include_str!("../../../docs/gateway.md");
+        let spa = std::env::temp_dir();
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split("```").next())
+            .filter(|block| block.starts_with("listen = "))
+            .collect();
+        assert!(blocks.len() >= 2, "the jwt and bff examples");
+        for block in blocks {
+            let block = block
+                .replace('…', "x")
+                .replace("cookie_key = \"x\"", "cookie_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"")
+                .replace("static_dir = \"spa\"", &format!("static_dir = {:?}", spa.to_str().unwrap()));
+            let config: GatewayConfig = toml::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
+            config.check().unwrap_or_else(|e| panic!("{e:#}\n{block}"));
+        }
+    }
+
     #[test]
     fn only_normal_paths_pass() {
         for ok in ["/", "/invoices", "/invoices/42", "/a/b/c/", "/x.y/z"] {
