@@ -7,8 +7,8 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use tessera_proto::admin::{
-    AdminConfig, ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, RevocationRequest,
-    RevocationResult, SetPassword, UserInfo, UserList,
+    AdminConfig, ApiKeyInfo, ApiKeyList, ClientInfo, ClientList, ClientMetadata, CreateApiKey, CreateKey, CreateUser,
+    CreatedApiKey, KeyInfo, KeyList, RevocationRequest, RevocationResult, SetPassword, UserInfo, UserList,
 };
 use tessera_proto::error::ErrorBody;
 use tessera_proto::token::TokenResponse;
@@ -209,6 +209,50 @@ pub(crate) enum UserCommand {
         /// Read the password from standard input (its first line).
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum ApiKeyCommand {
+    /// Create an API key for a user or a client; the key is printed once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// The owning user (a personal access token).
+        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        user: Option<String>,
+        /// The owning client (a service key).
+        #[arg(long)]
+        client: Option<String>,
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        /// Space-separated scopes, within the owner's [default: all of the owner's].
+        #[arg(long)]
+        scope: Option<String>,
+        /// Audience (repeatable), within the owner's [default: the owner's first].
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// Lifetime in seconds [default: no expiry].
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// List API keys (never their secrets).
+    List {
+        #[command(flatten)]
+        common: Common,
+        /// Only this user's.
+        #[arg(long, conflicts_with = "client")]
+        user: Option<String>,
+        /// Only this client's.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// Revoke an API key (`ak_<n>`): refused everywhere within a second.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        key_id: String,
     },
 }
 
@@ -560,4 +604,67 @@ fn path_segment(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+fn print_api_key(key: &ApiKeyInfo) {
+    println!("id:          {}", key.id);
+    println!("display:     {}…", key.display);
+    println!("owner:       {} {}", key.owner_kind, key.owner_id);
+    println!("name:        {}", key.name);
+    println!("scope:       {}", key.scope);
+    println!("audience:    {}", key.audience.join(" "));
+    println!("expires_at:  {}", key.expires_at.map_or("never".into(), |e| e.to_string()));
+    if let Some(revoked) = key.revoked_at {
+        println!("revoked_at:  {revoked}");
+    }
+}
+
+pub(crate) async fn api_key(command: ApiKeyCommand) -> anyhow::Result<()> {
+    match command {
+        ApiKeyCommand::Create { common, user, client, name, scope, audiences, expires_in } => {
+            let request = CreateApiKey {
+                user_id: user,
+                client_id: client,
+                name,
+                scope,
+                audience: Some(audiences).filter(|a| !a.is_empty()),
+                expires_in,
+            };
+            let session = AdminSession::open(&common.admin_config).await?;
+            let res =
+                session.send(reqwest::Method::POST, "/admin/api-keys", Some(serde_json::to_value(request)?)).await?;
+            let created: CreatedApiKey = parse(res).await?;
+            emit(common.json, &created, |created| {
+                print_api_key(&created.info);
+                println!("key:         {}", created.key);
+                eprintln!("Store the key now: it is not shown again.");
+            })
+        }
+        ApiKeyCommand::List { common, user, client } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = match (user, client) {
+                (Some(user), _) => format!("/admin/api-keys?user_id={}", path_segment(&user)),
+                (None, Some(client)) => format!("/admin/api-keys?client_id={}", path_segment(&client)),
+                (None, None) => "/admin/api-keys".into(),
+            };
+            let list: ApiKeyList = parse(session.send(reqwest::Method::GET, &path, None).await?).await?;
+            emit(common.json, &list, |list| {
+                println!("{:<10} {:<18} {:<40} {:<24} STATE", "ID", "DISPLAY", "OWNER", "NAME");
+                for k in &list.api_keys {
+                    let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                    let owner = format!("{} {}", k.owner_kind, k.owner_id);
+                    println!("{:<10} {:<18} {:<40} {:<24} {state}", k.id, format!("{}…", k.display), owner, k.name);
+                }
+            })
+        }
+        ApiKeyCommand::Revoke { common, key_id } => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let path = format!("/admin/api-keys/{}", path_segment(&key_id));
+            expect_empty(session.send(reqwest::Method::DELETE, &path, None).await?).await?;
+            if !common.json {
+                println!("revoked {key_id}");
+            }
+            Ok(())
+        }
+    }
 }

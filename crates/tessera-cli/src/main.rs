@@ -42,6 +42,9 @@ enum Command {
     Token(verify::TokenCommand),
     /// End sessions and revoke tokens of a user, a session or a client.
     Revoke(admin::RevokeArgs),
+    /// Manage API keys (users' personal access tokens, clients' service keys).
+    #[command(subcommand)]
+    Apikey(admin::ApiKeyCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
             Command::User(command) => admin::user(command).await.map(|()| ExitCode::SUCCESS),
             Command::Token(command) => verify::run(command).await,
             Command::Revoke(args) => admin::revoke(args).await.map(|()| ExitCode::SUCCESS),
+            Command::Apikey(command) => admin::api_key(command).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

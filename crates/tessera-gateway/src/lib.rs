@@ -103,6 +103,11 @@ pub struct RouteConfig {
     /// session cookie, and the gateway attaches the session's access token.
     #[serde(default = "default_mode")]
     pub mode: String,
+    /// Accept API keys (`tessera_pat_…`, `tessera_sak_…`) in `Authorization` too: each is
+    /// introspected once, cached for at most five minutes, and forwarded as the JWT the issuer
+    /// returns for it (revoked within a second through the feed, like any token).
+    #[serde(default)]
+    pub api_keys: bool,
 }
 
 fn default_mode() -> String {
@@ -260,11 +265,13 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         let reference = match route.mode.as_str() {
             "phantom" => Some(phantom::Reference::Phantom),
             "split" => Some(phantom::Reference::Split),
+            "jwt" if route.api_keys => Some(phantom::Reference::None),
             _ => None,
         };
         let service = if let Some(kind) = reference {
             let phantom = phantom::PhantomLayer::new(
                 kind,
+                route.api_keys,
                 &config.issuer,
                 &config.client_id,
                 &config.client_secret,
@@ -365,6 +372,21 @@ async fn handle(gateway: &Gateway, request: Request) -> (String, Response) {
     let path = request.uri().path().to_owned();
     if let Err(why) = normal_path(&path) {
         return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", why));
+    }
+    // SECURITY-TESTS AK-03: an API key in a URL ends up in logs and histories; refuse it
+    // whatever the parameter is called (and never log it).
+    let query = request.uri().query().unwrap_or("");
+    if query.contains(tessera_proto::token::USER_API_KEY_PREFIX)
+        || query.contains(tessera_proto::token::CLIENT_API_KEY_PREFIX)
+    {
+        return (
+            "invalid".into(),
+            json_error(
+                StatusCode::UNAUTHORIZED,
+                "invalid_request",
+                "API keys are accepted in the Authorization header only",
+            ),
+        );
     }
     if let Some(handler) = &gateway.bff {
         let under = path == handler.path() || path.starts_with(&format!("{}/", handler.path()));

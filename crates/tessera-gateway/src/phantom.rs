@@ -40,10 +40,14 @@ pub enum Reference {
     Phantom,
     /// A JWT's signature part, reassembled.
     Split,
+    /// Nothing but JWTs (a `jwt` route), unless API keys are allowed.
+    None,
 }
 
 struct Exchange {
     kind: Reference,
+    /// API keys (`tessera_pat_…`, `tessera_sak_…`) are introspected like phantom tokens.
+    api_keys: bool,
     http: reqwest::Client,
     /// The issuer, without a trailing slash.
     issuer: String,
@@ -58,6 +62,7 @@ impl PhantomLayer {
     /// Exchanges `kind` tokens at `issuer` as the gateway's resource-server client.
     pub fn new(
         kind: Reference,
+        api_keys: bool,
         issuer: &str,
         client_id: &str,
         client_secret: &str,
@@ -67,6 +72,7 @@ impl PhantomLayer {
         Ok(PhantomLayer {
             exchange: Arc::new(Exchange {
                 kind,
+                api_keys,
                 http,
                 issuer: issuer.trim_end_matches('/').to_owned(),
                 client_id: client_id.to_owned(),
@@ -197,8 +203,19 @@ impl Exchange {
     async fn outcome(&self, headers: &http::HeaderMap) -> Outcome {
         let Some((_, token)) = presented(headers) else { return Outcome::PassThrough };
         let token = token.as_str();
-        let fits = match self.kind {
-            Reference::Phantom => token.starts_with("tat_"),
+        let api_key = tessera_proto::token::looks_like_api_key(token);
+        if api_key && !self.api_keys {
+            return Outcome::Refuse(refuse(
+                self,
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+                "this route takes no API keys",
+            ));
+        }
+        let kind = if api_key { Reference::Phantom } else { self.kind };
+        let fits = match kind {
+            Reference::None => return Outcome::PassThrough,
+            Reference::Phantom => token.starts_with("tat_") || api_key,
             Reference::Split => {
                 (40..=1024).contains(&token.len())
                     && !token.starts_with("tat_")
@@ -219,8 +236,9 @@ impl Exchange {
             key.copy_from_slice(digest.as_ref());
             key
         };
-        let mode = match self.kind {
-            Reference::Phantom => "phantom",
+        let mode = match kind {
+            Reference::Phantom if api_key => "api_key",
+            Reference::Phantom | Reference::None => "phantom",
             Reference::Split => "split",
         };
         if let Some((jwt, exp)) = self.cache.get(&key)
@@ -229,7 +247,7 @@ impl Exchange {
             crate::metrics::exchange(mode, "hit");
             return Outcome::Replace(jwt);
         }
-        let outcome = self.exchange(token, key).await;
+        let outcome = self.exchange(kind, token, key).await;
         crate::metrics::exchange(
             mode,
             match &outcome {
@@ -242,9 +260,9 @@ impl Exchange {
     }
 
     /// Asks the issuer for the JWT behind `token` (whose SHA-256 is `key`) and caches it.
-    async fn exchange(&self, token: &str, key: [u8; 32]) -> Outcome {
-        let request = match self.kind {
-            Reference::Phantom => self
+    async fn exchange(&self, kind: Reference, token: &str, key: [u8; 32]) -> Outcome {
+        let request = match kind {
+            Reference::Phantom | Reference::None => self
                 .http
                 .post(format!("{}/introspect", self.issuer))
                 .header(header::ACCEPT, "application/jwt")
@@ -281,7 +299,7 @@ impl Exchange {
                 "the token issuer is unavailable; try again",
             ));
         }
-        if self.kind == Reference::Split && status == StatusCode::NOT_FOUND {
+        if kind == Reference::Split && status == StatusCode::NOT_FOUND {
             return Outcome::Refuse(refuse(self, StatusCode::UNAUTHORIZED, "invalid_token", "the token is not known"));
         }
         if !status.is_success() {
@@ -293,8 +311,8 @@ impl Exchange {
                 "the gateway cannot introspect tokens",
             ));
         }
-        let jwt = match self.kind {
-            Reference::Phantom if !is_jwt => {
+        let jwt = match kind {
+            Reference::Phantom | Reference::None if !is_jwt => {
                 return Outcome::Refuse(refuse(
                     self,
                     StatusCode::UNAUTHORIZED,
@@ -302,7 +320,7 @@ impl Exchange {
                     "the token is not active",
                 ));
             }
-            Reference::Phantom => response.text().await.ok().map(|t| t.trim().to_owned()),
+            Reference::Phantom | Reference::None => response.text().await.ok().map(|t| t.trim().to_owned()),
             Reference::Split => response
                 .json::<serde_json::Value>()
                 .await

@@ -332,3 +332,67 @@ pub struct RevocationResult {
     /// Grants (refresh families with their access tokens) revoked.
     pub grants: u64,
 }
+
+/// `POST /admin/api-keys`: a new API key for exactly one owner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreateApiKey {
+    /// The owner: a user (a personal access token, `tessera_pat_…`) …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// … or a client (a service key, `tessera_sak_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// What the key is for.
+    pub name: String,
+    /// Space-separated scopes, within the owner's (a client's registered scope; what the user
+    /// has been granted by any client) [default: all of the owner's].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// Audiences, within the owner's [default: the owner's first].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Vec<String>>,
+    /// Seconds until the key expires (at most five years) [default: never].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
+}
+
+/// An API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyInfo {
+    /// `ak_<n>`: the key's id, its `jti` at introspection and in the revocation feed.
+    pub id: String,
+    /// The key's first characters, to recognise it.
+    pub display: String,
+    /// `user` or `client`.
+    pub owner_kind: String,
+    pub owner_id: String,
+    pub name: String,
+    pub scope: String,
+    pub audience: Vec<String>,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    /// When the key was last used (recorded in batches: up to a minute late).
+    pub last_used_at: Option<u64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<u64>,
+}
+
+/// `POST /admin/api-keys` answered: the key itself, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedApiKey {
+    /// The key: store it now, it is never shown again.
+    pub key: String,
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+}
+
+/// `GET /admin/api-keys`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiKeyList {
+    pub api_keys: Vec<ApiKeyInfo>,
+}

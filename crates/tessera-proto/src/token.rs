@@ -20,6 +20,9 @@ pub struct TokenResponse {
     /// An OpenID Connect ID token, when the scope holds `openid`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// RFC 8693 §2.2.1: what a token exchange issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<String>,
 }
 
 /// The `aud` claim: a single string or an array (RFC 7519 §4.1.3).
@@ -92,6 +95,16 @@ impl IntrospectionResponse {
     pub fn inactive() -> IntrospectionResponse {
         IntrospectionResponse::default()
     }
+}
+
+/// Prefix of a user's personal access token (an API key).
+pub const USER_API_KEY_PREFIX: &str = "tessera_pat_";
+/// Prefix of a client's service key (an API key).
+pub const CLIENT_API_KEY_PREFIX: &str = "tessera_sak_";
+
+/// Whether `token` carries an API key prefix (not whether it is a well-formed key).
+pub fn looks_like_api_key(token: &str) -> bool {
+    token.starts_with(USER_API_KEY_PREFIX) || token.starts_with(CLIENT_API_KEY_PREFIX)
 }
 
 #[cfg(test)]

@@ -192,6 +192,37 @@ pub struct InvalidMetadata(pub String);
 pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 
 impl Client {
+    /// The stand-in client of the tokens exchanged for API key `jti` (`ak_<id>`): JWT access
+    /// tokens of `ttl` seconds whose `client_id` is the key's id.
+    pub fn for_api_key(jti: &str, ttl: u64) -> Client {
+        Client {
+            client_id: jti.to_owned(),
+            client_name: None,
+            grant_types: Vec::new(),
+            scope: Scope::default(),
+            auth_method: AuthMethod::None,
+            redirect_uris: Vec::new(),
+            token_format: TokenFormat::Jwt,
+            access_token_ttl: ttl,
+            audience: Vec::new(),
+            introspection: false,
+            post_logout_redirect_uris: Vec::new(),
+            require_par: false,
+            first_party: false,
+            refresh_rotation: true,
+            id_token_alg: "ES256".into(),
+            dpop_bound: false,
+            dpop_nonce_required: false,
+            jwks: None,
+            jwks_uri: None,
+            certificate_identity: None,
+            certificate_bound: false,
+            profile: Profile::Default,
+            tokens_not_before: 0,
+            created_at: 0,
+        }
+    }
+
     /// Validates registration metadata into a client with the given id.
     pub fn register(
         client_id: String,

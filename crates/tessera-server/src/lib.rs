@@ -1,6 +1,7 @@
 //! The Tessera authorization server: `AppState` holds the store, keys, clock and config;
 //! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
 
+pub mod apikey;
 pub mod cache;
 pub mod client;
 pub mod clock;
@@ -50,6 +51,8 @@ pub struct Inner {
     pub active_tokens: flows::introspect::ActiveTokenCache,
     /// Hands out token-status indexes (draft-ietf-oauth-status-list) from reserved blocks.
     pub status_lists: flows::status_list::Allocator,
+    /// API keys' last uses, written in batches by the janitor.
+    pub api_key_uses: flows::api_keys::LastUsed,
     /// Signs CSRF tokens of the HTML forms (derived from the master key).
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Derives refresh-token successors (derived from the master key).
@@ -118,6 +121,7 @@ impl AppState {
                 clock,
                 active_tokens: Default::default(),
                 status_lists: Default::default(),
+                api_key_uses: Default::default(),
                 csrf_key,
                 refresh_key,
                 dpop_nonce_key,
@@ -205,6 +209,9 @@ impl AppState {
                 interval.tick().await;
                 if state.store.is_closed() {
                     return;
+                }
+                if let Err(err) = state.api_key_uses.flush(&state).await {
+                    tracing::warn!(err = format!("{err:#}"), "recording API keys' last use failed");
                 }
                 match state.store.purge_expired(state.clock.now().secs()).await {
                     Ok(purged) if purged.rows > 0 => tracing::info!(rows = purged.rows, "expired rows purged"),

@@ -185,7 +185,10 @@ fn now() -> UnixTime {
 async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims, Refusal> {
     // RFC 6750 §2.3 is not offered: a token in the query string leaks into logs (RFC 9700 §4.3.2).
     let query = request.uri.query().unwrap_or("");
-    if query.split('&').any(|pair| pair.split('=').next() == Some("access_token")) {
+    if query.split('&').any(|pair| pair.split('=').next() == Some("access_token"))
+        || query.contains(tessera_proto::token::USER_API_KEY_PREFIX)
+        || query.contains(tessera_proto::token::CLIENT_API_KEY_PREFIX)
+    {
         return Err(Refusal::TokenInQuery);
     }
     let mut authorizations = request.headers.get_all(header::AUTHORIZATION).iter();

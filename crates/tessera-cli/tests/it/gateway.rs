@@ -612,3 +612,87 @@ fn dpop_and_certificate_binding_are_enforced_at_the_gateway() {
     assert_eq!(raw(&addr, "/invoices/9", &[("Authorization", &bearer)]).0, 401, "no certificate");
     assert_eq!(raw(&addr, "/invoices/9", &[("Authorization", &bearer), ("Client-Cert", ":bm90IGEgY2VydA==:")]).0, 401);
 }
+
+/// SECURITY-TESTS c.10 AK-02/AK-03 through the gateway: API keys only on routes that allow them
+/// (never in a URL), exchanged once for a JWT the upstream gets instead; `tessera apikey revoke`
+/// is in force at the gateway within a second, for the key and for tokens exchanged for it.
+#[test]
+fn api_keys_work_where_allowed_and_their_revocation_reaches_the_gateway_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, reader, caller, _) = server_with_clients(dir.path());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let created = json_out(&crate::e2e::tessera(&[
+        "apikey",
+        "create",
+        "--client",
+        caller["client_id"].as_str().unwrap(),
+        "--name",
+        "nightly",
+        "--admin-config",
+        &admin,
+        "--json",
+    ]));
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let listed = json_out(&crate::e2e::tessera(&["apikey", "list", "--admin-config", &admin, "--json"]));
+    assert_eq!(listed["api_keys"][0]["id"], id.as_str());
+    assert!(!listed.to_string().contains(&key[16..]), "listing never shows the key");
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut config = config(&listen, &server.issuer, &reader, &upstream_url);
+    config = config.replacen("methods = [\"GET\", \"POST\"]\n", "methods = [\"GET\", \"POST\"]\napi_keys = true\n", 1);
+    config.push_str(&format!(
+        "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\n"
+    ));
+    let gateway = Gateway::start(dir.path(), &config);
+    let addr = gateway.addr.clone();
+    let bearer = format!("Bearer {key}");
+
+    let (status, _, body) = raw(&addr, "/invoices/1", &[("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert!(!body.contains(&key), "the key never reaches the upstream");
+    assert_eq!(seen["headers"]["x-tessera-client-id"], id.as_str());
+    assert_eq!(seen["headers"]["x-tessera-sub"], caller["client_id"]);
+    let before = upstream_count.load(Ordering::SeqCst);
+    assert_eq!(raw(&addr, "/reports/1", &[("Authorization", &bearer)]).0, 401, "a route without api_keys");
+    assert_eq!(raw(&addr, &format!("/invoices/1?api_key={key}"), &[]).0, 401, "AK-03: never in a URL");
+    assert_eq!(raw(&addr, &format!("/invoices/1?x={key}"), &[("Authorization", &bearer)]).0, 401);
+    assert_eq!(raw(&addr, "/invoices/1", &[("Authorization", &format!("Bearer {}x", &key[..71]))]).0, 401);
+    assert_eq!(upstream_count.load(Ordering::SeqCst), before);
+
+    // A token exchanged for the key (RFC 8693) works until the key is revoked.
+    let (status, exchanged) = {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let res = reqwest::Client::new()
+                .post(format!("{}/token", server.issuer))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+                    ("subject_token", key.as_str()),
+                    ("subject_token_type", "urn:tessera:params:oauth:token-type:api-key"),
+                ])
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        })
+    };
+    assert_eq!(status, 200, "{exchanged}");
+    let exchanged = format!("Bearer {}", exchanged["access_token"].as_str().unwrap());
+    assert_eq!(raw(&addr, "/reports/1", &[("Authorization", &exchanged)]).0, 200);
+
+    let revoke = crate::e2e::tessera(&["apikey", "revoke", &id, "--admin-config", &admin]);
+    assert!(revoke.status.success(), "{}", String::from_utf8_lossy(&revoke.stderr));
+    let revoked = Instant::now();
+    while raw(&addr, "/invoices/1", &[("Authorization", &bearer)]).0 != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "the key still admitted after {:?}", revoked.elapsed());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    println!("API key revoked → refused at the gateway: {:?}", revoked.elapsed());
+    while raw(&addr, "/reports/1", &[("Authorization", &exchanged)]).0 != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "the exchanged token still admitted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -150,6 +150,19 @@ pub async fn proof_key(
     Ok(Some(prove(state, proof, &request, &policy, now).await?.jkt))
 }
 
+/// The key of an optional proof sent without client authentication (an API key's token
+/// exchange): the default policy, no nonce; the `jti` is spent like any proof's.
+pub async fn unauthenticated_proof_key(
+    state: &AppState,
+    presented: &PresentedProof<'_>,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    let Some(proof) = presented.proof else { return Ok(None) };
+    let request = DpopRequest { method: presented.method, url: presented.url, access_token: None, nonce: None };
+    let policy = DpopPolicy { algorithms: ALGS.to_vec(), ..DpopPolicy::default() };
+    Ok(Some(prove(state, proof, &request, &policy, now).await?.jkt))
+}
+
 /// The `nonce` claim of a proof, read without verifying anything (the proof is verified next).
 fn peek_nonce(proof: &str) -> Option<String> {
     let payload = proof.split('.').nth(1)?;

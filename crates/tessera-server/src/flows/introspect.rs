@@ -8,6 +8,7 @@ use tessera_proto::token::{Audience, IntrospectionResponse};
 use tessera_verify::Confirmation;
 
 use crate::AppState;
+use crate::apikey::ApiKey;
 use crate::cache::InvalidatingCache;
 use crate::client::Client;
 use crate::flows::error::OAuthError;
@@ -27,13 +28,21 @@ pub struct ActiveAccessToken {
     pub exp: u64,
     /// What the token is bound to; such a token is never accepted as a bearer token.
     pub cnf: Option<Confirmation>,
+    /// An API key rather than an access token.
+    pub api_key: bool,
 }
 
 impl ActiveAccessToken {
     /// RFC 9449 §6.2: `DPoP` for a DPoP-bound token, `Bearer` otherwise (RFC 8705 keeps
     /// certificate-bound tokens `Bearer`).
     pub fn token_type(&self) -> &'static str {
-        if matches!(self.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" }
+        if self.api_key {
+            "api_key"
+        } else if matches!(self.cnf, Some(Confirmation::Jkt(_))) {
+            "DPoP"
+        } else {
+            "Bearer"
+        }
     }
 }
 
@@ -115,9 +124,18 @@ pub async fn resolve(
             found
         }
     };
-    // Expiry, a deleted client and a client-wide revocation end a token at once, cached or not.
+    if found.exp <= now.secs() {
+        return Ok(None);
+    }
+    // An API key, or a token exchanged for one: the key must still be active (its revocation,
+    // expiry or owner's deletion ends it), cached or not.
+    if found.api_key || found.client_id.starts_with("ak_") {
+        let active = crate::flows::api_keys::key_of_token_active(state, &found.client_id, now).await?;
+        return Ok(active.then_some(found));
+    }
+    // A deleted client and a client-wide revocation end a token at once, cached or not.
     let client = state.store.client(&found.client_id).await?;
-    if found.exp <= now.secs() || client.is_none_or(|c| found.iat < c.client.tokens_not_before) {
+    if client.is_none_or(|c| found.iat < c.client.tokens_not_before) {
         return Ok(None);
     }
     Ok(Some(found))
@@ -135,6 +153,13 @@ pub async fn reassembled(state: &AppState, token: &str, now: UnixTime) -> Result
 }
 
 async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<ActiveAccessToken>, OAuthError> {
+    if ApiKey::looks_like(token) {
+        let key = crate::flows::api_keys::active_key(state, token, now).await?;
+        if let Some(key) = &key {
+            state.api_key_uses.record(key.id, now.secs(), None);
+        }
+        return Ok(key.as_ref().map(crate::flows::api_keys::as_active_token));
+    }
     if let Some(whole) = reassembled(state, token, now).await? {
         return Box::pin(lookup(state, &whole, now)).await;
     }
@@ -166,6 +191,7 @@ async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<A
             scope: row.scope,
             iat: row.iat,
             exp: row.exp,
+            api_key: false,
         }));
     }
     let Some(claims) = verified_jwt(state, token, now) else { return Ok(None) };
@@ -181,6 +207,7 @@ async fn lookup(state: &AppState, token: &str, now: UnixTime) -> Result<Option<A
         scope: claims.scope.unwrap_or_default(),
         iat: claims.iat,
         exp: claims.exp,
+        api_key: false,
     }))
 }
 
@@ -204,14 +231,18 @@ pub async fn introspect_as_jwt(
     let caller = client_auth::require_confidential(state, request, form, now).await?;
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let Some(active) = resolve(state, token, now).await?.filter(|t| may_see(&caller, t)) else { return Ok(None) };
+    // An API key lives long: its JWT stands for it five minutes at a time (then the gateway
+    // asks again), issued now so that verifiers' lifetime limits hold.
+    let (iat, exp) =
+        if active.api_key { (now.secs(), active.exp.min(now.plus(300).secs())) } else { (active.iat, active.exp) };
     let claims = serde_json::json!({
         "iss": state.config.issuer.as_str(),
         "sub": active.sub,
         "aud": Audience::from_list(active.aud.clone()),
         "client_id": active.client_id,
         "scope": active.scope,
-        "iat": active.iat,
-        "exp": active.exp,
+        "iat": iat,
+        "exp": exp,
         "jti": active.jti,
     });
     let mut claims = claims;

@@ -1,6 +1,7 @@
 //! Protocol flows: plain functions of `(state, request, now)`. No HTTP types, no status codes.
 
 pub mod admin;
+pub mod api_keys;
 pub mod authorize;
 pub mod client_auth;
 pub mod client_keys;

@@ -239,5 +239,6 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
         scope: Some(scope).filter(|s| !s.is_empty()),
         refresh_token: None,
         id_token: None,
+        issued_token_type: None,
     })
 }

@@ -9,8 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use tessera_proto::admin::{
-    ClientInfo, ClientList, ClientMetadata, CreateKey, CreateUser, KeyInfo, KeyList, RevocationRequest,
-    RevocationResult, SetPassword, UserInfo, UserList,
+    ApiKeyInfo, ApiKeyList, ClientInfo, ClientList, ClientMetadata, CreateApiKey, CreateKey, CreateUser, CreatedApiKey,
+    KeyInfo, KeyList, RevocationRequest, RevocationResult, SetPassword, UserInfo, UserList,
 };
 use tessera_proto::error::ErrorBody;
 use utoipa::OpenApi;
@@ -23,11 +23,13 @@ use crate::flows::admin::{self, AdminError};
     info(title = "Tessera admin API", description = "Clients, signing keys, users and revocations. Every operation needs a Bearer access token with scope tessera:admin."),
     paths(
         create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key,
-        create_user, list_users, get_user, delete_user, disable_user, enable_user, set_password, revoke
+        create_user, list_users, get_user, delete_user, disable_user, enable_user, set_password, revoke,
+        create_api_key, list_api_keys, get_api_key, revoke_api_key
     ),
     components(schemas(
         ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList,
-        SetPassword, RevocationRequest, RevocationResult, ErrorBody
+        SetPassword, RevocationRequest, RevocationResult, ErrorBody, CreateApiKey, CreatedApiKey, ApiKeyInfo,
+        ApiKeyList
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -61,6 +63,8 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/users/{user_id}/enable", post(enable_user))
         .route("/admin/users/{user_id}/password", post(set_password))
         .route("/admin/revocations", post(revoke))
+        .route("/admin/api-keys", post(create_api_key).get(list_api_keys))
+        .route("/admin/api-keys/{key_id}", get(get_api_key).delete(revoke_api_key))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let router = Router::new()
         .route("/admin/openapi.json", get(openapi))
@@ -249,4 +253,96 @@ async fn revoke(State(state): State<AppState>, body: Bytes) -> Response {
     }
     .await;
     respond(StatusCode::OK, result)
+}
+
+fn oauth_error(err: crate::flows::error::OAuthError) -> Response {
+    err.into_response()
+}
+
+/// Create an API key (a user's personal access token or a client's service key). The key is in
+/// this answer only.
+#[utoipa::path(post, path = "/admin/api-keys", request_body = CreateApiKey,
+    responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
+async fn create_api_key(State(state): State<AppState>, body: Bytes) -> Response {
+    let request: CreateApiKey = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return oauth_error(crate::flows::error::OAuthError::InvalidRequest(format!("the body: {err}")));
+        }
+    };
+    match crate::flows::api_keys::create(&state, request, state.clock.now()).await {
+        Ok((key, row)) => {
+            let created = CreatedApiKey { key, info: crate::flows::api_keys::info(&row) };
+            let mut response = (StatusCode::CREATED, Json(created)).into_response();
+            response.headers_mut().insert(header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(err) => oauth_error(err),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ApiKeyFilter {
+    user_id: Option<String>,
+    client_id: Option<String>,
+}
+
+/// List API keys, newest first: all, or one user's or client's.
+#[utoipa::path(get, path = "/admin/api-keys",
+    params(("user_id" = Option<String>, Query), ("client_id" = Option<String>, Query)),
+    responses((status = 200, body = ApiKeyList)))]
+async fn list_api_keys(
+    State(state): State<AppState>,
+    axum::extract::Query(filter): axum::extract::Query<ApiKeyFilter>,
+) -> Response {
+    let owner = match (&filter.user_id, &filter.client_id) {
+        (Some(user), None) => Some(("user", user.as_str())),
+        (None, Some(client)) => Some(("client", client.as_str())),
+        (None, None) => None,
+        _ => {
+            return oauth_error(crate::flows::error::OAuthError::InvalidRequest(
+                "filter by user_id or client_id, not both".into(),
+            ));
+        }
+    };
+    match state.store.api_keys(owner).await {
+        Ok(rows) => {
+            Json(ApiKeyList { api_keys: rows.iter().map(crate::flows::api_keys::info).collect() }).into_response()
+        }
+        Err(err) => oauth_error(err.into()),
+    }
+}
+
+/// Show one API key.
+#[utoipa::path(get, path = "/admin/api-keys/{key_id}", params(("key_id" = String, Path)),
+    responses((status = 200, body = ApiKeyInfo), (status = 404, body = ErrorBody)))]
+async fn get_api_key(State(state): State<AppState>, Path(key_id): Path<String>) -> Response {
+    let row = match crate::flows::api_keys::parse_key_id(&key_id) {
+        Some(id) => state.store.api_key(id).await,
+        None => Ok(None),
+    };
+    match row {
+        Ok(Some(row)) => Json(crate::flows::api_keys::info(&row)).into_response(),
+        Ok(None) => super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such API key")),
+        Err(err) => oauth_error(err.into()),
+    }
+}
+
+/// Revoke an API key: refused at once by introspection, and by gateways and embedded verifiers
+/// within a second (revocation feed), with every token exchanged for it.
+#[utoipa::path(delete, path = "/admin/api-keys/{key_id}", params(("key_id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)))]
+async fn revoke_api_key(State(state): State<AppState>, Path(key_id): Path<String>) -> Response {
+    let Some(id) = crate::flows::api_keys::parse_key_id(&key_id) else {
+        return super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such API key"));
+    };
+    match state.store.api_key(id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such API key")),
+        Err(err) => return oauth_error(err.into()),
+    }
+    match crate::flows::api_keys::revoke(&state, id, state.clock.now()).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => oauth_error(err),
+    }
 }

@@ -180,12 +180,23 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn token(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(state): State<AppState>,
+    certificate: Certificate,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let now = state.clock.now();
     let url = state.config.issuer.join("/token");
     let result = async {
         let form = form(&headers, &body)?;
         let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
+        if form.get("grant_type") == Some(flows::api_keys::TOKEN_EXCHANGE) {
+            let peer =
+                extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+            return flows::api_keys::exchange(&state, &form, &proof, peer, now).await;
+        }
         flows::token::token(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
     }
     .await;

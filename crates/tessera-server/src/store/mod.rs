@@ -48,6 +48,7 @@ macro_rules! on_pool {
     };
 }
 
+pub mod api_keys;
 pub mod feed;
 mod postgres;
 mod retention;

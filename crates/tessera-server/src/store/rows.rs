@@ -7,6 +7,7 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
+use super::api_keys::ApiKeyRow;
 use super::sign_in::{AuthRequestRow, CodeRow, GrantRow, RefreshRow, SessionRow};
 use super::{KeyRow, OpaqueTokenRow, StoredClient, parse_list, to_u64};
 use crate::client::{Client, TokenFormat};
@@ -28,6 +29,7 @@ pub(super) trait Decode {
     fn code(&self) -> anyhow::Result<CodeRow>;
     fn grant(&self) -> anyhow::Result<GrantRow>;
     fn refresh(&self) -> anyhow::Result<RefreshRow>;
+    fn api_key(&self) -> anyhow::Result<ApiKeyRow>;
 }
 
 macro_rules! impl_decode {
@@ -192,6 +194,24 @@ macro_rules! impl_decode {
                     expires_at: to_u64(self.get("expires_at")),
                     revoked_at: self.opt_u64("revoked_at"),
                     dpop_jkt: self.get("dpop_jkt"),
+                })
+            }
+
+            fn api_key(&self) -> anyhow::Result<ApiKeyRow> {
+                Ok(ApiKeyRow {
+                    id: to_u64(self.get("id")),
+                    secret_hash: self.hash32("secret_hash")?,
+                    display: self.get("display"),
+                    owner_kind: self.get("owner_kind"),
+                    owner_id: self.get("owner_id"),
+                    name: self.get("name"),
+                    scope: self.get("scope"),
+                    audience: parse_list(self.get("audience"))?,
+                    created_at: to_u64(self.get("created_at")),
+                    expires_at: self.opt_u64("expires_at"),
+                    last_used_at: self.opt_u64("last_used_at"),
+                    last_used_ip: self.get("last_used_ip"),
+                    revoked_at: self.opt_u64("revoked_at"),
                 })
             }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
 mod admin;
+mod api_keys;
 mod client_assertion;
 mod discovery;
 mod dpop;

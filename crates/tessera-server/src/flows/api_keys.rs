@@ -1,0 +1,282 @@
+//! API keys as a first-class credential: creation (scopes and audiences within the owner's:
+//! a client's registration, or what the user has been granted by any client), listing,
+//! revocation (through the revocation feed, like any token), recognition wherever an access
+//! token is introspected, and the RFC 8693 exchange of a key for a short-lived access token.
+//!
+//! Tokens exchanged for a key carry `client_id` = the key's `jti` (`ak_<id>`), so revoking the
+//! key is one `client` cut-off in the feed and takes them along at every gateway at once.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tessera_proto::UnixTime;
+use tessera_proto::admin::{ApiKeyInfo, CreateApiKey};
+use tessera_proto::token::TokenResponse;
+
+use crate::AppState;
+use crate::apikey::{ApiKey, DISPLAY_LEN, Owner, key_jti};
+use crate::client::{MAX_ACCESS_TOKEN_TTL, is_resource_uri};
+use crate::flows::dpop::{self, PresentedProof};
+use crate::flows::error::OAuthError;
+use crate::flows::introspect::ActiveAccessToken;
+use crate::flows::token::{self, Grant};
+use crate::form::Form;
+use crate::scope::Scope;
+use crate::store::api_keys::{ApiKeyRow, NewApiKey};
+
+/// RFC 8693 §2.1.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+/// The `subject_token_type` of an API key.
+pub const API_KEY_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:api-key";
+/// RFC 8693 §3: what the exchange issues.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// Longest key lifetime: five years.
+const MAX_KEY_TTL: u64 = 5 * 365 * 86_400;
+/// Lifetime of a token exchanged for a key.
+const EXCHANGED_TTL: u64 = 300;
+
+/// The owner's scopes and audiences, if the owner exists and may hold keys.
+async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope, Vec<String>), OAuthError> {
+    match owner {
+        Owner::Client => {
+            let client = state.store.client(id).await?.ok_or(OAuthError::InvalidRequest("no such client".into()))?;
+            Ok((client.client.scope.clone(), client.client.audience.clone()))
+        }
+        Owner::User => {
+            let user = state.store.user(id).await?.ok_or(OAuthError::InvalidRequest("no such user".into()))?;
+            if user.disabled {
+                return Err(OAuthError::InvalidRequest("the user is disabled".into()));
+            }
+            let (scopes, audiences) = state.store.granted_to_user(id).await?;
+            let scope = Scope::parse(&scopes.join(" ")).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
+            Ok((scope, audiences))
+        }
+    }
+}
+
+/// Creates a key; the key itself (shown once) and its row.
+pub async fn create(state: &AppState, request: CreateApiKey, now: UnixTime) -> Result<(String, ApiKeyRow), OAuthError> {
+    let (owner, owner_id) = match (&request.user_id, &request.client_id) {
+        (Some(user), None) => (Owner::User, user.as_str()),
+        (None, Some(client)) => (Owner::Client, client.as_str()),
+        _ => return Err(OAuthError::InvalidRequest("name exactly one owner: user_id or client_id".into())),
+    };
+    let name = request.name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(OAuthError::InvalidRequest("name: 1 to 100 printable characters".into()));
+    }
+    let (allowed_scope, allowed_audience) = owner_limits(state, owner, owner_id).await?;
+    let scope = match &request.scope {
+        None => allowed_scope.clone(),
+        Some(text) => Scope::parse(text).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?,
+    };
+    if !scope.is_subset(&allowed_scope) {
+        return Err(OAuthError::InvalidScope("a key's scope must be within its owner's"));
+    }
+    let audience = match &request.audience {
+        None => allowed_audience.iter().take(1).cloned().collect::<Vec<_>>(),
+        Some(list) => list.clone(),
+    };
+    if audience.is_empty() {
+        return Err(OAuthError::InvalidTarget("the owner has no audience a key could address"));
+    }
+    if audience.iter().any(|a| !is_resource_uri(a) || !allowed_audience.contains(a)) {
+        return Err(OAuthError::InvalidTarget("a key's audience must be within its owner's"));
+    }
+    let expires_at = match request.expires_in {
+        None => None,
+        Some(0) => return Err(OAuthError::InvalidRequest("expires_in must be positive".into())),
+        Some(ttl) if ttl > MAX_KEY_TTL => {
+            return Err(OAuthError::InvalidRequest("expires_in: at most five years".into()));
+        }
+        Some(ttl) => Some(now.plus(ttl).secs()),
+    };
+    let secret = ApiKey::secret();
+    let secret_hash = crate::secret::hash_bytes(&secret);
+    let id = state
+        .store
+        .insert_api_key(NewApiKey {
+            secret_hash: &secret_hash,
+            owner_kind: owner.as_str(),
+            owner_id,
+            name,
+            scope: &scope.to_string(),
+            audience: &audience,
+            created_at: now.secs(),
+            expires_at,
+        })
+        .await?;
+    let key = ApiKey { owner, id, secret }.encode();
+    let display = &key.expose()[..DISPLAY_LEN];
+    state.store.set_api_key_display(id, display).await?;
+    let row = state.store.api_key(id).await?.ok_or_else(|| anyhow::anyhow!("the new key is gone"))?;
+    tracing::info!(key = %key_jti(id), owner = owner.as_str(), %owner_id, event = "api_key_created", "API key created");
+    Ok((key.expose().to_owned(), row))
+}
+
+/// The listed form of a key.
+pub fn info(row: &ApiKeyRow) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: key_jti(row.id),
+        display: row.display.clone(),
+        owner_kind: row.owner_kind.clone(),
+        owner_id: row.owner_id.clone(),
+        name: row.name.clone(),
+        scope: row.scope.clone(),
+        audience: row.audience.clone(),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        last_used_at: row.last_used_at,
+        last_used_ip: row.last_used_ip.clone(),
+        revoked_at: row.revoked_at,
+    }
+}
+
+/// Parses `ak_<n>`.
+pub fn parse_key_id(id: &str) -> Option<u64> {
+    id.strip_prefix("ak_")?.parse().ok()
+}
+
+/// Revokes key `id`; `false` if there is no such key or it was revoked before.
+pub async fn revoke(state: &AppState, id: u64, now: UnixTime) -> Result<bool, OAuthError> {
+    let revoked = state.store.revoke_api_key(id, &key_jti(id), now.secs()).await?;
+    if revoked {
+        state.active_tokens.clear();
+        tracing::info!(key = %key_jti(id), event = "api_key_revoked", "API key revoked");
+    }
+    Ok(revoked)
+}
+
+/// Whether the key's owner still exists and may act.
+async fn owner_active(state: &AppState, row: &ApiKeyRow) -> anyhow::Result<bool> {
+    Ok(match Owner::parse(&row.owner_kind) {
+        Some(Owner::Client) => state.store.client(&row.owner_id).await?.is_some(),
+        Some(Owner::User) => state.store.user(&row.owner_id).await?.is_some_and(|u| !u.disabled),
+        None => false,
+    })
+}
+
+/// The key's row if `token` is a genuine, unrevoked, unexpired key whose owner is active.
+pub async fn active_key(state: &AppState, token: &str, now: UnixTime) -> anyhow::Result<Option<ApiKeyRow>> {
+    let Some(key) = ApiKey::parse(token) else { return Ok(None) };
+    let Some(row) = state.store.api_key(key.id).await? else { return Ok(None) };
+    let genuine = crate::secret::hashes_equal(&key.secret_hash(), &row.secret_hash);
+    let kind_matches = row.owner_kind == key.owner.as_str();
+    if !genuine || !kind_matches || row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now.secs()) {
+        return Ok(None);
+    }
+    if !owner_active(state, &row).await? {
+        return Ok(None);
+    }
+    Ok(Some(row))
+}
+
+/// Whether the key behind a token exchanged for it (`client_id` `ak_<id>`) is still active.
+pub async fn key_of_token_active(state: &AppState, client_id: &str, now: UnixTime) -> anyhow::Result<bool> {
+    let Some(id) = client_id.strip_prefix("ak_").and_then(|id| id.parse::<u64>().ok()) else { return Ok(false) };
+    let Some(row) = state.store.api_key(id).await? else { return Ok(false) };
+    if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now.secs()) {
+        return Ok(false);
+    }
+    owner_active(state, &row).await
+}
+
+/// An active key as introspection sees it (`token_type` `api_key`).
+pub fn as_active_token(row: &ApiKeyRow) -> ActiveAccessToken {
+    ActiveAccessToken {
+        jti: key_jti(row.id),
+        client_id: key_jti(row.id),
+        sub: row.owner_id.clone(),
+        aud: row.audience.clone(),
+        scope: row.scope.clone(),
+        iat: row.created_at,
+        exp: row.expires_at.unwrap_or(u64::MAX / 2),
+        cnf: None,
+        api_key: true,
+    }
+}
+
+/// Last uses, written in batches by the janitor (no write per request).
+#[derive(Default)]
+pub struct LastUsed(Mutex<HashMap<u64, (u64, Option<String>)>>);
+
+impl LastUsed {
+    pub fn record(&self, id: u64, at: u64, ip: Option<String>) {
+        let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if uses.len() < 100_000 || uses.contains_key(&id) {
+            uses.insert(id, (at, ip));
+        }
+    }
+
+    /// Writes what was recorded since the last flush.
+    pub async fn flush(&self, state: &AppState) -> anyhow::Result<()> {
+        let uses: Vec<(u64, u64, Option<String>)> = {
+            let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            uses.drain().map(|(id, (at, ip))| (id, at, ip)).collect()
+        };
+        if !uses.is_empty() {
+            state.store.touch_api_keys(&uses).await?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 8693: an API key (`subject_token`, `subject_token_type` [`API_KEY_TOKEN_TYPE`]) for a
+/// short-lived JWT access token with the key's subject and at most its scope and audience,
+/// bound to a DPoP key if the request carries a proof. The key is the credential: no client
+/// authentication is needed (RFC 8693 §2.1 leaves it to the server).
+pub async fn exchange(
+    state: &AppState,
+    form: &Form,
+    proof: &PresentedProof<'_>,
+    ip: Option<String>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let subject = form.get("subject_token").ok_or(OAuthError::InvalidRequest("subject_token is required".into()))?;
+    if form.get("subject_token_type") != Some(API_KEY_TOKEN_TYPE) {
+        return Err(OAuthError::InvalidRequest(format!("subject_token_type must be {API_KEY_TOKEN_TYPE}")));
+    }
+    if form.get("actor_token").is_some() {
+        return Err(OAuthError::InvalidRequest("actor_token is not supported".into()));
+    }
+    if form.get("requested_token_type").is_some_and(|t| t != ACCESS_TOKEN_TYPE) {
+        return Err(OAuthError::InvalidRequest(format!("requested_token_type must be {ACCESS_TOKEN_TYPE}")));
+    }
+    let Some(row) = active_key(state, subject, now).await? else {
+        return Err(OAuthError::InvalidGrant("the API key is invalid, expired or revoked"));
+    };
+    let granted = Scope::parse(&row.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
+    let scope = match form.get("scope") {
+        None => granted,
+        Some(text) => {
+            let requested = Scope::parse(text).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
+            if !requested.is_subset(&granted) {
+                return Err(OAuthError::InvalidScope("the requested scope exceeds the key's"));
+            }
+            requested
+        }
+    };
+    let requested: Vec<String> =
+        form.resources().iter().cloned().chain(form.get("audience").map(str::to_owned)).collect();
+    let audience = if requested.is_empty() {
+        row.audience.iter().take(1).cloned().collect()
+    } else if requested.iter().all(|a| row.audience.contains(a)) {
+        requested
+    } else {
+        return Err(OAuthError::InvalidTarget("the key may not address this audience"));
+    };
+    let jkt = dpop::unauthenticated_proof_key(state, proof, now).await?;
+    let cnf = jkt.map(tessera_verify::Confirmation::Jkt);
+    state.api_key_uses.record(row.id, now.secs(), ip);
+    let jti = key_jti(row.id);
+    let client = crate::client::Client::for_api_key(&jti, EXCHANGED_TTL.min(MAX_ACCESS_TOKEN_TTL));
+    let mut response = token::issue(
+        state,
+        Grant { client: &client, sub: &row.owner_id, scope, audience, grant_id: None, cnf, sid: None },
+        now,
+    )
+    .await?;
+    response.issued_token_type = Some(ACCESS_TOKEN_TYPE.into());
+    tracing::info!(key = %jti, event = "api_key_exchanged", "API key exchanged for an access token");
+    Ok(response)
+}

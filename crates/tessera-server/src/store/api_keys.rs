@@ -1,0 +1,169 @@
+//! `api_keys`: API keys by id, their secret only as SHA-256. Revocation writes the key's
+//! revocation events in the same transaction (the key's `jti`, and a `client` cut-off for the
+//! access tokens exchanged for it), like every other revocation.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::rows::Decode as _;
+use super::{Change, RecordChange as _, Store, json_list, to_i64, to_u64};
+use crate::store::feed::{CUTOFF_TTL, feed_cutoff, feed_event};
+
+/// One API key, without its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyRow {
+    pub id: u64,
+    #[serde(skip)]
+    pub secret_hash: [u8; 32],
+    /// The key's first characters (`tessera_pat_AAAA`).
+    pub display: String,
+    /// `user` or `client`.
+    pub owner_kind: String,
+    pub owner_id: String,
+    pub name: String,
+    pub scope: String,
+    pub audience: Vec<String>,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<u64>,
+}
+
+/// What a new key is.
+pub struct NewApiKey<'a> {
+    pub secret_hash: &'a [u8],
+    pub owner_kind: &'a str,
+    pub owner_id: &'a str,
+    pub name: &'a str,
+    pub scope: &'a str,
+    pub audience: &'a [String],
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+}
+
+impl Store {
+    /// Stores a key; its id. The display prefix is set once the key is encoded ([`Store::set_api_key_display`]).
+    pub async fn insert_api_key(&self, key: NewApiKey<'_>) -> anyhow::Result<u64> {
+        const SQL: &str = "INSERT INTO api_keys (secret_hash, display, owner_kind, owner_id, name, scope, audience,
+             created_at, expires_at) VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query(SQL)
+                .bind(key.secret_hash)
+                .bind(key.owner_kind)
+                .bind(key.owner_id)
+                .bind(key.name)
+                .bind(key.scope)
+                .bind(json_list(key.audience))
+                .bind(to_i64(key.created_at))
+                .bind(key.expires_at.map(to_i64))
+                .fetch_one(pool)
+                .await?;
+            Ok(to_u64(row.try_get("id")?))
+        })
+    }
+
+    pub async fn set_api_key_display(&self, id: u64, display: &str) -> anyhow::Result<()> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE api_keys SET display = $1 WHERE id = $2")
+                .bind(display)
+                .bind(to_i64(id))
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    pub async fn api_key(&self, id: u64) -> anyhow::Result<Option<ApiKeyRow>> {
+        on_pool!(self, read, |pool| {
+            let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
+            row.as_ref().map(|r| r.api_key()).transpose()
+        })
+    }
+
+    /// Keys, newest first: all, or one owner's.
+    pub async fn api_keys(&self, owner: Option<(&str, &str)>) -> anyhow::Result<Vec<ApiKeyRow>> {
+        on_pool!(self, read, |pool| {
+            let rows = match owner {
+                Some((kind, id)) => {
+                    sqlx::query("SELECT * FROM api_keys WHERE owner_kind = $1 AND owner_id = $2 ORDER BY id DESC")
+                        .bind(kind)
+                        .bind(id)
+                        .fetch_all(pool)
+                        .await?
+                }
+                None => sqlx::query("SELECT * FROM api_keys ORDER BY id DESC").fetch_all(pool).await?,
+            };
+            rows.iter().map(|r| r.api_key()).collect()
+        })
+    }
+
+    /// Revokes a key and, through the feed, the tokens exchanged for it. `false` when it was
+    /// already revoked or does not exist.
+    pub async fn revoke_api_key(&self, id: u64, jti: &str, now: u64) -> anyhow::Result<bool> {
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            tx.record(&Change::Revocation).await?;
+            let res = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(to_i64(now))
+                .bind(to_i64(id))
+                .execute(&mut *tx)
+                .await?;
+            let revoked = res.rows_affected() == 1;
+            if revoked {
+                let now = to_i64(now);
+                feed_event!(tx, "jti", jti, now, now.saturating_add(to_i64(CUTOFF_TTL)));
+                feed_cutoff!(tx, "client", jti, now);
+            }
+            tx.commit().await?;
+            Ok(revoked)
+        })
+    }
+
+    /// Records when (and from where) keys were last used: one statement per key, batched by
+    /// the caller (never a write per request).
+    pub async fn touch_api_keys(&self, uses: &[(u64, u64, Option<String>)]) -> anyhow::Result<()> {
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            for (id, at, ip) in uses {
+                sqlx::query(
+                    "UPDATE api_keys SET last_used_at = $1, last_used_ip = COALESCE($2, last_used_ip) WHERE id = $3",
+                )
+                .bind(to_i64(*at))
+                .bind(ip.as_deref())
+                .bind(to_i64(*id))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The scopes and resources a user has been granted by any client (what a personal access
+    /// token may carry at most).
+    pub async fn granted_to_user(&self, user_id: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(
+                "SELECT g.scope AS scope, c.audience AS audience FROM grants g JOIN clients c ON c.client_id = g.client_id
+                 WHERE g.user_id = $1",
+            )
+            .bind(user_id)
+            .fetch_all(pool)
+            .await?;
+            let mut scopes: Vec<String> = Vec::new();
+            let mut audiences: Vec<String> = Vec::new();
+            for row in rows {
+                let scope: String = row.try_get("scope")?;
+                scopes.extend(scope.split(' ').filter(|s| !s.is_empty()).map(str::to_owned));
+                let audience: String = row.try_get("audience")?;
+                audiences.extend(serde_json::from_str::<Vec<String>>(&audience).unwrap_or_default());
+            }
+            scopes.sort();
+            scopes.dedup();
+            audiences.sort();
+            audiences.dedup();
+            Ok((scopes, audiences))
+        })
+    }
+}
