@@ -10,6 +10,7 @@ pub mod flows;
 pub mod form;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod pages;
 pub mod scope;
 pub mod secret;

@@ -212,14 +212,17 @@ pub async fn revoke(
     let target = match (&request.user_id, &request.session_id, &request.client_id) {
         (Some(user_id), None, None) => {
             state.store.user(user_id).await?.ok_or(AdminError::NotFound)?;
+            crate::metrics::revocation("user");
             RevocationTarget::User(user_id)
         }
         (None, Some(session_id), None) => {
             state.store.session(session_id).await?.ok_or(AdminError::NotFound)?;
+            crate::metrics::revocation("session");
             RevocationTarget::Session(session_id)
         }
         (None, None, Some(client_id)) => {
             state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
+            crate::metrics::revocation("client");
             RevocationTarget::Client(client_id)
         }
         _ => return Err(AdminError::InvalidRequest("give exactly one of user_id, session_id, client_id".into())),

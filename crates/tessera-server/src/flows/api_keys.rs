@@ -141,6 +141,7 @@ pub fn parse_key_id(id: &str) -> Option<u64> {
 pub async fn revoke(state: &AppState, id: u64, now: UnixTime) -> Result<bool, OAuthError> {
     let revoked = state.store.revoke_api_key(id, &key_jti(id), now.secs()).await?;
     if revoked {
+        crate::metrics::revocation("api_key");
         state.active_tokens.clear();
         tracing::info!(key = %key_jti(id), event = "api_key_revoked", "API key revoked");
     }
@@ -272,7 +273,16 @@ pub async fn exchange(
     let client = crate::client::Client::for_api_key(&jti, EXCHANGED_TTL.min(MAX_ACCESS_TOKEN_TTL));
     let mut response = token::issue(
         state,
-        Grant { client: &client, sub: &row.owner_id, scope, audience, grant_id: None, cnf, sid: None },
+        Grant {
+            grant_type: "token_exchange",
+            client: &client,
+            sub: &row.owner_id,
+            scope,
+            audience,
+            grant_id: None,
+            cnf,
+            sid: None,
+        },
         now,
     )
     .await?;

@@ -88,6 +88,7 @@ async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError
 /// Issues the access token (and ID token) of a grant, bound as `binding` says.
 async fn respond(
     state: &AppState,
+    grant_type: &'static str,
     client: &Client,
     grant: &GrantRow,
     scope: Scope,
@@ -99,6 +100,7 @@ async fn respond(
     let openid = scope.contains("openid");
     let cnf = binding.cnf();
     let issued = Grant {
+        grant_type,
         client,
         sub: &grant.user_id,
         scope,
@@ -191,7 +193,8 @@ pub async fn redeem(
     // Issue the tokens before the code is consumed: if the database fails in between, the code
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
-    let mut response = respond(state, client, &grant, scope, row.nonce.as_deref(), binding, now).await?;
+    let mut response =
+        respond(state, "authorization_code", client, &grant, scope, row.nonce.as_deref(), binding, now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -276,13 +279,13 @@ pub async fn refresh(
     state.store.touch_session(&grant.session_id, now.secs()).await?;
     if !client.refresh_rotation && !client.is_public() {
         state.store.touch_refresh_token(row.id, idle).await?;
-        return respond(state, client, &grant, scope, None, binding, now).await;
+        return respond(state, "refresh_token", client, &grant, scope, None, binding, now).await;
     }
     let successor = successor_secret(state, row.id, &parsed.secret);
     if row.rotated_at.is_none() {
         // The access token first, the rotation last: a database failure before the rotation
         // commits leaves the presented token unused, so the retry works and is no reuse.
-        let mut response = respond(state, client, &grant, scope.clone(), None, binding, now).await?;
+        let mut response = respond(state, "refresh_token", client, &grant, scope.clone(), None, binding, now).await?;
         let successor_hash = secret::hash_bytes(&successor);
         if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
         {
@@ -303,12 +306,13 @@ pub async fn refresh(
             let token =
                 OpaqueToken { id: successor_id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
             tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh retried within the grace window");
-            let mut response = respond(state, client, &grant, scope, None, binding, now).await?;
+            let mut response = respond(state, "refresh_token", client, &grant, scope, None, binding, now).await?;
             response.refresh_token = Some(token);
             return Ok(response);
         }
     }
     session::revoke_grant(state, &grant.id, now).await?;
+    crate::metrics::reuse_detected();
     tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, event = "refresh_token_reuse_detected", "a rotated refresh token was presented again: the family is revoked");
     Err(invalid)
 }

@@ -114,7 +114,9 @@ pub async fn resolve(
 ) -> Result<Option<Arc<ActiveAccessToken>>, OAuthError> {
     let token_hash = secret::hash(token);
     let cache = &state.active_tokens.0;
-    let found = match cache.get(&token_hash) {
+    let cached = cache.get(&token_hash);
+    crate::metrics::cache("active_tokens", cached.is_some());
+    let found = match cached {
         Some(cached) => cached,
         None => {
             let ticket = cache.ticket();

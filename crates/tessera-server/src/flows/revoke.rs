@@ -31,6 +31,7 @@ pub async fn revoke(
             return Err(not_yours);
         }
         session::revoke_grant(state, &grant.id, now).await?;
+        crate::metrics::revocation("refresh_token");
         tracing::info!(client_id = %caller.client_id, grant_id = %grant.id, "refresh token revoked with its grant");
         return Ok(());
     }
@@ -46,6 +47,7 @@ pub async fn revoke(
         }
         state.store.revoke_opaque_token(row.id, now.secs()).await?;
         state.active_tokens.revoked(token);
+        crate::metrics::revocation("access_token");
         tracing::info!(client_id = %caller.client_id, jti = %row.jti, "opaque access token revoked");
         return Ok(());
     }
@@ -58,6 +60,7 @@ pub async fn revoke(
     let status_idx = crate::flows::status_list::index_of(state, claims.as_json());
     state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, status_idx, now.secs()).await?;
     state.active_tokens.revoked(token);
+    crate::metrics::revocation("access_token");
     tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");
     Ok(())
 }

@@ -60,6 +60,8 @@ impl Binding {
 
 /// What a grant decided to issue.
 pub struct Grant<'a> {
+    /// The `grant_type` that issues it (for metrics).
+    pub grant_type: &'static str,
     pub client: &'a Client,
     pub sub: &'a str,
     pub scope: Scope,
@@ -144,7 +146,21 @@ async fn client_credentials(
     };
     let audience = select_audience(client, form.resources())?;
     let cnf = binding.cnf();
-    issue(state, Grant { client, sub: &client.client_id, scope, audience, grant_id: None, cnf, sid: None }, now).await
+    issue(
+        state,
+        Grant {
+            grant_type: "client_credentials",
+            client,
+            sub: &client.client_id,
+            scope,
+            audience,
+            grant_id: None,
+            cnf,
+            sid: None,
+        },
+        now,
+    )
+    .await
 }
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
@@ -171,6 +187,7 @@ pub fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<Stri
 /// Issues an access token in the client's format. An opaque token is durable before it is returned.
 pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let client = grant.client;
+    let grant_type = grant.grant_type;
     let ttl = client.access_token_ttl;
     let iat = now.secs();
     let exp = now.plus(ttl).secs();
@@ -231,6 +248,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
             OpaqueToken { id, secret }.encode().expose().to_owned()
         }
     };
+    crate::metrics::token_issued(grant_type, client.token_format.as_str());
     tracing::info!(client_id = %client.client_id, %jti, format = client.token_format.as_str(), "access token issued");
     Ok(TokenResponse {
         access_token,

@@ -69,12 +69,14 @@ pub fn admin_app(state: AppState) -> Router {
     let router = Router::new()
         .route("/admin/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(|State(state): State<AppState>| async move { super::metrics_text(&state).await }))
         .merge(protected)
         .fallback(|| async { super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such endpoint")) })
         .layer(DefaultBodyLimit::max(super::MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::new());
     super::with_catch_up(router, &state)
         .layer(middleware::from_fn_with_state(state.clone(), super::count_server_errors))
+        .layer(middleware::from_fn(|request: Request, next: Next| super::observe("admin", request, next)))
         .with_state(state)
 }
 

@@ -27,6 +27,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The public listener: protocol endpoints, discovery and health.
 pub fn app(state: AppState) -> Router {
+    crate::metrics::handle();
     let router = Router::new()
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery))
@@ -43,6 +44,7 @@ pub fn app(state: AppState) -> Router {
         .merge(browser::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(public_metrics))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
@@ -52,7 +54,76 @@ pub fn app(state: AppState) -> Router {
         }));
     with_catch_up(router, &state)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
+        .layer(axum::middleware::from_fn(observe_public))
         .with_state(state)
+}
+
+/// A request id for logs and the answer: the caller's `X-Request-Id` when it is short and
+/// plain (a proxy's), else a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map_or_else(|| crate::secret::random_b64(12), str::to_owned)
+}
+
+/// Every request: a request id (in a tracing span around the handler, so every log line of
+/// the request carries it, and in `X-Request-Id` of the answer) and its metrics, by route
+/// pattern (never the raw path, which could hold anything).
+pub(crate) async fn observe(
+    listener: &'static str,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use tracing::Instrument as _;
+    let started = std::time::Instant::now();
+    let id = request_id(request.headers());
+    let endpoint = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), endpoint = %endpoint);
+    let mut response = next.run(request).instrument(span).await;
+    crate::metrics::http_request(listener, &endpoint, response.status().as_u16(), started.elapsed());
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
+}
+
+async fn observe_public(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    observe("public", request, next).await
+}
+
+/// `GET /metrics` on the public listener: only for loopback peers whose request did not come
+/// through a proxy (scrape the admin listener from elsewhere).
+async fn public_metrics(State(state): State<AppState>, request: axum::extract::Request) -> Response {
+    let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let proxied =
+        request.headers().contains_key(header::FORWARDED) || request.headers().contains_key("x-forwarded-for");
+    if proxied || !peer.is_some_and(|ip| ip.is_loopback()) {
+        return error::json_error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            Some("metrics are served to loopback peers only"),
+        );
+    }
+    metrics_text(&state).await
+}
+
+/// The Prometheus text exposition of this process's metrics.
+pub(crate) async fn metrics_text(state: &AppState) -> Response {
+    let Some(handle) = crate::metrics::handle() else {
+        return error::json_error(StatusCode::NOT_FOUND, "not_found", Some("another metrics recorder is installed"));
+    };
+    let (size, idle) = state.store.pool_stats();
+    let head = state.store.revocation_head().await.unwrap_or(0);
+    crate::metrics::sampled(size, idle, head);
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], handle.render())
+        .into_response()
 }
 
 /// On PostgreSQL, every request first applies what other nodes changed; SQLite has one node

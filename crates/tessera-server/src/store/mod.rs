@@ -285,6 +285,14 @@ impl Store {
         }
     }
 
+    /// Connections open and idle in the pool that serves writes and most reads.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match &self.db {
+            Db::Sqlite(db) => (db.read.size() + db.critical.size(), db.read.num_idle() + db.critical.num_idle()),
+            Db::Postgres(db) => (db.pool.size(), db.pool.num_idle()),
+        }
+    }
+
     /// Whether [`Store::close`] has run.
     pub fn is_closed(&self) -> bool {
         match &self.db {

@@ -330,3 +330,47 @@ async fn retention_keeps_tables_bounded_under_constant_load() {
     let token = app.access_token(&opaque).await;
     assert_eq!(app.introspect(&opaque, &token).await.json::<Value>().await.unwrap()["active"], true);
 }
+
+/// Observability: every answer carries a request id (a proxy's plain one is kept, anything else
+/// replaced), and `/metrics` counts requests by route pattern, tokens by grant and format,
+/// revocations and cache use — on the admin listener, and on the public one for loopback peers
+/// that did not come through a proxy.
+#[tokio::test]
+async fn request_ids_and_prometheus_metrics() {
+    let app = tessera_test_support::spawn_app().await;
+    let client = app.jwt_client().await;
+    let token = app.access_token(&client).await;
+    assert_eq!(app.introspect(&client, &token).await.status(), 200);
+    assert_eq!(app.introspect(&client, &token).await.status(), 200);
+    assert_eq!(app.revoke(&client, &token).await.status(), 200);
+
+    let res = app.http.get(app.url("/jwks.json")).header("x-request-id", "req-42.a").send().await.unwrap();
+    assert_eq!(res.headers()["x-request-id"], "req-42.a");
+    let res = app.http.get(app.url("/jwks.json")).header("x-request-id", "bad id\twith spaces").send().await.unwrap();
+    let fresh = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(fresh.len() >= 16 && !fresh.contains(' '), "{fresh}");
+    let other = app.http.get(app.url("/jwks.json")).send().await.unwrap();
+    assert_ne!(other.headers()["x-request-id"], fresh.as_str(), "a fresh id per request");
+
+    let res = app.http.get(app.admin_url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    let text = res.text().await.unwrap();
+    for needle in [
+        r#"tessera_http_requests_total{listener="public",endpoint="/token",status="200"}"#,
+        r#"tessera_http_requests_total{listener="public",endpoint="/introspect",status="200"}"#,
+        r#"tessera_http_request_duration_seconds_bucket{listener="public",endpoint="/token",le="0.25"}"#,
+        r#"tessera_tokens_issued_total{grant="client_credentials",format="jwt"}"#,
+        r#"tessera_revocations_total{kind="access_token"}"#,
+        r#"tessera_cache_total{cache="active_tokens",outcome="hit"}"#,
+        "tessera_revocation_feed_head",
+        r#"tessera_db_pool_connections{state="open"}"#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from\n{text}");
+    }
+    assert!(!text.contains(&token), "no token in metrics");
+    let res = app.http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), 200, "loopback peers may scrape the public listener");
+    let res = app.http.get(app.url("/metrics")).header("x-forwarded-for", "203.0.113.7").send().await.unwrap();
+    assert_eq!(res.status(), 403, "not through a proxy");
+}

@@ -1,0 +1,76 @@
+//! Prometheus metrics of the server (`GET /metrics`: on the admin listener, and on the public
+//! listener for loopback peers whose request did not come through a proxy), recorded with the
+//! `metrics` facade into `metrics-exporter-prometheus`:
+//!
+//! - `tessera_http_requests_total{listener, endpoint, status}` and
+//!   `tessera_http_request_duration_seconds{listener, endpoint}`: every request, by route pattern;
+//! - `tessera_tokens_issued_total{grant, format}`;
+//! - `tessera_revocations_total{kind}` and `tessera_refresh_reuse_detected_total`;
+//! - `tessera_cache_total{cache, outcome}` (`hit`, `miss`) for the active-token cache;
+//! - `tessera_db_pool_connections{state}` and `tessera_revocation_feed_head`, sampled at scrape
+//!   time (compare the feed head with gateways' `tessera_gateway_revocation_feed_position`).
+//!
+//! The recorder is process-wide; when a host process installed another one first, this one
+//! records into that and `/metrics` answers 404.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+const BUCKETS: [f64; 14] =
+    [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Installs the recorder once per process (needs a Tokio runtime for its upkeep task).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?.build_recorder();
+            let handle = recorder.handle();
+            metrics::set_global_recorder(recorder).ok()?;
+            let upkeep = handle.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+            Some(handle)
+        })
+        .as_ref()
+}
+
+pub fn http_request(listener: &'static str, endpoint: &str, status: u16, elapsed: Duration) {
+    let endpoint = endpoint.to_owned();
+    metrics::counter!("tessera_http_requests_total", "listener" => listener, "endpoint" => endpoint.clone(), "status" => status.to_string())
+        .increment(1);
+    metrics::histogram!("tessera_http_request_duration_seconds", "listener" => listener, "endpoint" => endpoint)
+        .record(elapsed.as_secs_f64());
+}
+
+pub fn token_issued(grant: &'static str, format: &'static str) {
+    metrics::counter!("tessera_tokens_issued_total", "grant" => grant, "format" => format).increment(1);
+}
+
+pub fn revocation(kind: &'static str) {
+    metrics::counter!("tessera_revocations_total", "kind" => kind).increment(1);
+}
+
+pub fn reuse_detected() {
+    metrics::counter!("tessera_refresh_reuse_detected_total").increment(1);
+}
+
+pub fn cache(cache: &'static str, hit: bool) {
+    metrics::counter!("tessera_cache_total", "cache" => cache, "outcome" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
+#[allow(clippy::cast_precision_loss)] // counts far below 2^53
+pub fn sampled(pool_size: u32, pool_idle: usize, feed_head: u64) {
+    metrics::gauge!("tessera_db_pool_connections", "state" => "open").set(f64::from(pool_size));
+    metrics::gauge!("tessera_db_pool_connections", "state" => "idle").set(pool_idle as f64);
+    metrics::gauge!("tessera_revocation_feed_head").set(feed_head as f64);
+}
