@@ -86,16 +86,25 @@ async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError
 }
 
 /// Issues the access token (and ID token) of a grant, bound as `binding` says.
+/// Which grant issues: a code redemption (with the authorization request's `nonce`) or a refresh.
+enum Issuing<'a> {
+    Code(Option<&'a str>),
+    Refresh,
+}
+
 async fn respond(
     state: &AppState,
-    grant_type: &'static str,
+    issuing: Issuing<'_>,
     client: &Client,
     grant: &GrantRow,
     scope: Scope,
-    nonce: Option<&str>,
     binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
+    let (grant_type, nonce) = match issuing {
+        Issuing::Code(nonce) => ("authorization_code", nonce),
+        Issuing::Refresh => ("refresh_token", None),
+    };
     let audience = token::select_audience(client, &grant.resources)?;
     let openid = scope.contains("openid");
     let cnf = binding.cnf();
@@ -194,7 +203,7 @@ pub async fn redeem(
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
     let mut response =
-        respond(state, "authorization_code", client, &grant, scope, row.nonce.as_deref(), binding, now).await?;
+        respond(state, Issuing::Code(row.nonce.as_deref()), client, &grant, scope, binding, now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -279,13 +288,13 @@ pub async fn refresh(
     state.store.touch_session(&grant.session_id, now.secs()).await?;
     if !client.refresh_rotation && !client.is_public() {
         state.store.touch_refresh_token(row.id, idle).await?;
-        return respond(state, "refresh_token", client, &grant, scope, None, binding, now).await;
+        return respond(state, Issuing::Refresh, client, &grant, scope, binding, now).await;
     }
     let successor = successor_secret(state, row.id, &parsed.secret);
     if row.rotated_at.is_none() {
         // The access token first, the rotation last: a database failure before the rotation
         // commits leaves the presented token unused, so the retry works and is no reuse.
-        let mut response = respond(state, "refresh_token", client, &grant, scope.clone(), None, binding, now).await?;
+        let mut response = respond(state, Issuing::Refresh, client, &grant, scope.clone(), binding, now).await?;
         let successor_hash = secret::hash_bytes(&successor);
         if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
         {
@@ -306,7 +315,7 @@ pub async fn refresh(
             let token =
                 OpaqueToken { id: successor_id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
             tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh retried within the grace window");
-            let mut response = respond(state, "refresh_token", client, &grant, scope, None, binding, now).await?;
+            let mut response = respond(state, Issuing::Refresh, client, &grant, scope, binding, now).await?;
             response.refresh_token = Some(token);
             return Ok(response);
         }
