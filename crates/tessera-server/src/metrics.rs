@@ -74,3 +74,24 @@ pub fn sampled(pool_size: u32, pool_idle: usize, feed_head: u64) {
     metrics::gauge!("tessera_db_pool_connections", "state" => "idle").set(pool_idle as f64);
     metrics::gauge!("tessera_revocation_feed_head").set(feed_head as f64);
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every metric the sample dashboard queries is one that the server or the gateway records.
+    #[test]
+    fn the_dashboard_queries_metrics_that_exist() {
+        let dashboard = include_str!("../../../docs/grafana-dashboard.json");
+        let recorded = [include_str!("metrics.rs"), include_str!("../../tessera-gateway/src/metrics.rs")].concat();
+        let mut names: Vec<&str> = dashboard
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("tessera_") && w.len() > "tessera_".len())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        assert!(names.len() >= 8, "{names:?}");
+        for name in names {
+            let base = ["_bucket", "_sum", "_count"].iter().fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+            assert!(recorded.contains(&format!("\"{base}\"")), "the dashboard queries {name}, which nothing records");
+        }
+    }
+}
