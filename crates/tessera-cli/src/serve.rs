@@ -52,6 +52,15 @@ pub(crate) struct ServeArgs {
     /// Browser session lifetime in seconds [default: 1209600].
     #[arg(long, env = "TESSERA_SESSION_TTL")]
     session_ttl: Option<u64>,
+    /// Requests per second one client may make to /token, /introspect, /revoke, /par; 0: no limit [default: 1000].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_PER_CLIENT")]
+    rate_limit_per_client: Option<u32>,
+    /// Requests per second one IP address may make to those endpoints; 0: no limit [default: 2000].
+    #[arg(long, env = "TESSERA_RATE_LIMIT_PER_IP")]
+    rate_limit_per_ip: Option<u32>,
+    /// Failed client authentications allowed per client id and per address before 429 [default: 10].
+    #[arg(long, env = "TESSERA_AUTH_FAILURE_ALLOWANCE")]
+    auth_failure_allowance: Option<u32>,
     /// PostgreSQL: connections per node [default: 16].
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS")]
     database_max_connections: Option<u32>,
@@ -93,6 +102,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         refresh_token_ttl: args.refresh_token_ttl,
         refresh_token_idle_ttl: args.refresh_token_idle_ttl,
         refresh_token_grace_period: args.refresh_token_grace_period,
+        rate_limit_per_client: args.rate_limit_per_client,
+        rate_limit_per_ip: args.rate_limit_per_ip,
+        auth_failure_allowance: args.auth_failure_allowance,
         session_ttl: args.session_ttl,
         database_max_connections: args.database_max_connections,
         database_acquire_timeout: args.database_acquire_timeout,

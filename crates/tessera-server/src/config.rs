@@ -37,6 +37,12 @@ pub struct RawConfig {
     pub refresh_token_grace_period: Option<u64>,
     /// Browser session lifetime in seconds.
     pub session_ttl: Option<u64>,
+    /// Requests per second one client may make to /token, /introspect, /revoke and /par; 0: no limit.
+    pub rate_limit_per_client: Option<u32>,
+    /// Requests per second one IP address may make to those endpoints; 0: no limit.
+    pub rate_limit_per_ip: Option<u32>,
+    /// Failed client authentications allowed per client id and per address before 429.
+    pub auth_failure_allowance: Option<u32>,
     /// PostgreSQL: connections per node.
     pub database_max_connections: Option<u32>,
     /// PostgreSQL: seconds a request waits for a connection before it fails with 503.
@@ -75,6 +81,9 @@ impl RawConfig {
             refresh_token_ttl: over.refresh_token_ttl.or(self.refresh_token_ttl),
             refresh_token_idle_ttl: over.refresh_token_idle_ttl.or(self.refresh_token_idle_ttl),
             refresh_token_grace_period: over.refresh_token_grace_period.or(self.refresh_token_grace_period),
+            rate_limit_per_client: over.rate_limit_per_client.or(self.rate_limit_per_client),
+            rate_limit_per_ip: over.rate_limit_per_ip.or(self.rate_limit_per_ip),
+            auth_failure_allowance: over.auth_failure_allowance.or(self.auth_failure_allowance),
             session_ttl: over.session_ttl.or(self.session_ttl),
             database_max_connections: over.database_max_connections.or(self.database_max_connections),
             database_acquire_timeout: over.database_acquire_timeout.or(self.database_acquire_timeout),
@@ -170,6 +179,13 @@ pub struct Config {
     pub refresh_token_grace_period: u64,
     /// Browser session lifetime (seconds).
     pub session_ttl: u64,
+    /// Requests per second per client on the token endpoints (0: no limit).
+    pub rate_limit_per_client: u32,
+    /// Requests per second per IP address on the token endpoints (0: no limit).
+    pub rate_limit_per_ip: u32,
+    /// Failed client authentications per client id and per address before 429 (refilled one
+    /// every 6 s).
+    pub auth_failure_allowance: u32,
     /// PostgreSQL connection settings.
     pub postgres: crate::store::PostgresSettings,
     /// HTTPS on the public listener: `(certificate chain, private key)` files.
@@ -276,6 +292,9 @@ impl Config {
             refresh_token_idle_ttl,
             refresh_token_grace_period,
             session_ttl,
+            rate_limit_per_client: raw.rate_limit_per_client.unwrap_or(1000),
+            rate_limit_per_ip: raw.rate_limit_per_ip.unwrap_or(2000),
+            auth_failure_allowance: raw.auth_failure_allowance.unwrap_or(10).max(1),
             postgres,
             tls,
             tls_client_ca: raw.tls_client_ca,
@@ -290,6 +309,11 @@ impl Config {
             admin_listen: Some(admin.to_string()),
             data_dir: Some(data_dir.to_owned()),
             issuer: Some(format!("http://{public}")),
+            // Tests send many requests and deliberate failures from one address; the abuse
+            // tests turn the limits back on.
+            rate_limit_per_client: Some(0),
+            rate_limit_per_ip: Some(0),
+            auth_failure_allowance: Some(1000),
             ..RawConfig::default()
         };
         #[allow(clippy::expect_used)]

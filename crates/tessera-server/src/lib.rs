@@ -1,6 +1,7 @@
 //! The Tessera authorization server: `AppState` holds the store, keys, clock and config;
 //! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
 
+pub mod abuse;
 pub mod apikey;
 pub mod cache;
 pub mod client;
@@ -52,6 +53,8 @@ pub struct Inner {
     pub active_tokens: flows::introspect::ActiveTokenCache,
     /// Hands out token-status indexes (draft-ietf-oauth-status-list) from reserved blocks.
     pub status_lists: flows::status_list::Allocator,
+    /// Throttles and rate limits (`abuse`).
+    pub abuse: abuse::Abuse,
     /// API keys' last uses, written in batches by the janitor.
     pub api_key_uses: flows::api_keys::LastUsed,
     /// Signs CSRF tokens of the HTML forms (derived from the master key).
@@ -114,6 +117,8 @@ impl AppState {
                 return Err(err);
             }
         };
+        let abuse =
+            abuse::Abuse::new(config.rate_limit_per_client, config.rate_limit_per_ip, config.auth_failure_allowance);
         let state = AppState {
             inner: Arc::new(Inner {
                 config,
@@ -123,6 +128,7 @@ impl AppState {
                 active_tokens: Default::default(),
                 status_lists: Default::default(),
                 api_key_uses: Default::default(),
+                abuse,
                 csrf_key,
                 refresh_key,
                 dpop_nonce_key,
@@ -211,6 +217,7 @@ impl AppState {
                 if state.store.is_closed() {
                     return;
                 }
+                state.abuse.forget_old();
                 if let Err(err) = state.api_key_uses.flush(&state).await {
                     tracing::warn!(err = format!("{err:#}"), "recording API keys' last use failed");
                 }

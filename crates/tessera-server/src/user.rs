@@ -18,6 +18,8 @@ pub struct User {
     pub email_verified: bool,
     pub disabled: bool,
     pub created_at: u64,
+    /// Until when the user is locked out after repeated password failures (0: not locked).
+    pub locked_until: u64,
 }
 
 impl User {
@@ -71,6 +73,7 @@ impl NewUser {
                 name: request.name,
                 email_verified: request.email_verified.unwrap_or(false),
                 disabled: false,
+                locked_until: 0,
                 created_at: now,
             },
             password,

@@ -177,6 +177,9 @@ pub async fn set_user_disabled(
     }
     if disabled {
         session::revoke(state, RevocationTarget::User(id), now).await?;
+    } else {
+        // Enabling also lifts a password lockout.
+        state.store.reset_login_failures(id).await?;
     }
     tracing::info!(user_id = %id, disabled, "user updated");
     user(state, id).await

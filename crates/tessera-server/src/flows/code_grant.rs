@@ -78,8 +78,13 @@ fn id_token(
 }
 
 /// A user who may still receive tokens.
-async fn active_user(state: &AppState, user_id: &str) -> Result<User, OAuthError> {
+/// The grant's user, if they may still get tokens: not deleted, not disabled, and not locked
+/// out (RT-14: a lockout also stops codes and refresh tokens issued before it).
+async fn active_user(state: &AppState, user_id: &str, now: UnixTime) -> Result<User, OAuthError> {
     match state.store.user(user_id).await? {
+        Some(user) if user.locked_until > now.secs() => {
+            Err(OAuthError::InvalidGrant("the user is locked out after repeated failed sign-ins"))
+        }
         Some(user) if !user.disabled => Ok(user),
         _ => Err(OAuthError::InvalidGrant("the user is disabled or deleted")),
     }
@@ -176,7 +181,7 @@ pub async fn redeem(
     {
         return Err(OAuthError::InvalidGrant("the code is bound to a DPoP key this request does not prove"));
     }
-    active_user(state, &row.user_id).await?;
+    active_user(state, &row.user_id, now).await?;
     match state.store.session(&row.session_id).await? {
         Some(session) if session.ended_at.is_none() => {}
         _ => return Err(OAuthError::InvalidGrant("the session that authorized this code has ended")),
@@ -202,8 +207,7 @@ pub async fn redeem(
     // Issue the tokens before the code is consumed: if the database fails in between, the code
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
-    let mut response =
-        respond(state, Issuing::Code(row.nonce.as_deref()), client, &grant, scope, binding, now).await?;
+    let mut response = respond(state, Issuing::Code(row.nonce.as_deref()), client, &grant, scope, binding, now).await?;
     let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
@@ -272,7 +276,7 @@ pub async fn refresh(
     {
         return Err(OAuthError::InvalidGrant("the refresh token is bound to a DPoP key this request does not prove"));
     }
-    active_user(state, &grant.user_id).await?;
+    active_user(state, &grant.user_id, now).await?;
     let granted = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
     let scope = match form.get("scope") {
         None => granted,

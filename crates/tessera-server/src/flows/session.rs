@@ -40,8 +40,20 @@ pub struct Device<'a> {
     pub ip: Option<String>,
 }
 
+/// What a sign-in attempt came to.
+pub enum LoginOutcome {
+    SignedIn(Box<SignedIn>, SecretString),
+    /// Wrong username or password (indistinguishable).
+    Wrong,
+    /// Locked out after repeated failures: the password was not checked; seconds left.
+    Locked(u64),
+}
+
 /// Checks a username and password. Unknown users are checked against a dummy hash and disabled
 /// users fail like a wrong password, so neither timing nor the answer reveals which it was.
+/// Consecutive failures lock the username out with exponential backoff (`crate::abuse`): a
+/// known user's lock is stored (every node, and code and refresh redemption, honour it), an
+/// unknown username's is kept in memory, so a lock does not reveal whether the user exists.
 /// On success, creates a session and returns it with the cookie value.
 pub async fn login(
     state: &AppState,
@@ -49,20 +61,48 @@ pub async fn login(
     password: SecretString,
     device: Device<'_>,
     now: UnixTime,
-) -> anyhow::Result<Option<(SignedIn, SecretString)>> {
+) -> anyhow::Result<LoginOutcome> {
     let found =
         if username.is_empty() || username.len() > 256 { None } else { state.store.user_by_username(username).await? };
     let (user, hash) = match found {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
+    let unknown_key = username.chars().take(256).collect::<String>().to_lowercase();
+    let locked_until = match &user {
+        Some(user) => user.locked_until,
+        None => state.abuse.unknown_users.get(&unknown_key).map_or(0, |(_, until)| until),
+    };
+    if locked_until > now.secs() {
+        return Ok(LoginOutcome::Locked(locked_until - now.secs()));
+    }
     let matches = user::verify_password(hash, password).await?;
+    let known_id = user.as_ref().map(|u| u.id.clone());
     let Some(user) = user.filter(|u| matches && !u.disabled) else {
         // The username is attacker-chosen: escaped and bounded.
         let shown: String = username.chars().take(64).collect();
-        tracing::info!(username = ?shown, "login failed");
-        return Ok(None);
+        let failures = match &known_id {
+            Some(id) => state.store.record_login_failure(id).await?,
+            None => {
+                let failures = state.abuse.unknown_users.get(&unknown_key).map_or(0, |(n, _)| n) + 1;
+                state.abuse.unknown_users.insert(unknown_key.clone(), (failures, 0));
+                failures
+            }
+        };
+        let lock = crate::abuse::lock_seconds(failures);
+        if lock > 0 {
+            let until = now.plus(lock).secs();
+            match &known_id {
+                Some(id) => state.store.lock_user(id, until).await?,
+                None => state.abuse.unknown_users.insert(unknown_key, (failures, until)),
+            }
+            tracing::warn!(username = ?shown, failures, lock_seconds = lock, event = "login_lockout", "user locked out after repeated failures");
+        } else {
+            tracing::info!(username = ?shown, "login failed");
+        }
+        return Ok(LoginOutcome::Wrong);
     };
+    state.store.reset_login_failures(&user.id).await?;
     let secret_part = secret::random_b64(32);
     let session = SessionRow {
         id: secret::random_b64(16),
@@ -79,7 +119,7 @@ pub async fn login(
     state.store.insert_session(&session).await?;
     tracing::info!(user_id = %user.id, session_id = %session.id, "user signed in");
     let cookie = SecretString::new(format!("{}.{secret_part}", session.id));
-    Ok(Some((SignedIn { session, user }, cookie)))
+    Ok(LoginOutcome::SignedIn(Box::new(SignedIn { session, user }), cookie))
 }
 
 /// A CSRF token: HMAC-SHA256 under a key derived from the master key, over the purpose and

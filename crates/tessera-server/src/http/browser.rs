@@ -309,10 +309,30 @@ async fn login_submit(
     let username = form.get("username").unwrap_or("");
     let password = SecretString::new(form.get("password").unwrap_or("").to_owned());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
+    let ip_key = ip.as_deref().map(|ip| format!("ip:{ip}"));
+    let retry_page = |wait: u64| {
+        let csrf = session::csrf_token(&state, "login", &[request, browser]);
+        let ctx = context! {
+            request => request, client_name => client_name.clone(), username => username, csrf_token => csrf,
+            error => "Too many failed attempts. Please wait a moment and try again.",
+        };
+        let mut response = render(&state, StatusCode::TOO_MANY_REQUESTS, "login.html", ctx);
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    };
+    if let Some(wait) = ip_key.as_deref().and_then(|k| state.abuse.login_ip.blocked(k)) {
+        return retry_page(wait);
+    }
     let outcome = session::login(&state, username, password, Device { user_agent, ip }, now).await;
     let (signed_in, cookie) = match outcome {
-        Ok(Some(ok)) => ok,
-        Ok(None) => {
+        Ok(session::LoginOutcome::SignedIn(signed_in, cookie)) => (*signed_in, cookie),
+        Ok(session::LoginOutcome::Locked(wait)) => return retry_page(wait),
+        Ok(session::LoginOutcome::Wrong) => {
+            if let Some(key) = &ip_key {
+                state.abuse.login_ip.failed(key);
+            }
             let csrf = session::csrf_token(&state, "login", &[request, browser]);
             let ctx = context! {
                 request => request, client_name => client_name, username => username, csrf_token => csrf,

@@ -32,10 +32,13 @@ pub fn app(state: AppState) -> Router {
         .route("/.well-known/openid-configuration", get(discovery))
         .route("/.well-known/oauth-authorization-server", get(discovery))
         .route("/jwks.json", get(jwks))
-        .route("/token", post(token))
-        .route("/introspect", post(introspect))
-        .route("/revoke", post(revoke))
-        .route("/par", post(par))
+        .route("/token", post(token).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
+        .route(
+            "/introspect",
+            post(introspect).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)),
+        )
+        .route("/revoke", post(revoke).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
+        .route("/par", post(par).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
         .route("/userinfo", get(userinfo).post(userinfo))
         .route("/revocations", get(feed::page))
         .route("/revocations/stream", get(feed::stream))
@@ -56,6 +59,106 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
         .layer(axum::middleware::from_fn(observe_public))
         .with_state(state)
+}
+
+/// Marks an introspection answer `active: false`, for the token-scanning throttle.
+#[derive(Clone, Copy)]
+struct InactiveAnswer;
+
+fn inactive_answer(mut response: Response) -> Response {
+    response.extensions_mut().insert(InactiveAnswer);
+    response
+}
+
+/// 429 with `Retry-After`.
+pub(crate) fn too_many(retry_after: u64, why: &str) -> Response {
+    let mut response = error::json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", Some(why));
+    if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The request's client address (see [`crate::abuse::client_ip`]).
+pub(crate) fn request_ip(
+    state: &AppState,
+    extensions: &axum::http::Extensions,
+    headers: &HeaderMap,
+) -> Option<std::net::IpAddr> {
+    let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    crate::abuse::client_ip(peer, forwarded, &state.config.trusted_proxies)
+}
+
+/// The client id a request claims, before anything is checked: HTTP Basic's user, or the
+/// form's `client_id`.
+fn claimed_client_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic")).map(|(_, c)| c.trim())
+        })
+        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .and_then(|pair| pair.split_once(':').map(|(id, _)| id.to_owned()))
+        .map(|id| {
+            url::form_urlencoded::parse(format!("x={id}").as_bytes()).map(|(_, v)| v.into_owned()).next().unwrap_or(id)
+        });
+    basic
+        .or_else(|| url::form_urlencoded::parse(body).find(|(k, _)| k == "client_id").map(|(_, v)| v.into_owned()))
+        .map(|id| id.chars().take(128).collect())
+}
+
+/// `/token`, `/introspect`, `/revoke`, `/par`: request rates per client and per address, and the
+/// failure throttles (`crate::abuse`): a client id or address past its allowance of failed
+/// authentications, or a caller past its allowance of inactive introspection answers, gets 429
+/// before anything is checked.
+async fn throttle(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return error::json_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", Some("the body is too large"));
+    };
+    let abuse = &state.abuse;
+    let ip = request_ip(&state, &parts.extensions, &parts.headers).map(|ip| format!("ip:{ip}"));
+    let client = claimed_client_id(&parts.headers, &bytes).map(|id| format!("client:{id}"));
+    for key in [&ip, &client].into_iter().flatten() {
+        if let Some(wait) = abuse.client_auth.blocked(key) {
+            return too_many(wait, "too many failed client authentications; try again later");
+        }
+    }
+    if let Some(ip) = &ip
+        && let Err(wait) = abuse.per_ip.check(ip)
+    {
+        return too_many(wait, "too many requests from this address");
+    }
+    if let Some(client) = &client
+        && let Err(wait) = abuse.per_client.check(client)
+    {
+        return too_many(wait, "too many requests from this client");
+    }
+    let introspection = parts.uri.path() == "/introspect";
+    if introspection && let Some(wait) = client.as_deref().and_then(|c| abuse.scans.blocked(c)) {
+        return too_many(wait, "too many inactive tokens introspected; try again later");
+    }
+    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    if response.status() == StatusCode::UNAUTHORIZED {
+        for key in [&ip, &client].into_iter().flatten() {
+            abuse.client_auth.failed(key);
+        }
+    }
+    if introspection
+        && response.extensions().get::<InactiveAnswer>().is_some()
+        && let Some(client) = &client
+    {
+        abuse.scans.failed(client);
+    }
+    response
 }
 
 /// A request id for logs and the answer: the caller's `X-Request-Id` when it is short and
@@ -315,7 +418,7 @@ async fn introspect(
             Ok(Some(jwt)) => {
                 ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], jwt).into_response()
             }
-            Ok(None) => Json(tessera_proto::token::IntrospectionResponse::inactive()).into_response(),
+            Ok(None) => inactive_answer(Json(tessera_proto::token::IntrospectionResponse::inactive()).into_response()),
             Err(err) => err.into_response(),
         });
     }
@@ -325,6 +428,7 @@ async fn introspect(
     }
     .await;
     no_store(match result {
+        Ok(response) if !response.active => inactive_answer(Json(response).into_response()),
         Ok(response) => Json(response).into_response(),
         Err(err) => err.into_response(),
     })

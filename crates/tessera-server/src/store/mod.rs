@@ -515,6 +515,41 @@ impl Store {
         })
     }
 
+    /// Counts a failed password for the user; the number of consecutive failures.
+    pub async fn record_login_failure(&self, id: &str) -> anyhow::Result<u64> {
+        on_pool!(self, write, |pool| {
+            let row =
+                sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
+                    .bind(id)
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(row.map_or(0, |r| to_u64(sqlx::Row::get(&r, "failed_logins"))))
+        })
+    }
+
+    /// Locks the user out until `until` (never shortening a longer lock).
+    pub async fn lock_user(&self, id: &str, until: u64) -> anyhow::Result<()> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE users SET locked_until = $1 WHERE id = $2 AND locked_until < $1")
+                .bind(to_i64(until))
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Clears the failure count and any lock (a successful sign-in, or an admin's "enable").
+    pub async fn reset_login_failures(&self, id: &str) -> anyhow::Result<()> {
+        on_pool!(self, write, |pool| {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1 AND (failed_logins > 0 OR locked_until > 0)")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
     pub async fn set_user_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
             let res = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")

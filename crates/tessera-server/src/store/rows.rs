@@ -58,6 +58,7 @@ macro_rules! impl_decode {
                     email_verified: self.get("email_verified"),
                     disabled: self.get("disabled"),
                     created_at: to_u64(self.get("created_at")),
+                    locked_until: to_u64(self.get("locked_until")),
                 }
             }
 

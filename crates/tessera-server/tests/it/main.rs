@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod abuse;
 mod admin;
 mod api_keys;
 mod client_assertion;

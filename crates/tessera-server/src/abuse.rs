@@ -1,0 +1,195 @@
+//! Abuse controls (SECURITY-TESTS.md BF-01…BF-03, RT-14):
+//!
+//! - **Failed client authentication** at `/token`, `/introspect`, `/revoke` and `/par` is counted
+//!   per claimed `client_id` and per IP address; past the allowance (`auth_failure_allowance`,
+//!   10 by default, then one every 6 s) that client id or address gets 429 with `Retry-After` before anything is checked — the
+//!   same for a known and an unknown client id, so nothing is enumerated.
+//! - **Token scanning**: introspection answers `active: false` to a caller at most 100 times at
+//!   once (then one every 100 ms); past that, 429.
+//! - **Passwords**: after 5 consecutive failures a user is locked out for 30 s, doubling with each
+//!   further failure up to an hour (stored, so every node and restart agrees). While locked, the
+//!   login form answers 429 without checking the password, and codes and refresh tokens of the
+//!   user are not redeemed (RT-14: a grant started before the lockout cannot be finished during
+//!   it). Unknown usernames are locked the same way in memory, so a lock reveals nothing. Failed
+//!   passwords are also counted per IP address (20 at once, then one every 30 s).
+//! - **Request rates** per client and per IP address on those endpoints (`rate_limit_per_client`,
+//!   `rate_limit_per_ip`, requests per second; 0 turns one off).
+//!
+//! Addresses are the peer's, or — from a peer in `trusted_proxies` — the nearest address in
+//! `X-Forwarded-For` that is not itself a trusted proxy.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Consecutive password failures before a lockout.
+pub const LOCK_AFTER: u64 = 5;
+/// The first lockout; each further failure doubles it.
+pub const FIRST_LOCK: u64 = 30;
+/// The longest lockout.
+pub const LONGEST_LOCK: u64 = 3600;
+
+/// How long a user is locked after `failures` consecutive failures (0: not yet).
+pub fn lock_seconds(failures: u64) -> u64 {
+    if failures < LOCK_AFTER {
+        return 0;
+    }
+    let doublings = u32::try_from(failures - LOCK_AFTER).unwrap_or(u32::MAX).min(16);
+    FIRST_LOCK.saturating_mul(1 << doublings).min(LONGEST_LOCK)
+}
+
+/// Counts failures per key; a key past its allowance is blocked until the allowance refills.
+pub struct Throttle {
+    failures: DefaultKeyedRateLimiter<String>,
+    blocked: moka::sync::Cache<String, Instant>,
+}
+
+impl Throttle {
+    /// Blocks a key at its `allowance`-th failure (so the next attempt is refused).
+    fn new(allowance: u32, refill_every: Duration) -> Throttle {
+        let burst = NonZeroU32::new(allowance.saturating_sub(1).max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota =
+            Quota::with_period(refill_every).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
+        Throttle {
+            failures: RateLimiter::keyed(quota),
+            blocked: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(3600)).build(),
+        }
+    }
+
+    /// Seconds until `key` may try again, while it is blocked.
+    pub fn blocked(&self, key: &str) -> Option<u64> {
+        let until = self.blocked.get(key)?;
+        let left = until.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts a failure of `key`.
+    pub fn failed(&self, key: &str) {
+        let key = key.to_owned();
+        if let Err(not_until) = self.failures.check_key(&key) {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            self.blocked.insert(key, Instant::now() + wait.max(Duration::from_secs(1)));
+        }
+    }
+
+    fn forget_old(&self) {
+        self.failures.retain_recent();
+        self.failures.shrink_to_fit();
+    }
+}
+
+/// A request-rate limit per key; `None` when turned off.
+pub struct RequestLimit(Option<DefaultKeyedRateLimiter<String>>);
+
+impl RequestLimit {
+    fn new(per_second: u32) -> RequestLimit {
+        RequestLimit(NonZeroU32::new(per_second).map(|rate| {
+            let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
+            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        }))
+    }
+
+    /// `Err(seconds to wait)` when `key` is over its rate.
+    pub fn check(&self, key: &str) -> Result<(), u64> {
+        let Some(limiter) = &self.0 else { return Ok(()) };
+        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+            wait.as_secs().max(1)
+        })
+    }
+}
+
+/// Every throttle of one node.
+pub struct Abuse {
+    /// Failed client authentications, keyed `client:<id>` and `ip:<address>`.
+    pub client_auth: Throttle,
+    /// `active: false` answers per introspecting client.
+    pub scans: Throttle,
+    /// Failed passwords per IP address.
+    pub login_ip: Throttle,
+    /// Unknown usernames, locked like real users: (failures, locked until).
+    pub unknown_users: moka::sync::Cache<String, (u64, u64)>,
+    pub per_client: RequestLimit,
+    pub per_ip: RequestLimit,
+}
+
+impl Abuse {
+    pub fn new(per_client: u32, per_ip: u32, auth_failures: u32) -> Abuse {
+        Abuse {
+            client_auth: Throttle::new(auth_failures, Duration::from_secs(6)),
+            scans: Throttle::new(100, Duration::from_millis(100)),
+            login_ip: Throttle::new(20, Duration::from_secs(30)),
+            unknown_users: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(LONGEST_LOCK))
+                .build(),
+            per_client: RequestLimit::new(per_client),
+            per_ip: RequestLimit::new(per_ip),
+        }
+    }
+
+    /// Drops idle keys (the janitor calls this once a minute).
+    pub fn forget_old(&self) {
+        self.client_auth.forget_old();
+        self.scans.forget_old();
+        self.login_ip.forget_old();
+        for limiter in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
+            limiter.retain_recent();
+        }
+    }
+}
+
+/// The client's address: the peer's, or from a trusted proxy the nearest `X-Forwarded-For`
+/// entry that is not a trusted proxy itself (the leftmost entries are whatever the client wrote).
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
+    let Some(chain) = forwarded_for else { return Some(peer) };
+    let mut nearest = peer;
+    for hop in chain.rsplit(',') {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else { return Some(nearest) };
+        nearest = address;
+        if !trusted.iter().any(|net| net.contains(&address)) {
+            break;
+        }
+    }
+    Some(nearest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockouts_double_up_to_an_hour() {
+        assert_eq!((0..LOCK_AFTER).map(lock_seconds).max(), Some(0));
+        assert_eq!([5, 6, 7, 12, 100].map(lock_seconds), [30, 60, 120, 3600, 3600]);
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(ip("203.0.113.9"), Some("1.2.3.4"), &trusted), ip("203.0.113.9"), "not a proxy");
+        assert_eq!(client_ip(ip("10.0.0.2"), Some("1.2.3.4, 198.51.100.7"), &trusted), ip("198.51.100.7"));
+        assert_eq!(client_ip(ip("10.0.0.2"), Some("198.51.100.7, 10.0.0.9"), &trusted), ip("198.51.100.7"));
+        assert_eq!(client_ip(ip("10.0.0.2"), Some("garbage"), &trusted), ip("10.0.0.2"));
+        assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn a_throttle_blocks_past_its_allowance() {
+        let throttle = Throttle::new(3, Duration::from_secs(60));
+        for _ in 0..2 {
+            throttle.failed("k");
+            assert!(throttle.blocked("k").is_none());
+        }
+        throttle.failed("k");
+        assert!(throttle.blocked("k").is_some_and(|s| (1..=60).contains(&s)), "the third failure blocks");
+        assert!(throttle.blocked("other").is_none());
+    }
+}
