@@ -247,16 +247,7 @@ pub async fn exchange(
         return Err(OAuthError::InvalidGrant("the API key is invalid, expired or revoked"));
     };
     let granted = Scope::parse(&row.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
-    let scope = match form.get("scope") {
-        None => granted,
-        Some(text) => {
-            let requested = Scope::parse(text).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
-            if !requested.is_subset(&granted) {
-                return Err(OAuthError::InvalidScope("the requested scope exceeds the key's"));
-            }
-            requested
-        }
-    };
+    let scope = token::narrowed_scope(form, &granted, "the requested scope exceeds the key's")?;
     let requested: Vec<String> =
         form.resources().iter().cloned().chain(form.get("audience").map(str::to_owned)).collect();
     let audience = if requested.is_empty() {

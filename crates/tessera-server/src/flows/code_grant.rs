@@ -278,16 +278,7 @@ pub async fn refresh(
     }
     active_user(state, &grant.user_id, now).await?;
     let granted = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
-    let scope = match form.get("scope") {
-        None => granted,
-        Some(requested) => {
-            let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
-            if !requested.is_subset(&granted) {
-                return Err(OAuthError::InvalidScope("a refresh cannot widen the granted scope"));
-            }
-            requested
-        }
-    };
+    let scope = token::narrowed_scope(form, &granted, "a refresh cannot widen the granted scope")?;
     let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
     state.store.touch_session(&grant.session_id, now.secs()).await?;
     if !client.refresh_rotation && !client.is_public() {

@@ -134,16 +134,7 @@ async fn client_credentials(
     if !client.may_use("client_credentials") {
         return Err(OAuthError::UnauthorizedClient("this client may not use client_credentials"));
     }
-    let scope = match form.get("scope") {
-        None => client.scope.clone(),
-        Some(requested) => {
-            let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
-            if !requested.is_subset(&client.scope) {
-                return Err(OAuthError::InvalidScope("the requested scope exceeds what the client was granted"));
-            }
-            requested
-        }
-    };
+    let scope = narrowed_scope(form, &client.scope, "the requested scope exceeds what the client was granted")?;
     let audience = select_audience(client, form.resources())?;
     let cnf = binding.cnf();
     issue(
@@ -161,6 +152,17 @@ async fn client_credentials(
         now,
     )
     .await
+}
+
+/// The form's `scope` if it is within `granted` (else `invalid_scope` saying `wider`), or all of
+/// `granted` when the form names none (RFC 6749 §3.3, §6).
+pub fn narrowed_scope(form: &Form, granted: &Scope, wider: &'static str) -> Result<Scope, OAuthError> {
+    let Some(requested) = form.get("scope") else { return Ok(granted.clone()) };
+    let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
+    if !requested.is_subset(granted) {
+        return Err(OAuthError::InvalidScope(wider));
+    }
+    Ok(requested)
 }
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means

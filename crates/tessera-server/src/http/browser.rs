@@ -42,6 +42,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/account", get(account_page))
         .route("/account/sessions/end", post(end_one_session))
         .route("/account/sign-out-all", post(sign_out_all))
+        .route("/account/api-keys", post(create_api_key))
+        .route("/account/api-keys/revoke", post(revoke_api_key))
         .route("/logout", get(logout).post(logout))
         .route("/assets/tessera.css", get(stylesheet))
         .layer(axum::middleware::map_response(page_headers))
@@ -460,9 +462,22 @@ async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Ok(None) => return see_other("/login"),
         Err(response) => return response,
     };
-    let sessions = match session::account_sessions(&state, &signed_in, now).await {
+    account(&state, &signed_in, now, StatusCode::OK, None, None).await
+}
+
+/// The account page: sessions and personal access tokens; with a key just created (shown this
+/// once) or an error about the last form.
+async fn account(
+    state: &AppState,
+    signed_in: &SignedIn,
+    now: UnixTime,
+    status: StatusCode,
+    new_key: Option<&str>,
+    key_error: Option<&str>,
+) -> Response {
+    let sessions = match session::account_sessions(state, signed_in, now).await {
         Ok(sessions) => sessions,
-        Err(err) => return unavailable(&state, err),
+        Err(err) => return unavailable(state, err),
     };
     let sessions: Vec<minijinja::Value> = sessions
         .into_iter()
@@ -473,9 +488,26 @@ async fn account_page(State(state): State<AppState>, headers: HeaderMap) -> Resp
             }
         })
         .collect();
-    let csrf = session::csrf_token(&state, "account", &[&signed_in.session.id]);
-    let ctx = context! { username => signed_in.user.username, sessions => sessions, csrf_token => csrf };
-    render(&state, StatusCode::OK, "account.html", ctx)
+    let keys = match state.store.api_keys(Some(("user", &signed_in.user.id))).await {
+        Ok(keys) => keys,
+        Err(err) => return unavailable(state, err),
+    };
+    let keys: Vec<minijinja::Value> = keys
+        .iter()
+        .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now.secs()))
+        .map(|k| {
+            context! {
+                id => crate::apikey::key_jti(k.id), display => k.display, name => k.name, scope => k.scope,
+                created_at => k.created_at, expires_at => k.expires_at, last_used_at => k.last_used_at,
+            }
+        })
+        .collect();
+    let csrf = session::csrf_token(state, "account", &[&signed_in.session.id]);
+    let ctx = context! {
+        username => signed_in.user.username, sessions => sessions, csrf_token => csrf, api_keys => keys,
+        new_key => new_key, key_error => key_error,
+    };
+    render(state, status, "account.html", ctx)
 }
 
 /// A signed-in POST from the account page with a valid CSRF token.
@@ -534,6 +566,63 @@ async fn sign_out_all(State(state): State<AppState>, headers: HeaderMap, body: B
     let mut response = see_other("/login");
     cookies.set(&mut response, Which::Session, None);
     response
+}
+
+/// A personal access token made on the account page: within what the user has granted; shown
+/// once on the page that answers.
+async fn create_api_key(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let (_, signed_in, form) = match account_post(&state, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let expires_in = match form.get("expires_in_days").unwrap_or("") {
+        "" | "never" => None,
+        days => match days.parse::<u64>() {
+            Ok(days) => Some(days.saturating_mul(86_400)),
+            Err(_) => {
+                return account(&state, &signed_in, now, StatusCode::BAD_REQUEST, None, Some("Choose a lifetime."))
+                    .await;
+            }
+        },
+    };
+    let request = tessera_proto::admin::CreateApiKey {
+        user_id: Some(signed_in.user.id.clone()),
+        client_id: None,
+        name: form.get("name").unwrap_or("").to_owned(),
+        scope: form.get("scope").map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned),
+        audience: None,
+        expires_in,
+    };
+    match crate::flows::api_keys::create(&state, request, now).await {
+        Ok((key, _)) => account(&state, &signed_in, now, StatusCode::OK, Some(&key), None).await,
+        Err(err) => {
+            let why = err.description().unwrap_or_else(|| "The key could not be created.".into());
+            account(&state, &signed_in, now, StatusCode::BAD_REQUEST, None, Some(&why)).await
+        }
+    }
+}
+
+/// Revokes one of the user's own API keys.
+async fn revoke_api_key(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let (_, signed_in, form) = match account_post(&state, &headers, &body).await {
+        Ok(ok) => ok,
+        Err(response) => return response,
+    };
+    let Some(id) = form.get("key_id").and_then(crate::flows::api_keys::parse_key_id) else {
+        return error_page(&state, StatusCode::BAD_REQUEST, "No API key was chosen.");
+    };
+    // Only the user's own keys.
+    match state.store.api_key(id).await {
+        Ok(Some(key)) if key.owner_kind == "user" && key.owner_id == signed_in.user.id => {}
+        Ok(_) => return error_page(&state, StatusCode::BAD_REQUEST, "No such API key."),
+        Err(err) => return unavailable(&state, err),
+    }
+    if let Err(err) = crate::flows::api_keys::revoke(&state, id, now).await {
+        return unavailable(&state, anyhow::anyhow!("{err}"));
+    }
+    see_other("/account")
 }
 
 /// RP-initiated logout. With a valid `id_token_hint`, the hinted session ends at once; without

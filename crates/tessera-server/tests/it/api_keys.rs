@@ -225,3 +225,64 @@ async fn personal_access_tokens_carry_at_most_what_the_user_was_granted() {
     assert!(app.admin_post(&format!("/admin/users/{user}/disable"), &json!({})).await.status().is_success());
     assert_eq!(body(app.introspect(&rs, key).await).await.1, json!({"active": false}));
 }
+
+#[tokio::test]
+async fn users_manage_their_own_keys_on_the_account_page() {
+    let app = spawn_app().await;
+    let user = app.create_user("alice").await;
+    let client =
+        app.code_client(json!({"first_party": true, "scope": "openid profile invoices:read", "audience": [API]})).await;
+    let mut browser = Browser::new(&app);
+    let redirect = browser.authorize(&code_request(&client.id, "openid invoices:read"), "alice").await;
+    assert_eq!(app.redeem(&client, &query_param(&redirect, "code").unwrap()).await.status(), 200);
+    let page = browser.get("/account").await.text().await.unwrap();
+    let csrf = tessera_test_support::hidden_field(&page, "csrf_token").unwrap();
+
+    // Without the form's CSRF token: refused.
+    let res = browser.post("/account/api-keys", &[("name", "laptop")]).await;
+    assert_eq!(res.status(), 403);
+    // Wider than what alice granted: refused, said on the page.
+    let res = browser
+        .post(
+            "/account/api-keys",
+            &[("csrf_token", &csrf), ("name", "x"), ("scope", "admin"), ("expires_in_days", "30")],
+        )
+        .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("within its owner"));
+
+    let res = browser
+        .post(
+            "/account/api-keys",
+            &[("csrf_token", &csrf), ("name", "laptop"), ("scope", "invoices:read"), ("expires_in_days", "30")],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let html = res.text().await.unwrap();
+    let start = html.find("id=\"new-api-key\">").unwrap() + "id=\"new-api-key\">".len();
+    let key = &html[start..start + html[start..].find('<').unwrap()];
+    assert!(key.starts_with("tessera_pat_") && key.len() == 72, "{key}");
+    let rs = resource_server(&app).await;
+    let active = body(app.introspect(&rs, key).await).await.1;
+    assert_eq!((active["sub"].as_str(), active["scope"].as_str()), (Some(user.as_str()), Some("invoices:read")));
+    assert_eq!(active["exp"], app.clock.now_secs() + 30 * 86_400);
+    // Shown once: the page lists the key by its first characters only.
+    let page = browser.get("/account").await.text().await.unwrap();
+    assert!(!page.contains(key) && page.contains(&key[..16]), "listed without the secret");
+
+    // Revocation from the account page; another user's key cannot be revoked from here.
+    let listed: Value = body(app.admin_get(&format!("/admin/api-keys?user_id={user}")).await).await.1;
+    let id = listed["api_keys"][0]["id"].as_str().unwrap().to_owned();
+    let billing = service(&app).await;
+    let (_, foreign) = create_key(&app, json!({"client_id": billing.id, "name": "svc"})).await;
+    let res = browser
+        .post("/account/api-keys/revoke", &[("csrf_token", &csrf), ("key_id", foreign["id"].as_str().unwrap())])
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(body(app.introspect(&rs, foreign["key"].as_str().unwrap()).await).await.1["active"], true);
+    let res = browser.post("/account/api-keys/revoke", &[("csrf_token", &csrf), ("key_id", &id)]).await;
+    assert_eq!(res.status(), 303);
+    assert_eq!(body(app.introspect(&rs, key).await).await.1, json!({"active": false}));
+    assert!(!browser.get("/account").await.text().await.unwrap().contains(&key[..16]), "a revoked key leaves the list");
+}
