@@ -493,7 +493,7 @@ async fn account(
         Err(err) => return unavailable(state, err),
     };
     let keys: Vec<minijinja::Value> = keys
-        .iter()
+        .into_iter()
         .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now.secs()))
         .map(|k| {
             context! {
@@ -504,7 +504,7 @@ async fn account(
         .collect();
     let csrf = session::csrf_token(state, "account", &[&signed_in.session.id]);
     let ctx = context! {
-        username => signed_in.user.username, sessions => sessions, csrf_token => csrf, api_keys => keys,
+        username => signed_in.user.username.clone(), sessions => sessions, csrf_token => csrf, api_keys => keys,
         new_key => new_key, key_error => key_error,
     };
     render(state, status, "account.html", ctx)
