@@ -200,7 +200,9 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
     let (scheme, token) = authorization.split_once(' ').ok_or(Refusal::NoToken)?;
     let token = token.trim();
     let now = now();
-    let result = if scheme.eq_ignore_ascii_case("bearer") {
+    let result = if scheme.eq_ignore_ascii_case("bearer") && tessera_proto::token::looks_like_api_key(token) {
+        config.verifier.verify_api_key(token, now).await
+    } else if scheme.eq_ignore_ascii_case("bearer") {
         let certificate = request.extensions.get::<ClientCertificate>().map(|c| c.0.as_slice());
         config.verifier.verify_bearer(token, certificate, now).await
     } else if scheme.eq_ignore_ascii_case("dpop") {

@@ -74,6 +74,9 @@ pub enum VerifyError {
     /// `nbf` or `iat` is in the future (beyond the leeway), or `exp` is further out than the maximum lifetime.
     #[error("token is not yet valid or claims an implausible lifetime")]
     NotYetValid,
+    /// The issuer says the token is not active (an unknown, expired or revoked API key).
+    #[error("the token is not active")]
+    Inactive,
     /// The token carries `cnf`: it is sender-constrained and cannot be accepted as a bearer token.
     #[error("token is sender-constrained; a proof of possession is required")]
     SenderConstrained,

@@ -55,9 +55,20 @@ pub struct RemoteVerifierBuilder {
     http: Option<reqwest::Client>,
     refetch_interval: Duration,
     max_feed_outage: Duration,
+    api_keys: bool,
 }
 
 impl RemoteVerifierBuilder {
+    /// Accept API keys (`tessera_pat_…`, `tessera_sak_…`) as well, through
+    /// [`RemoteVerifier::verify_api_key`] (and `VerifyLayer`): each key is introspected at the
+    /// issuer as the [`revocation_feed`](Self::revocation_feed) client (needed), and the JWT the
+    /// issuer returns for it is verified like any token and cached until it expires (five
+    /// minutes); the feed revokes it within a second like any token.
+    pub fn api_keys(mut self) -> RemoteVerifierBuilder {
+        self.api_keys = true;
+        self
+    }
+
     /// Follow the issuer's revocation feed as this resource-server client (registered with
     /// `introspection: true`). Without it, revocation is effective only at token expiry.
     pub fn revocation_feed(mut self, client_id: &str, client_secret: &str) -> RemoteVerifierBuilder {
@@ -101,6 +112,24 @@ impl RemoteVerifierBuilder {
             return Err(RemoteError::Unavailable(format!("{url} names issuer {:?}", metadata.issuer)));
         }
         let jwks: JwkSet = fetch_json(&http, &metadata.jwks_uri).await?;
+        let api_keys = match (self.api_keys, &self.feed, &metadata.introspection_endpoint) {
+            (false, _, _) => None,
+            (true, Some(_), Some(endpoint)) => Some(ApiKeys {
+                endpoint: endpoint.clone(),
+                exchanged: moka::sync::Cache::builder()
+                    .max_capacity(50_000)
+                    .time_to_live(Duration::from_secs(300))
+                    .build(),
+            }),
+            (true, None, _) => {
+                return Err(RemoteError::Unavailable(
+                    "API keys need the revocation_feed client to introspect them".into(),
+                ));
+            }
+            (true, Some(_), None) => {
+                return Err(RemoteError::Unavailable("the issuer publishes no introspection_endpoint".into()));
+            }
+        };
         let keys = Verifier::new(&issuer, &self.audience, &jwks)?;
         let inner = Arc::new(Inner {
             issuer,
@@ -114,6 +143,7 @@ impl RemoteVerifierBuilder {
             verified: moka::sync::Cache::new(50_000),
             feed: self.feed.map(|credentials| Feed::new(credentials, self.max_feed_outage)),
             replay: ReplayCache::new(100_000),
+            api_keys,
         });
         if let Some(feed) = &inner.feed {
             let caught_up = feed.caught_up.clone();
@@ -132,6 +162,15 @@ impl RemoteVerifierBuilder {
 struct Metadata {
     issuer: String,
     jwks_uri: String,
+    #[serde(default)]
+    introspection_endpoint: Option<String>,
+}
+
+/// API keys: where to introspect them, and the JWTs they stood for lately (by SHA-256 of the
+/// key, with the JWT's `exp`).
+struct ApiKeys {
+    endpoint: String,
+    exchanged: moka::sync::Cache<[u8; 32], (Arc<str>, u64)>,
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, RemoteError> {
@@ -164,6 +203,7 @@ struct Inner {
     verified: moka::sync::Cache<[u8; 32], Arc<Claims>>,
     feed: Option<Feed>,
     replay: ReplayCache,
+    api_keys: Option<ApiKeys>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -347,7 +387,55 @@ impl RemoteVerifier {
             http: None,
             refetch_interval: Duration::from_secs(60),
             max_feed_outage: Duration::from_secs(10),
+            api_keys: false,
         }
+    }
+
+    /// Verifies an API key (see [`RemoteVerifierBuilder::api_keys`]): the claims of the JWT the
+    /// issuer returns for it (`client_id` and `jti` are the key's id, `sub` its owner), unless
+    /// the feed revoked it. Refused when API keys were not enabled.
+    pub async fn verify_api_key(&self, key: &str, now: UnixTime) -> Result<Claims, RemoteError> {
+        let inner = &self.inner;
+        let (Some(api), Some(feed)) = (&inner.api_keys, &inner.feed) else {
+            return Err(VerifyError::Malformed("API keys are not accepted here").into());
+        };
+        let hash = token_hash(key);
+        let jwt = match api.exchanged.get(&hash).filter(|(_, exp)| *exp > now.0) {
+            Some((jwt, _)) => jwt,
+            None => {
+                let (id, secret) = &feed.credentials;
+                let unavailable = |e: &dyn std::fmt::Display| RemoteError::Unavailable(format!("introspection: {e}"));
+                let res = inner
+                    .http
+                    .post(&api.endpoint)
+                    .basic_auth(id, Some(secret))
+                    .header(http::header::ACCEPT, "application/jwt")
+                    .form(&[("token", key)])
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(&e))?;
+                if !res.status().is_success() {
+                    return Err(unavailable(&res.status()));
+                }
+                let is_jwt = res
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|t| t.starts_with("application/jwt"));
+                if !is_jwt {
+                    return Err(VerifyError::Inactive.into());
+                }
+                let jwt: Arc<str> = Arc::from(res.text().await.map_err(|e| unavailable(&e))?.trim());
+                let claims = self.claims(&jwt, now).await?;
+                api.exchanged.insert(hash, (jwt.clone(), claims.exp));
+                jwt
+            }
+        };
+        let claims = self.claims(&jwt, now).await?;
+        if claims.cnf.is_some() {
+            return Err(VerifyError::SenderConstrained.into());
+        }
+        Ok(claims)
     }
 
     /// Verifies a bearer token (as [`Verifier::verify`]) and that it is not revoked.

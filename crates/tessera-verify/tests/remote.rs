@@ -219,3 +219,54 @@ async fn a_lost_revocation_feed_fails_closed() {
     }
     assert!(!verifier.is_current());
 }
+
+/// API keys in an embedded API: introspected once as the feed's client, the JWT they stand for
+/// verified and cached; refused where not enabled, in a URL, when revoked (within a second).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_accepted_when_enabled_and_revoked_within_a_second() {
+    let app = spawn_app_at(wall_clock_now()).await;
+    let reader = app.create_client(json!({"client_name":"api","introspection":true,"audience":[API]})).await;
+    let verifier = RemoteVerifier::builder(&app.issuer, API)
+        .revocation_feed(&reader.id, &reader.secret)
+        .api_keys()
+        .build()
+        .await
+        .unwrap();
+    assert!(matches!(
+        RemoteVerifier::builder(&app.issuer, API).api_keys().build().await,
+        Err(RemoteError::Unavailable(_))
+    ));
+    let owner = app.create_client(json!({"scope":"read","audience":[API]})).await;
+    let res = app.admin_post("/admin/api-keys", &json!({"client_id": owner.id, "name": "ci"})).await;
+    let created: Value = res.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let now = tessera_proto::UnixTime(wall_clock_now());
+    let claims = verifier.verify_api_key(&key, now).await.unwrap();
+    assert_eq!(
+        (claims.client_id.as_str(), claims.sub.as_str(), claims.jti.as_str()),
+        (id.as_str(), owner.id.as_str(), id.as_str())
+    );
+    assert!(matches!(
+        verifier.verify_api_key(&key[..71], now).await,
+        Err(RemoteError::Invalid(tessera_verify::VerifyError::Inactive))
+    ));
+
+    let url = api(VerifyLayer::new(verifier.clone()).require_scope("read")).await;
+    let plain = api(VerifyLayer::new(setup(&app).await.1)).await;
+    let http = reqwest::Client::new();
+    let call = |base: String, path: String| {
+        let request = http.get(format!("{base}{path}")).header("authorization", format!("Bearer {key}"));
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(call(url.clone(), "/whoami".into()).await, 200);
+    assert_eq!(call(plain, "/whoami".into()).await, 401, "API keys not enabled there");
+    assert_eq!(call(url.clone(), format!("/whoami?key={key}")).await, 401, "never in a URL");
+
+    assert_eq!(app.admin_delete(&format!("/admin/api-keys/{id}")).await.status(), 204);
+    let revoked = Instant::now();
+    while call(url.clone(), "/whoami".into()).await != 401 {
+        assert!(revoked.elapsed() < Duration::from_secs(1), "still admitted after {:?}", revoked.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
