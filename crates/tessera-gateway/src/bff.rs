@@ -38,6 +38,8 @@ use cookie::{Cookie, CookieJar, Key, SameSite};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
+use crate::{json_error as error, json_response as json, now, sha256};
+
 /// The encrypted session cookie: access token, refresh token, expiry, CSRF value.
 pub const SESSION_COOKIE: &str = "__Host-tessera-session";
 /// The encrypted login cookie: `state`, PKCE verifier, nonce, for ten minutes.
@@ -212,35 +214,9 @@ fn random_b64(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buffer)
 }
 
-fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
-}
-
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)] // the token handler's sessions follow the wall clock
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    since.as_secs()
-}
-
 fn equal(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq as _;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn error(status: StatusCode, code: &str, description: &str) -> Response {
-    json(status, &serde_json::json!({"error": code, "error_description": description}))
 }
 
 pub(crate) fn set_cookie(response: &mut Response, cookie: &Cookie<'_>) {

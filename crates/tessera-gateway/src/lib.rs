@@ -213,11 +213,31 @@ fn normal_path(path: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
-    let body = serde_json::json!({"error": error, "error_description": description});
+/// A JSON body that is never cached.
+fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `{"error", "error_description"}`, never cached.
+fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
+    json_response(status, &serde_json::json!({"error": error, "error_description": description}))
+}
+
+/// The wall clock in Unix seconds: the gateway's caches and sessions live at the edge, where it
+/// is read.
+fn now() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    since.as_secs()
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 /// Builds the gateway: one verifier per audience (each following the revocation feed), and a

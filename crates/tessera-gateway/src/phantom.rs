@@ -171,12 +171,6 @@ fn refuse(exchange: &Exchange, status: StatusCode, error: &str, description: &st
     response
 }
 
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)] // the gateway's edge reads the wall clock for its cache
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    since.as_secs()
-}
-
 /// The `exp` of a JWT, read without checking anything (the next layer verifies the JWT).
 fn unverified_exp(jwt: &str) -> Option<u64> {
     let payload = jwt.split('.').nth(1)?;
@@ -230,19 +224,14 @@ impl Exchange {
                 "this route takes reference tokens",
             ));
         }
-        let key: [u8; 32] = {
-            let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-            let mut key = [0u8; 32];
-            key.copy_from_slice(digest.as_ref());
-            key
-        };
+        let key = crate::sha256(token.as_bytes());
         let mode = match kind {
             Reference::Phantom if api_key => "api_key",
             Reference::Phantom | Reference::None => "phantom",
             Reference::Split => "split",
         };
         if let Some((jwt, exp)) = self.cache.get(&key)
-            && exp > now()
+            && exp > crate::now()
         {
             crate::metrics::exchange(mode, "hit");
             return Outcome::Replace(jwt);

@@ -162,24 +162,25 @@ pub async fn active_key(state: &AppState, token: &str, now: UnixTime) -> anyhow:
     let Some(key) = ApiKey::parse(token) else { return Ok(None) };
     let Some(row) = state.store.api_key(key.id).await? else { return Ok(None) };
     let genuine = crate::secret::hashes_equal(&key.secret_hash(), &row.secret_hash);
-    let kind_matches = row.owner_kind == key.owner.as_str();
-    if !genuine || !kind_matches || row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now.secs()) {
-        return Ok(None);
-    }
-    if !owner_active(state, &row).await? {
+    if !genuine || row.owner_kind != key.owner.as_str() || !in_force(state, &row, now).await? {
         return Ok(None);
     }
     Ok(Some(row))
 }
 
-/// Whether the key behind a token exchanged for it (`client_id` `ak_<id>`) is still active.
-pub async fn key_of_token_active(state: &AppState, client_id: &str, now: UnixTime) -> anyhow::Result<bool> {
-    let Some(id) = client_id.strip_prefix("ak_").and_then(|id| id.parse::<u64>().ok()) else { return Ok(false) };
-    let Some(row) = state.store.api_key(id).await? else { return Ok(false) };
+/// Not revoked, not expired, and its owner still exists and may act.
+async fn in_force(state: &AppState, row: &ApiKeyRow, now: UnixTime) -> anyhow::Result<bool> {
     if row.revoked_at.is_some() || row.expires_at.is_some_and(|e| e <= now.secs()) {
         return Ok(false);
     }
-    owner_active(state, &row).await
+    owner_active(state, row).await
+}
+
+/// Whether the key behind a token exchanged for it (`client_id` `ak_<id>`) is still active.
+pub async fn key_of_token_active(state: &AppState, client_id: &str, now: UnixTime) -> anyhow::Result<bool> {
+    let Some(id) = parse_key_id(client_id) else { return Ok(false) };
+    let Some(row) = state.store.api_key(id).await? else { return Ok(false) };
+    in_force(state, &row, now).await
 }
 
 /// An active key as introspection sees it (`token_type` `api_key`).
