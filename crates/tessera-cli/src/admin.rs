@@ -17,10 +17,10 @@ use tessera_proto::token::TokenResponse;
 pub(crate) struct Common {
     /// The admin.json written by `tessera serve`.
     #[arg(long, env = "TESSERA_ADMIN_CONFIG", default_value = "tessera-data/admin.json", global = true)]
-    admin_config: PathBuf,
+    pub(crate) admin_config: PathBuf,
     /// Print JSON instead of a human-readable table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -281,14 +281,14 @@ pub(crate) async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
 }
 
 /// An authenticated session with the admin API.
-struct AdminSession {
+pub(crate) struct AdminSession {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl AdminSession {
-    async fn open(path: &PathBuf) -> anyhow::Result<AdminSession> {
+    pub(crate) async fn open(path: &PathBuf) -> anyhow::Result<AdminSession> {
         let bytes = std::fs::read(path).with_context(|| {
             format!("reading {} (start `tessera serve` first, or pass --admin-config)", path.display())
         })?;
@@ -306,7 +306,7 @@ impl AdminSession {
         Ok(AdminSession { http, base: config.admin_url, token: token.access_token })
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -325,7 +325,7 @@ fn form_encode(s: &str) -> String {
     serde_urlencoded::to_string([("v", s)]).unwrap_or_default().trim_start_matches("v=").to_owned()
 }
 
-async fn parse<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> anyhow::Result<T> {
+pub(crate) async fn parse<T: serde::de::DeserializeOwned>(res: reqwest::Response) -> anyhow::Result<T> {
     let status = res.status();
     let bytes = res.bytes().await?;
     if !status.is_success() {
@@ -342,7 +342,7 @@ async fn expect_empty(res: reqwest::Response) -> anyhow::Result<()> {
 }
 
 /// Prints `value` as JSON with `--json`, or through `human` otherwise.
-fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
+pub(crate) fn emit<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(value)?);
     } else {
@@ -597,7 +597,7 @@ async fn set_disabled(common: Common, user_id: &str, action: &str) -> anyhow::Re
 }
 
 /// Percent-encodes a value for use as one URL path segment.
-fn path_segment(s: &str) -> String {
+pub(crate) fn path_segment(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

@@ -2,6 +2,7 @@
 //! drive the admin API and verify tokens. Errors print one line and exit non-zero.
 
 mod admin;
+mod audit;
 mod gateway;
 mod serve;
 mod verify;
@@ -45,6 +46,9 @@ enum Command {
     /// Manage API keys (users' personal access tokens, clients' service keys).
     #[command(subcommand)]
     Apikey(admin::ApiKeyCommand),
+    /// Check, follow, search and export the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +71,7 @@ fn main() -> ExitCode {
             Command::Token(command) => verify::run(command).await,
             Command::Revoke(args) => admin::revoke(args).await.map(|()| ExitCode::SUCCESS),
             Command::Apikey(command) => admin::api_key(command).await.map(|()| ExitCode::SUCCESS),
+            Command::Audit(command) => audit::run(command).await,
         }
     });
     match result {

@@ -396,3 +396,61 @@ pub struct CreatedApiKey {
 pub struct ApiKeyList {
     pub api_keys: Vec<ApiKeyInfo>,
 }
+
+/// One audit-log record (`GET /admin/audit`, `tessera audit query`; one JSON line each in an
+/// export). `hash` chains it to the record before (see the server's `audit` module).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Position in the log: 1, 2, 3, … without gaps.
+    pub seq: u64,
+    /// Seconds since the epoch.
+    pub at: u64,
+    /// `token.issued`, `token.revoked`, `user.login`, … (see the README).
+    pub event: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    /// Who acted: `client:<id>`, `user:<id>`, `admin:<client id>`, `server` or `anonymous`.
+    pub actor: String,
+    /// Whom it concerns: a user id, `key:<kid>`, `ak_<n>`.
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    /// A JSON object, as text: further facts (never a secret); hashed byte for byte.
+    pub details: String,
+    /// This record's chain hash, hex.
+    pub hash: String,
+}
+
+/// `GET /admin/audit`: records oldest first; ask again with `after=next_after` for more.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// The last position in this page (the `after` given when it is empty).
+    pub next_after: u64,
+}
+
+/// Where the audit chain breaks first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditBreak {
+    /// The position of the first record that does not verify, or that is missing.
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// `GET /admin/audit/verify`, `tessera audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditVerification {
+    /// Records that verified (all of them when there is no break).
+    pub verified: u64,
+    /// The last verified record's position and hash (hex): an anchor to keep elsewhere and pass
+    /// to later checks, so that even a rewritten log is caught.
+    pub head_seq: u64,
+    pub head_hash: String,
+    pub first_break: Option<AuditBreak>,
+}

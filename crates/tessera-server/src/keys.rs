@@ -16,6 +16,7 @@ use tessera_proto::admin::KeyInfo;
 use tessera_proto::jwks::JwkSet;
 use tessera_verify::{KeySet, Verifier};
 
+use crate::audit::{Event, Record};
 use crate::store::{KeyRow, Store};
 
 /// A JWS algorithm we can sign with.
@@ -263,13 +264,13 @@ impl KeyRing {
     pub async fn load(store: &Store, sealer: Sealer, issuer: &str, now: u64) -> anyhow::Result<KeyRing> {
         if store.keys().await?.is_empty() {
             let row = generate(&sealer, SigningAlg::Es256, "active", now)?;
-            store.insert_key(&row).await?;
+            store.insert_key(&row, key_record(&row, now)).await?;
             tracing::info!(kid = %row.kid, alg = %row.alg, "generated the first signing key");
         }
         // OpenID Connect's default ID-token algorithm is RS256 (Core §3.1.3.7): keep one published.
         if !store.keys().await?.iter().any(|k| k.alg == "RS256") {
             let row = generate(&sealer, SigningAlg::Rs256, "published", now)?;
-            store.insert_key(&row).await?;
+            store.insert_key(&row, key_record(&row, now)).await?;
             tracing::info!(kid = %row.kid, "generated an RS256 key for ID tokens");
         }
         let snapshot = snapshot(&sealer, store.keys().await?, issuer)?;
@@ -294,11 +295,19 @@ impl KeyRing {
         // RSA generation takes tens of milliseconds: keep it off the async workers.
         let sealer = self.sealer.clone();
         let row = tokio::task::spawn_blocking(move || generate(&sealer, alg, "published", now)).await??;
-        store.insert_key(&row).await?;
+        store.insert_key(&row, key_record(&row, now)).await?;
         self.reload(store).await?;
         tracing::info!(kid = %row.kid, alg = %row.alg, "generated a signing key");
         Ok(KeyInfo { kid: row.kid, alg: row.alg, status: row.status, created_at: row.created_at })
     }
+}
+
+/// The audit record of a new key: by the admin API's caller, or by the server at start-up.
+fn key_record(row: &KeyRow, now: u64) -> Record {
+    Record::by_context(Event::KeyCreated, now, "server")
+        .subject(format!("key:{}", row.kid))
+        .detail("alg", &row.alg)
+        .detail("status", &row.status)
 }
 
 fn generate(sealer: &Sealer, alg: SigningAlg, status: &str, now: u64) -> anyhow::Result<KeyRow> {

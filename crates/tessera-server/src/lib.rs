@@ -3,6 +3,7 @@
 
 pub mod abuse;
 pub mod apikey;
+pub mod audit;
 pub mod cache;
 pub mod client;
 pub mod clock;

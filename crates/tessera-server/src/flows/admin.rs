@@ -7,6 +7,7 @@ use tessera_proto::admin::{
     RevocationResult, SetPassword, UserInfo, UserList,
 };
 
+use crate::audit::{Event, Record};
 use crate::client::Client;
 use crate::flows::{introspect, session};
 use crate::keys::SigningAlg;
@@ -44,8 +45,9 @@ impl From<crate::flows::error::OAuthError> for AdminError {
     }
 }
 
-/// RFC 6750 §2.1: `Authorization: Bearer <token>`, scheme case-insensitive.
-pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<(), AdminError> {
+/// RFC 6750 §2.1: `Authorization: Bearer <token>`, scheme case-insensitive. The caller, as the
+/// audit log names it (`admin:<client id>`).
+pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixTime) -> Result<String, AdminError> {
     let token = introspect::bearer_token(authorization).ok_or(AdminError::Unauthorized)?;
     let active = introspect::resolve(state, token, now).await?.ok_or(AdminError::Unauthorized)?;
     // A sender-constrained token is no bearer token (RFC 9449 §7.1, RFC 8705 §3).
@@ -56,7 +58,7 @@ pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixT
     if !scope.contains(ADMIN_SCOPE) {
         return Err(AdminError::Forbidden);
     }
-    Ok(())
+    Ok(format!("admin:{}", active.client_id))
 }
 
 /// Registers a client and returns it with its secret, shown this once.
@@ -70,7 +72,11 @@ pub async fn create_client(
     // Only clients that authenticate with a secret get one; for the others (public clients, keys,
     // certificates) the stored hash is of a random value nobody ever sees.
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
-    state.store.insert_client(&client, &secret::hash(client_secret.expose())).await?;
+    let record = Record::admin(now.secs(), "client.create")
+        .client(&client.client_id)
+        .detail("grant_types", &client.grant_types)
+        .detail("scope", client.scope.to_string());
+    state.store.insert_client(&client, &secret::hash(client_secret.expose()), record).await?;
     tracing::info!(client_id = %client.client_id, "client created");
     let shown = client.uses_secret().then(|| client_secret.expose().to_owned());
     Ok(client.info(shown))
@@ -91,7 +97,8 @@ pub async fn delete_client(state: &AppState, client_id: &str, now: UnixTime) -> 
     if state.store.setting(crate::BOOTSTRAP_CLIENT_SETTING).await?.as_deref() == Some(client_id) {
         return Err(AdminError::InvalidRequest("the bootstrap admin client cannot be deleted".into()));
     }
-    if !state.store.delete_client(client_id, now.secs()).await? {
+    let record = Record::admin(now.secs(), "client.delete").client(client_id);
+    if !state.store.delete_client(client_id, now.secs(), record).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(%client_id, "client deleted");
@@ -99,12 +106,13 @@ pub async fn delete_client(state: &AppState, client_id: &str, now: UnixTime) -> 
 }
 
 /// Replaces a client's secret; the old one stops working at once.
-pub async fn rotate_secret(state: &AppState, client_id: &str) -> Result<ClientInfo, AdminError> {
+pub async fn rotate_secret(state: &AppState, client_id: &str, now: UnixTime) -> Result<ClientInfo, AdminError> {
     if state.store.client(client_id).await?.is_some_and(|c| !c.client.uses_secret()) {
         return Err(AdminError::InvalidRequest("this client authenticates without a secret".into()));
     }
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
-    if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose())).await? {
+    let record = Record::admin(now.secs(), "client.rotate_secret").client(client_id);
+    if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose()), record).await? {
         return Err(AdminError::NotFound);
     }
     tracing::info!(%client_id, "client secret rotated");
@@ -125,8 +133,9 @@ pub fn list_keys(state: &AppState) -> KeyList {
 
 /// Makes a published key the signing key. The previous key stays published, so tokens it
 /// signed keep verifying.
-pub async fn activate_key(state: &AppState, kid: &str) -> Result<KeyInfo, AdminError> {
-    if !state.store.activate_key(kid).await? {
+pub async fn activate_key(state: &AppState, kid: &str, now: UnixTime) -> Result<KeyInfo, AdminError> {
+    let record = Record::by_context(Event::KeyActivated, now.secs(), "admin").subject(format!("key:{kid}"));
+    if !state.store.activate_key(kid, record).await? {
         return Err(AdminError::NotFound);
     }
     state.keys.reload(&state.store).await?;
@@ -139,7 +148,8 @@ pub async fn create_user(state: &AppState, request: CreateUser, now: UnixTime) -
     let new =
         NewUser::parse(secret::random_b64(16), request, now.secs()).map_err(|e| AdminError::InvalidRequest(e.0))?;
     let hash = user::hash_password(new.password).await?;
-    if !state.store.insert_user(&new.user, &hash).await? {
+    let record = Record::admin(now.secs(), "user.create").subject(&new.user.id);
+    if !state.store.insert_user(&new.user, &hash, record).await? {
         return Err(AdminError::Conflict(format!("username {:?} is taken", new.user.username)));
     }
     tracing::info!(user_id = %new.user.id, "user created");
@@ -155,7 +165,8 @@ pub async fn user(state: &AppState, id: &str) -> Result<UserInfo, AdminError> {
 }
 
 pub async fn delete_user(state: &AppState, id: &str, now: UnixTime) -> Result<(), AdminError> {
-    if !state.store.delete_user(id, now.secs()).await? {
+    let record = Record::admin(now.secs(), "user.delete").subject(id);
+    if !state.store.delete_user(id, now.secs(), record).await? {
         return Err(AdminError::NotFound);
     }
     // Grants went with the user; tokens issued under them read as revoked from now on.
@@ -172,11 +183,14 @@ pub async fn set_user_disabled(
     disabled: bool,
     now: UnixTime,
 ) -> Result<UserInfo, AdminError> {
-    if !state.store.set_user_disabled(id, disabled).await? {
+    let action = if disabled { "user.disable" } else { "user.enable" };
+    let record = Record::admin(now.secs(), action).subject(id);
+    if !state.store.set_user_disabled(id, disabled, record).await? {
         return Err(AdminError::NotFound);
     }
     if disabled {
-        session::revoke(state, RevocationTarget::User(id), now).await?;
+        session::revoke(state, RevocationTarget::User(id), now, revocation_record(now, RevocationTarget::User(id)))
+            .await?;
     } else {
         // Enabling also lifts a password lockout.
         state.store.reset_login_failures(id).await?;
@@ -194,10 +208,11 @@ pub async fn set_password(
 ) -> Result<UserInfo, AdminError> {
     let password = user::check_password(request.password).map_err(|e| AdminError::InvalidRequest(e.0))?;
     let hash = user::hash_password(password).await?;
-    if !state.store.set_user_password(id, &hash).await? {
+    let record = Record::admin(now.secs(), "user.set_password").subject(id);
+    if !state.store.set_user_password(id, &hash, record).await? {
         return Err(AdminError::NotFound);
     }
-    session::revoke(state, RevocationTarget::User(id), now).await?;
+    session::revoke(state, RevocationTarget::User(id), now, revocation_record(now, RevocationTarget::User(id))).await?;
     tracing::info!(user_id = %id, "password changed; sessions revoked");
     user(state, id).await
 }
@@ -230,6 +245,16 @@ pub async fn revoke(
         }
         _ => return Err(AdminError::InvalidRequest("give exactly one of user_id, session_id, client_id".into())),
     };
-    let (sessions, grants) = session::revoke(state, target, now).await?;
+    let (sessions, grants) = session::revoke(state, target, now, revocation_record(now, target)).await?;
     Ok(RevocationResult { sessions, grants })
+}
+
+/// The record of an administrator's revocation of everything under `target`.
+fn revocation_record(now: UnixTime, target: RevocationTarget<'_>) -> Record {
+    let record = Record::by_context(Event::TokenRevoked, now.secs(), "admin");
+    match target {
+        RevocationTarget::User(id) => record.subject(id).detail("target", "user"),
+        RevocationTarget::Session(id) => record.session(Some(id)).detail("target", "session"),
+        RevocationTarget::Client(id) => record.client(id).detail("target", "client"),
+    }
 }

@@ -15,6 +15,7 @@ use tessera_proto::token::TokenResponse;
 
 use crate::AppState;
 use crate::apikey::{ApiKey, DISPLAY_LEN, Owner, key_jti};
+use crate::audit::{Event, Record};
 use crate::client::{MAX_ACCESS_TOKEN_TTL, is_resource_uri};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
@@ -54,8 +55,14 @@ async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope
     }
 }
 
-/// Creates a key; the key itself (shown once) and its row.
-pub async fn create(state: &AppState, request: CreateApiKey, now: UnixTime) -> Result<(String, ApiKeyRow), OAuthError> {
+/// Creates a key for `actor` (`user:<id>` on the account page, the admin API's caller); the key
+/// itself (shown once) and its row.
+pub async fn create(
+    state: &AppState,
+    request: CreateApiKey,
+    actor: &str,
+    now: UnixTime,
+) -> Result<(String, ApiKeyRow), OAuthError> {
     let (owner, owner_id) = match (&request.user_id, &request.client_id) {
         (Some(user), None) => (Owner::User, user.as_str()),
         (None, Some(client)) => (Owner::Client, client.as_str()),
@@ -93,18 +100,31 @@ pub async fn create(state: &AppState, request: CreateApiKey, now: UnixTime) -> R
     };
     let secret = ApiKey::secret();
     let secret_hash = crate::secret::hash_bytes(&secret);
+    let record = Record::new(Event::ApiKeyCreated, now.secs(), actor)
+        .detail("owner", format!("{}:{owner_id}", owner.as_str()))
+        .detail("name", name)
+        .detail("scope", scope.to_string())
+        .detail("audience", &audience)
+        .detail("expires_at", expires_at);
+    let record = match owner {
+        Owner::User => record.subject(owner_id),
+        Owner::Client => record.client(owner_id),
+    };
     let id = state
         .store
-        .insert_api_key(NewApiKey {
-            secret_hash: &secret_hash,
-            owner_kind: owner.as_str(),
-            owner_id,
-            name,
-            scope: &scope.to_string(),
-            audience: &audience,
-            created_at: now.secs(),
-            expires_at,
-        })
+        .insert_api_key(
+            NewApiKey {
+                secret_hash: &secret_hash,
+                owner_kind: owner.as_str(),
+                owner_id,
+                name,
+                scope: &scope.to_string(),
+                audience: &audience,
+                created_at: now.secs(),
+                expires_at,
+            },
+            record,
+        )
         .await?;
     let key = ApiKey { owner, id, secret }.encode();
     let display = &key.expose()[..DISPLAY_LEN];
@@ -138,8 +158,9 @@ pub fn parse_key_id(id: &str) -> Option<u64> {
 }
 
 /// Revokes key `id`; `false` if there is no such key or it was revoked before.
-pub async fn revoke(state: &AppState, id: u64, now: UnixTime) -> Result<bool, OAuthError> {
-    let revoked = state.store.revoke_api_key(id, &key_jti(id), now.secs()).await?;
+pub async fn revoke(state: &AppState, id: u64, actor: &str, now: UnixTime) -> Result<bool, OAuthError> {
+    let record = Record::new(Event::ApiKeyRevoked, now.secs(), actor).subject(key_jti(id));
+    let revoked = state.store.revoke_api_key(id, &key_jti(id), now.secs(), record).await?;
     if revoked {
         crate::metrics::revocation("api_key");
         state.active_tokens.clear();

@@ -12,6 +12,7 @@ use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::client::Client;
 use crate::flows::authorize::{is_pkce_value, pkce_matches};
 use crate::flows::error::OAuthError;
@@ -151,7 +152,7 @@ pub async fn redeem(
         return Err(invalid);
     }
     if row.consumed_at.is_some() {
-        replayed(state, row.grant_id.as_deref(), now).await?;
+        replayed(state, client, row.grant_id.as_deref(), now).await?;
         return Err(invalid);
     }
     if row.expires_at <= now.secs() {
@@ -208,10 +209,19 @@ pub async fn redeem(
     // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
     // that never comes into being read as revoked.
     let mut response = respond(state, Issuing::Code(row.nonce.as_deref()), client, &grant, scope, binding, now).await?;
-    let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs()).await? {
+    let record = Record::new(Event::TokenIssued, now.secs(), format!("client:{}", client.client_id))
+        .subject(&grant.user_id)
+        .client(&client.client_id)
+        .session(Some(&grant.session_id))
+        .detail("token", "refresh_token")
+        .detail("grant_type", "authorization_code")
+        .detail("grant_id", &grant.id)
+        .detail("scope", &grant.scope)
+        .detail("refresh_token", refresh.is_some());
+    let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs(), record).await? {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
-            replayed(state, grant_id.as_deref(), now).await?;
+            replayed(state, client, grant_id.as_deref(), now).await?;
             return Err(invalid);
         }
     };
@@ -226,9 +236,13 @@ pub async fn redeem(
 }
 
 /// RFC 6749 §4.1.2, RFC 9700 §4.2.4: a code presented twice revokes what its first redemption issued.
-async fn replayed(state: &AppState, grant_id: Option<&str>, now: UnixTime) -> Result<(), OAuthError> {
+async fn replayed(state: &AppState, client: &Client, grant_id: Option<&str>, now: UnixTime) -> Result<(), OAuthError> {
     if let Some(grant_id) = grant_id {
-        session::revoke_grant(state, grant_id, now).await?;
+        let record = Record::new(Event::ReuseDetected, now.secs(), format!("client:{}", client.client_id))
+            .failed()
+            .client(&client.client_id)
+            .detail("token", "authorization_code");
+        session::revoke_grant(state, grant_id, now, record).await?;
         tracing::warn!(grant_id, "authorization code replayed: its grant is revoked");
     }
     Ok(())
@@ -291,7 +305,14 @@ pub async fn refresh(
         // commits leaves the presented token unused, so the retry works and is no reuse.
         let mut response = respond(state, Issuing::Refresh, client, &grant, scope.clone(), binding, now).await?;
         let successor_hash = secret::hash_bytes(&successor);
-        if let Some(id) = state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs()).await?
+        let record = Record::new(Event::TokenRefreshed, now.secs(), format!("client:{}", client.client_id))
+            .subject(&grant.user_id)
+            .client(&client.client_id)
+            .session(Some(&grant.session_id))
+            .detail("grant_id", &grant.id)
+            .detail("rotated", row.id);
+        if let Some(id) =
+            state.store.rotate_refresh_token(row.id, &grant.id, &successor_hash, idle, now.secs(), record).await?
         {
             let token = OpaqueToken { id, secret: successor }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned();
             tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "refresh token rotated");
@@ -315,7 +336,14 @@ pub async fn refresh(
             return Ok(response);
         }
     }
-    session::revoke_grant(state, &grant.id, now).await?;
+    let record = Record::new(Event::ReuseDetected, now.secs(), format!("client:{}", client.client_id))
+        .failed()
+        .subject(&grant.user_id)
+        .client(&client.client_id)
+        .session(Some(&grant.session_id))
+        .detail("token", "refresh_token")
+        .detail("refresh_token_id", row.id);
+    session::revoke_grant(state, &grant.id, now, record).await?;
     crate::metrics::reuse_detected();
     tracing::warn!(client_id = %client.client_id, grant_id = %grant.id, event = "refresh_token_reuse_detected", "a rotated refresh token was presented again: the family is revoked");
     Err(invalid)

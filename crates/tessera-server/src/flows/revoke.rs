@@ -5,6 +5,7 @@
 use tessera_proto::UnixTime;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::verified_jwt;
 use crate::flows::{client_auth, code_grant, session};
@@ -30,7 +31,8 @@ pub async fn revoke(
         if grant.client_id != caller.client_id {
             return Err(not_yours);
         }
-        session::revoke_grant(state, &grant.id, now).await?;
+        let record = revoked(&caller.client_id, now).subject(&grant.user_id).detail("token", "refresh_token");
+        session::revoke_grant(state, &grant.id, now, record).await?;
         crate::metrics::revocation("refresh_token");
         tracing::info!(client_id = %caller.client_id, grant_id = %grant.id, "refresh token revoked with its grant");
         return Ok(());
@@ -45,7 +47,9 @@ pub async fn revoke(
         if row.client_id != caller.client_id {
             return Err(not_yours);
         }
-        state.store.revoke_opaque_token(row.id, now.secs()).await?;
+        let record =
+            revoked(&caller.client_id, now).subject(&row.sub).detail("token", "access_token").detail("jti", &row.jti);
+        state.store.revoke_opaque_token(row.id, now.secs(), record).await?;
         state.active_tokens.revoked(token);
         crate::metrics::revocation("access_token");
         tracing::info!(client_id = %caller.client_id, jti = %row.jti, "opaque access token revoked");
@@ -58,9 +62,16 @@ pub async fn revoke(
         return Err(not_yours);
     }
     let status_idx = crate::flows::status_list::index_of(state, claims.as_json());
-    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, status_idx, now.secs()).await?;
+    let record =
+        revoked(&caller.client_id, now).subject(&claims.sub).detail("token", "access_token").detail("jti", &claims.jti);
+    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, status_idx, now.secs(), record).await?;
     state.active_tokens.revoked(token);
     crate::metrics::revocation("access_token");
     tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");
     Ok(())
+}
+
+/// The record of a client's revocation of its own token.
+fn revoked(client_id: &str, now: UnixTime) -> Record {
+    Record::new(Event::TokenRevoked, now.secs(), format!("client:{client_id}")).client(client_id)
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use tessera_proto::UnixTime;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::client::Client;
 use crate::flows::authorize::{SignedIn, redirect_with};
 use crate::secret::{self, SecretString};
@@ -73,28 +74,49 @@ pub async fn login(
         Some(user) => user.locked_until,
         None => state.abuse.unknown_users.get(&unknown_key).map_or(0, |(_, until)| until),
     };
+    // The username is attacker-chosen: escaped and bounded.
+    let shown: String = username.chars().take(64).collect();
+    let failed = |reason: &str| {
+        let record = Record::new(Event::LoginFailed, now.secs(), "anonymous").failed().detail("reason", reason);
+        match &user {
+            Some(user) => record.subject(&user.id),
+            None => record.detail("username", &shown),
+        }
+    };
     if locked_until > now.secs() {
+        state.store.audit(failed("locked_out").detail("locked_until", locked_until)).await?;
         return Ok(LoginOutcome::Locked(locked_until - now.secs()));
     }
     let matches = user::verify_password(hash, password).await?;
     let known_id = user.as_ref().map(|u| u.id.clone());
+    let reason = match &user {
+        None => "unknown_user",
+        Some(_) if !matches => "wrong_password",
+        Some(_) => "disabled",
+    };
+    let record = failed(reason);
     let Some(user) = user.filter(|u| matches && !u.disabled) else {
-        // The username is attacker-chosen: escaped and bounded.
-        let shown: String = username.chars().take(64).collect();
         let failures = match &known_id {
-            Some(id) => state.store.record_login_failure(id).await?,
+            Some(id) => state.store.record_login_failure(id, record).await?,
             None => {
                 let failures = state.abuse.unknown_users.get(&unknown_key).map_or(0, |(n, _)| n) + 1;
                 state.abuse.unknown_users.insert(unknown_key.clone(), (failures, 0));
+                state.store.audit(record.detail("consecutive_failures", failures)).await?;
                 failures
             }
         };
         let lock = crate::abuse::lock_seconds(failures);
         if lock > 0 {
             let until = now.plus(lock).secs();
+            let record = Record::new(Event::Lockout, now.secs(), "server")
+                .detail("locked_until", until)
+                .detail("consecutive_failures", failures);
             match &known_id {
-                Some(id) => state.store.lock_user(id, until).await?,
-                None => state.abuse.unknown_users.insert(unknown_key, (failures, until)),
+                Some(id) => state.store.lock_user(id, until, record.subject(id)).await?,
+                None => {
+                    state.abuse.unknown_users.insert(unknown_key, (failures, until));
+                    state.store.audit(record.detail("username", &shown)).await?;
+                }
             }
             tracing::warn!(username = ?shown, failures, lock_seconds = lock, event = "login_lockout", "user locked out after repeated failures");
         } else {
@@ -116,7 +138,11 @@ pub async fn login(
         ip: device.ip,
         ended_at: None,
     };
-    state.store.insert_session(&session).await?;
+    let record = Record::new(Event::Login, now.secs(), format!("user:{}", user.id))
+        .subject(&user.id)
+        .session(Some(&session.id))
+        .detail("method", "password");
+    state.store.insert_session(&session, record).await?;
     tracing::info!(user_id = %user.id, session_id = %session.id, "user signed in");
     let cookie = SecretString::new(format!("{}.{secret_part}", session.id));
     Ok(LoginOutcome::SignedIn(Box::new(SignedIn { session, user }), cookie))
@@ -145,16 +171,22 @@ fn csrf_input(purpose: &str, binding: &[&str]) -> Vec<u8> {
 }
 
 /// Ends sessions and revokes grants under `target`; effective at introspection at once.
-pub async fn revoke(state: &AppState, target: RevocationTarget<'_>, now: UnixTime) -> anyhow::Result<(u64, u64)> {
-    let (sessions, grants) = state.store.revoke(target, now.secs()).await?;
+/// `record` describes it (the store adds the counts).
+pub async fn revoke(
+    state: &AppState,
+    target: RevocationTarget<'_>,
+    now: UnixTime,
+    record: Record,
+) -> anyhow::Result<(u64, u64)> {
+    let (sessions, grants) = state.store.revoke(target, now.secs(), record).await?;
     state.active_tokens.clear();
     tracing::info!(target = ?target, sessions, grants, "revoked");
     Ok((sessions, grants))
 }
 
 /// Revokes one grant (a refresh family with its access tokens); effective at introspection at once.
-pub async fn revoke_grant(state: &AppState, grant_id: &str, now: UnixTime) -> anyhow::Result<()> {
-    state.store.revoke_grant(grant_id, now.secs()).await?;
+pub async fn revoke_grant(state: &AppState, grant_id: &str, now: UnixTime, record: Record) -> anyhow::Result<()> {
+    state.store.revoke_grant(grant_id, now.secs(), record.detail("grant_id", grant_id)).await?;
     state.active_tokens.clear();
     Ok(())
 }

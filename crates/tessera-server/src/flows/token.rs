@@ -8,6 +8,7 @@ use tessera_proto::token::{Audience, TokenResponse};
 use tessera_verify::Confirmation;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::client::{Client, Profile, TokenFormat, is_resource_uri};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::code_grant;
@@ -16,7 +17,7 @@ use crate::flows::error::OAuthError;
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken};
-use crate::store::OpaqueTokenRow;
+use crate::store::{IssuedJwt, OpaqueTokenRow};
 
 /// RFC 9068 §2.2 claims of a JWT access token.
 #[derive(Serialize)]
@@ -197,6 +198,18 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let scope = grant.scope.to_string();
     let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
     let cnf = grant.cnf.as_ref().map(Confirmation::to_json);
+    let record = Record::new(Event::TokenIssued, iat, format!("client:{}", client.client_id))
+        .subject(grant.sub)
+        .client(&client.client_id)
+        .session(grant.sid)
+        .detail("token", "access_token")
+        .detail("grant_type", grant_type)
+        .detail("format", client.token_format.as_str())
+        .detail("jti", &jti)
+        .detail("scope", &scope)
+        .detail("exp", exp)
+        .detail("grant_id", grant.grant_id)
+        .detail("sender_constrained", cnf.is_some());
     let access_token = match client.token_format {
         TokenFormat::Jwt | TokenFormat::Split => {
             let aud = Audience::from_list(grant.audience);
@@ -216,19 +229,20 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
             };
             let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
             let token = state.keys.current().signing.sign_jws(&payload)?;
-            if let Some(grant_id) = grant.grant_id {
-                state.store.record_grant_jwt(&jti, grant_id, exp, Some(status_idx)).await?;
-            }
-            match client.token_format {
+            let mut jwt =
+                IssuedJwt { jti: &jti, exp, status_idx: Some(status_idx), grant_id: grant.grant_id, split: None };
+            let issued = match client.token_format {
                 // The client gets the signature part only; gateways fetch the rest by its hash.
                 TokenFormat::Split => {
                     let (header_payload, signature) =
                         token.rsplit_once('.').ok_or_else(|| anyhow::anyhow!("a JWS has a signature part"))?;
-                    state.store.insert_split_token(&secret::hash(signature), header_payload, exp).await?;
+                    jwt.split = Some((secret::hash(signature), header_payload));
                     signature.to_owned()
                 }
-                _ => token,
-            }
+                _ => token.clone(),
+            };
+            state.store.record_jwt(jwt, record).await?;
+            issued
         }
         TokenFormat::Opaque => {
             let secret = OpaqueToken::secret();
@@ -246,7 +260,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 grant_id: grant.grant_id.map(str::to_owned),
                 cnf: cnf.map(|c| c.to_string()),
             };
-            let id = state.store.insert_opaque_token(row).await?;
+            let id = state.store.insert_opaque_token(row, record).await?;
             OpaqueToken { id, secret }.encode().expose().to_owned()
         }
     };

@@ -24,12 +24,13 @@ use crate::flows::admin::{self, AdminError};
     paths(
         create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key,
         create_user, list_users, get_user, delete_user, disable_user, enable_user, set_password, revoke,
-        create_api_key, list_api_keys, get_api_key, revoke_api_key
+        create_api_key, list_api_keys, get_api_key, revoke_api_key, audit_query, audit_verify
     ),
     components(schemas(
         ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList,
         SetPassword, RevocationRequest, RevocationResult, ErrorBody, CreateApiKey, CreatedApiKey, ApiKeyInfo,
-        ApiKeyList
+        ApiKeyList, tessera_proto::admin::AuditEntry, tessera_proto::admin::AuditPage,
+        tessera_proto::admin::AuditBreak, tessera_proto::admin::AuditVerification
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -65,6 +66,8 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/revocations", post(revoke))
         .route("/admin/api-keys", post(create_api_key).get(list_api_keys))
         .route("/admin/api-keys/{key_id}", get(get_api_key).delete(revoke_api_key))
+        .route("/admin/audit", get(audit_query))
+        .route("/admin/audit/verify", get(audit_verify))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_admin));
     let router = Router::new()
         .route("/admin/openapi.json", get(openapi))
@@ -76,7 +79,12 @@ pub fn admin_app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new());
     super::with_catch_up(router, &state)
         .layer(middleware::from_fn_with_state(state.clone(), super::count_server_errors))
-        .layer(middleware::from_fn(|request: Request, next: Next| super::observe("admin", request, next)))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            |State(state): State<AppState>, request: Request, next: Next| async move {
+                super::observe(&state, "admin", request, next).await
+            },
+        ))
         .with_state(state)
 }
 
@@ -88,9 +96,101 @@ async fn require_admin(State(state): State<AppState>, headers: HeaderMap, reques
     let now = state.clock.now();
     let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match admin::authorize(&state, authorization, now).await {
-        Ok(()) => next.run(request).await,
+        Ok(actor) => {
+            let context = crate::audit::Context { actor: Some(actor), ..crate::audit::context() };
+            crate::audit::in_context(context, next.run(request)).await
+        }
         Err(err) => err.into_response(),
     }
+}
+
+#[derive(serde::Deserialize)]
+struct AuditQuery {
+    after: Option<u64>,
+    user: Option<String>,
+    client: Option<String>,
+    event: Option<String>,
+    since: Option<u64>,
+    until: Option<u64>,
+    limit: Option<u32>,
+    /// The newest `limit` records instead (with no other filter).
+    tail: Option<bool>,
+}
+
+/// Audit records, oldest first: by user (subject or actor), client, event and time range.
+#[utoipa::path(get, path = "/admin/audit",
+    params(("after" = Option<u64>, Query, description = "only records after this position"),
+           ("user" = Option<String>, Query), ("client" = Option<String>, Query),
+           ("event" = Option<String>, Query, description = "token.issued, user.login, …"),
+           ("since" = Option<u64>, Query, description = "seconds since the epoch"),
+           ("until" = Option<u64>, Query), ("limit" = Option<u32>, Query, description = "at most 1000 (default 100)"),
+           ("tail" = Option<bool>, Query, description = "the newest `limit` records")),
+    responses((status = 200, body = tessera_proto::admin::AuditPage), (status = 400, body = ErrorBody)))]
+async fn audit_query(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
+) -> Response {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
+    if let Some(event) = &query.event
+        && crate::audit::Event::parse(event).is_none()
+    {
+        return oauth_error(crate::flows::error::OAuthError::InvalidRequest(format!("unknown event {event:?}")));
+    }
+    let after = query.after.unwrap_or(0);
+    let entries = if query.tail == Some(true) {
+        state.store.audit_tail(limit).await
+    } else {
+        let filter = crate::store::audit::AuditFilter {
+            after,
+            user: query.user,
+            client: query.client,
+            event: query.event,
+            since: query.since,
+            until: query.until,
+        };
+        state.store.audit_entries(&filter, limit).await
+    };
+    match entries {
+        Ok(entries) => {
+            let next_after = entries.last().map_or(after, |e| e.seq);
+            Json(tessera_proto::admin::AuditPage { entries, next_after }).into_response()
+        }
+        Err(err) => oauth_error(err.into()),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct VerifyQuery {
+    /// `SEQ:HASH` from an earlier check.
+    anchor: Option<String>,
+}
+
+/// Checks the audit log's hash chain; reports the first break.
+#[utoipa::path(get, path = "/admin/audit/verify",
+    params(("anchor" = Option<String>, Query, description = "SEQ:HASH from an earlier check, which the log must still contain")),
+    responses((status = 200, body = tessera_proto::admin::AuditVerification), (status = 400, body = ErrorBody)))]
+async fn audit_verify(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<VerifyQuery>,
+) -> Response {
+    let anchor = match query.anchor.as_deref().map(crate::audit::parse_anchor) {
+        None => None,
+        Some(Some(anchor)) => Some(anchor),
+        Some(None) => {
+            return oauth_error(crate::flows::error::OAuthError::InvalidRequest(
+                "anchor must be SEQ:HASH (64 hex digits)".into(),
+            ));
+        }
+    };
+    match state.store.verify_audit(anchor).await {
+        Ok(verification) => Json(verification).into_response(),
+        Err(err) => oauth_error(err.into()),
+    }
+}
+
+/// The admin API's caller, as the audit log names it.
+fn admin_actor() -> String {
+    crate::audit::context().actor.unwrap_or_else(|| "admin".to_owned())
 }
 
 async fn openapi() -> Response {
@@ -149,7 +249,7 @@ async fn delete_client(State(state): State<AppState>, Path(client_id): Path<Stri
 #[utoipa::path(post, path = "/admin/clients/{client_id}/secret", params(("client_id" = String, Path)),
     responses((status = 200, body = ClientInfo), (status = 404, body = ErrorBody)))]
 async fn rotate_secret(State(state): State<AppState>, Path(client_id): Path<String>) -> Response {
-    respond(StatusCode::OK, admin::rotate_secret(&state, &client_id).await)
+    respond(StatusCode::OK, admin::rotate_secret(&state, &client_id, state.clock.now()).await)
 }
 
 /// Generate a signing key; it is published in JWKS and signs only once activated.
@@ -175,7 +275,7 @@ async fn list_keys(State(state): State<AppState>) -> Response {
 #[utoipa::path(post, path = "/admin/keys/{kid}/activate", params(("kid" = String, Path)),
     responses((status = 200, body = KeyInfo), (status = 404, body = ErrorBody)))]
 async fn activate_key(State(state): State<AppState>, Path(kid): Path<String>) -> Response {
-    respond(StatusCode::OK, admin::activate_key(&state, &kid).await)
+    respond(StatusCode::OK, admin::activate_key(&state, &kid, state.clock.now()).await)
 }
 
 /// Register a user; the password is stored only as an argon2id hash.
@@ -272,7 +372,7 @@ async fn create_api_key(State(state): State<AppState>, body: Bytes) -> Response 
             return oauth_error(crate::flows::error::OAuthError::InvalidRequest(format!("the body: {err}")));
         }
     };
-    match crate::flows::api_keys::create(&state, request, state.clock.now()).await {
+    match crate::flows::api_keys::create(&state, request, &admin_actor(), state.clock.now()).await {
         Ok((key, row)) => {
             let created = CreatedApiKey { key, info: crate::flows::api_keys::info(&row) };
             let mut response = (StatusCode::CREATED, Json(created)).into_response();
@@ -343,7 +443,7 @@ async fn revoke_api_key(State(state): State<AppState>, Path(key_id): Path<String
         Ok(None) => return super::error::json_error(StatusCode::NOT_FOUND, "not_found", Some("no such API key")),
         Err(err) => return oauth_error(err.into()),
     }
-    match crate::flows::api_keys::revoke(&state, id, state.clock.now()).await {
+    match crate::flows::api_keys::revoke(&state, id, &admin_actor(), state.clock.now()).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
         Err(err) => oauth_error(err),
     }

@@ -22,6 +22,7 @@ use minijinja::context;
 use tessera_proto::UnixTime;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::flows::authorize::{self, AuthorizeError, Next, SignedIn};
 use crate::flows::session::{self, Device};
 use crate::form::Form;
@@ -435,8 +436,14 @@ async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, body:
                 }
             }
             let granted = Scope::parse(&granted.join(" ")).unwrap_or_default().to_string();
+            let record = Record::new(Event::ConsentGranted, now.secs(), format!("user:{}", signed_in.user.id))
+                .subject(&signed_in.user.id)
+                .client(&client.client_id)
+                .session(Some(&signed_in.session.id))
+                .detail("scope", &params.scope)
+                .detail("granted", &granted);
             if let Err(err) =
-                state.store.save_consent(&signed_in.user.id, &client.client_id, &granted, now.secs()).await
+                state.store.save_consent(&signed_in.user.id, &client.client_id, &granted, now.secs(), record).await
             {
                 return unavailable(&state, err);
             }
@@ -543,7 +550,8 @@ async fn end_one_session(State(state): State<AppState>, headers: HeaderMap, body
         Ok(_) => return error_page(&state, StatusCode::BAD_REQUEST, "No such session."),
         Err(err) => return unavailable(&state, err),
     }
-    if let Err(err) = session::revoke(&state, RevocationTarget::Session(target), now).await {
+    let record = logout_record(&signed_in.user.id, now).session(Some(target)).detail("via", "account");
+    if let Err(err) = session::revoke(&state, RevocationTarget::Session(target), now, record).await {
         return unavailable(&state, err);
     }
     if target == signed_in.session.id {
@@ -560,7 +568,8 @@ async fn sign_out_all(State(state): State<AppState>, headers: HeaderMap, body: B
         Ok(ok) => ok,
         Err(response) => return response,
     };
-    if let Err(err) = session::revoke(&state, RevocationTarget::User(&signed_in.user.id), now).await {
+    let record = logout_record(&signed_in.user.id, now).detail("via", "account").detail("sessions", "all");
+    if let Err(err) = session::revoke(&state, RevocationTarget::User(&signed_in.user.id), now, record).await {
         return unavailable(&state, err);
     }
     let mut response = see_other("/login");
@@ -594,7 +603,7 @@ async fn create_api_key(State(state): State<AppState>, headers: HeaderMap, body:
         audience: None,
         expires_in,
     };
-    match crate::flows::api_keys::create(&state, request, now).await {
+    match crate::flows::api_keys::create(&state, request, &format!("user:{}", signed_in.user.id), now).await {
         Ok((key, _)) => account(&state, &signed_in, now, StatusCode::OK, Some(&key), None).await,
         Err(err) => {
             let why = err.description().unwrap_or_else(|| "The key could not be created.".into());
@@ -619,7 +628,7 @@ async fn revoke_api_key(State(state): State<AppState>, headers: HeaderMap, body:
         Ok(_) => return error_page(&state, StatusCode::BAD_REQUEST, "No such API key."),
         Err(err) => return unavailable(&state, err),
     }
-    if let Err(err) = crate::flows::api_keys::revoke(&state, id, now).await {
+    if let Err(err) = crate::flows::api_keys::revoke(&state, id, &format!("user:{}", signed_in.user.id), now).await {
         return unavailable(&state, anyhow::anyhow!("{err}"));
     }
     see_other("/account")
@@ -673,7 +682,12 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Params(form):
     };
     let mut clear_cookie = false;
     if let Some(sid) = &ending {
-        if let Err(err) = session::revoke(state, RevocationTarget::Session(sid), now).await {
+        let record = match &signed_in {
+            Some(me) => logout_record(&me.user.id, now),
+            None => Record::new(Event::Logout, now.secs(), "anonymous"),
+        };
+        let record = record.session(Some(sid)).detail("via", "end_session");
+        if let Err(err) = session::revoke(state, RevocationTarget::Session(sid), now, record).await {
             return unavailable(state, err);
         }
         clear_cookie = signed_in.as_ref().is_some_and(|me| &me.session.id == sid);
@@ -697,4 +711,9 @@ async fn stylesheet(State(state): State<AppState>) -> Response {
         state.pages.css().to_owned(),
     )
         .into_response()
+}
+
+/// The record of a user ending their own session(s).
+fn logout_record(user_id: &str, now: UnixTime) -> Record {
+    Record::new(Event::Logout, now.secs(), format!("user:{user_id}")).subject(user_id)
 }

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 
 use crate::AppState;
+use crate::audit::{Event, Record};
 use crate::flows::client_auth::ClientRequest;
 use crate::flows::dpop::PresentedProof;
 use crate::flows::{self, error::OAuthError};
@@ -57,7 +58,7 @@ pub fn app(state: AppState) -> Router {
         }));
     with_catch_up(router, &state)
         .layer(axum::middleware::from_fn_with_state(state.clone(), count_server_errors))
-        .layer(axum::middleware::from_fn(observe_public))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe_public))
         .with_state(state)
 }
 
@@ -126,7 +127,8 @@ async fn throttle(
     };
     let abuse = &state.abuse;
     let ip = request_ip(&state, &parts.extensions, &parts.headers).map(|ip| format!("ip:{ip}"));
-    let client = claimed_client_id(&parts.headers, &bytes).map(|id| format!("client:{id}"));
+    let claimed = claimed_client_id(&parts.headers, &bytes);
+    let client = claimed.as_ref().map(|id| format!("client:{id}"));
     for key in [&ip, &client].into_iter().flatten() {
         if let Some(wait) = abuse.client_auth.blocked(key) {
             return too_many(wait, "too many failed client authentications; try again later");
@@ -146,19 +148,42 @@ async fn throttle(
     if introspection && let Some(wait) = client.as_deref().and_then(|c| abuse.scans.blocked(c)) {
         return too_many(wait, "too many inactive tokens introspected; try again later");
     }
+    let endpoint = parts.uri.path().to_owned();
     let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    let now = state.clock.now().secs();
     if response.status() == StatusCode::UNAUTHORIZED {
         for key in [&ip, &client].into_iter().flatten() {
             abuse.client_auth.failed(key);
         }
+        let record = Record::new(Event::ClientAuthFailed, now, "anonymous").failed().detail("endpoint", &endpoint);
+        audit_quietly(
+            &state,
+            match &claimed {
+                Some(id) => record.client(id),
+                None => record,
+            },
+        )
+        .await;
     }
     if introspection
         && response.extensions().get::<InactiveAnswer>().is_some()
         && let Some(client) = &client
     {
         abuse.scans.failed(client);
+        if let Some(id) = &claimed {
+            audit_quietly(&state, Record::new(Event::IntrospectionInactive, now, format!("client:{id}")).client(id))
+                .await;
+        }
     }
     response
+}
+
+/// Records an event that changes nothing else (a refused client, an inactive token): a
+/// failure to record it is logged, never turned into a different answer.
+async fn audit_quietly(state: &AppState, record: Record) {
+    if let Err(err) = state.store.audit(record).await {
+        tracing::error!(err = %err, "cannot write an audit record");
+    }
 }
 
 /// A request id for logs and the answer: the caller's `X-Request-Id` when it is short and
@@ -177,6 +202,7 @@ fn request_id(headers: &HeaderMap) -> String {
 /// the request carries it, and in `X-Request-Id` of the answer) and its metrics, by route
 /// pattern (never the raw path, which could hold anything).
 pub(crate) async fn observe(
+    state: &AppState,
     listener: &'static str,
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -189,7 +215,13 @@ pub(crate) async fn observe(
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let span = tracing::info_span!("request", request_id = %id, method = %request.method(), endpoint = %endpoint);
-    let mut response = next.run(request).instrument(span).await;
+    // The audit records the request makes name its address and id.
+    let context = crate::audit::Context {
+        ip: request_ip(state, request.extensions(), request.headers()).map(|ip| ip.to_string()),
+        request_id: Some(id.clone()),
+        actor: None,
+    };
+    let mut response = crate::audit::in_context(context, next.run(request)).instrument(span).await;
     crate::metrics::http_request(listener, &endpoint, response.status().as_u16(), started.elapsed());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);
@@ -197,8 +229,12 @@ pub(crate) async fn observe(
     response
 }
 
-async fn observe_public(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    observe("public", request, next).await
+async fn observe_public(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    observe(&state, "public", request, next).await
 }
 
 /// `GET /metrics` on the public listener: only for loopback peers whose request did not come

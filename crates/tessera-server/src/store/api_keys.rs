@@ -5,8 +5,10 @@
 use serde::Serialize;
 use sqlx::Row;
 
+use super::audit::AppendAudit as _;
 use super::rows::Decode as _;
 use super::{Change, RecordChange as _, Store, json_list, to_i64, to_u64};
+use crate::audit::Record;
 use crate::store::feed::{CUTOFF_TTL, feed_cutoff, feed_event};
 
 /// One API key, without its secret.
@@ -44,10 +46,12 @@ pub struct NewApiKey<'a> {
 
 impl Store {
     /// Stores a key; its id. The display prefix is set once the key is encoded ([`Store::set_api_key_display`]).
-    pub async fn insert_api_key(&self, key: NewApiKey<'_>) -> anyhow::Result<u64> {
+    /// `audit` records the creation (the key's id added).
+    pub async fn insert_api_key(&self, key: NewApiKey<'_>, audit: Record) -> anyhow::Result<u64> {
         const SQL: &str = "INSERT INTO api_keys (secret_hash, display, owner_kind, owner_id, name, scope, audience,
              created_at, expires_at) VALUES ($1, '', $2, $3, $4, $5, $6, $7, $8) RETURNING id";
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let row = sqlx::query(SQL)
                 .bind(key.secret_hash)
                 .bind(key.owner_kind)
@@ -57,9 +61,13 @@ impl Store {
                 .bind(json_list(key.audience))
                 .bind(to_i64(key.created_at))
                 .bind(key.expires_at.map(to_i64))
-                .fetch_one(pool)
+                .fetch_one(&mut *tx)
                 .await?;
-            Ok(to_u64(row.try_get("id")?))
+            let id = to_u64(row.try_get("id")?);
+            let audit = audit.detail("api_key", format!("ak_{id}"));
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
+            Ok(id)
         })
     }
 
@@ -100,7 +108,7 @@ impl Store {
 
     /// Revokes a key and, through the feed, the tokens exchanged for it. `false` when it was
     /// already revoked or does not exist.
-    pub async fn revoke_api_key(&self, id: u64, jti: &str, now: u64) -> anyhow::Result<bool> {
+    pub async fn revoke_api_key(&self, id: u64, jti: &str, now: u64, audit: Record) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             tx.record(&Change::Revocation).await?;
@@ -114,6 +122,7 @@ impl Store {
                 let now = to_i64(now);
                 feed_event!(tx, "jti", jti, now, now.saturating_add(to_i64(CUTOFF_TTL)));
                 feed_cutoff!(tx, "client", jti, now);
+                tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
             Ok(revoked)

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::audit::Record;
 use crate::cache::InvalidatingCache;
 use crate::client::Client;
 use crate::user::User;
@@ -49,6 +50,7 @@ macro_rules! on_pool {
 }
 
 pub mod api_keys;
+pub mod audit;
 pub mod feed;
 mod postgres;
 mod retention;
@@ -60,6 +62,7 @@ pub use postgres::PostgresSettings;
 pub use retention::{MARGIN as RETENTION_MARGIN, Purged};
 pub use sign_in::*;
 
+use audit::AppendAudit as _;
 use rows::Decode as _;
 
 /// A change another node may have cached, recorded with the change itself (PostgreSQL).
@@ -155,6 +158,18 @@ pub struct KeyRow {
     pub public_jwk: String,
     pub status: String,
     pub created_at: u64,
+}
+
+/// What is stored of an issued JWT access token (see [`Store::record_jwt`]).
+#[derive(Debug, Clone, Copy)]
+pub struct IssuedJwt<'a> {
+    pub jti: &'a str,
+    pub exp: u64,
+    pub status_idx: Option<u64>,
+    /// The grant it was issued under.
+    pub grant_id: Option<&'a str>,
+    /// For a split token: SHA-256 of its signature part, and its header and payload.
+    pub split: Option<([u8; 32], &'a str)>,
 }
 
 /// An opaque access token as stored; its secret part is only kept as its hash.
@@ -332,7 +347,7 @@ impl Store {
 
     // Clients.
 
-    pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32]) -> anyhow::Result<()> {
+    pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32], audit: Record) -> anyhow::Result<()> {
         const SQL: &str = "INSERT INTO clients (client_id, secret_hash, client_name, grant_types, scope,
                 token_endpoint_auth_method, redirect_uris, access_token_format, access_token_ttl, audience,
                 introspection, created_at, post_logout_redirect_uris, require_pushed_authorization_requests,
@@ -348,6 +363,7 @@ impl Store {
             .transpose()
             .context("certificate identity")?;
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(SQL)
                 .bind(&client.client_id)
                 .bind(&secret_hash[..])
@@ -374,8 +390,10 @@ impl Store {
                 .bind(&certificate_identity)
                 .bind(client.certificate_bound)
                 .bind(client.profile.as_str())
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -411,7 +429,7 @@ impl Store {
 
     /// Deletes a client; its grants, codes and pending requests go with it, and its tokens are
     /// inactive at once through the client check (and leave through the revocation feed).
-    pub async fn delete_client(&self, client_id: &str, now: u64) -> anyhow::Result<bool> {
+    pub async fn delete_client(&self, client_id: &str, now: u64, audit: Record) -> anyhow::Result<bool> {
         let now = to_i64(now);
         let res = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
@@ -421,6 +439,7 @@ impl Store {
             let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             if res.rows_affected() == 1 {
                 feed::feed_cutoff!(tx, "client", client_id, now);
+                tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
             res.rows_affected()
@@ -429,7 +448,12 @@ impl Store {
         Ok(res == 1)
     }
 
-    pub async fn set_client_secret(&self, client_id: &str, secret_hash: &[u8; 32]) -> anyhow::Result<bool> {
+    pub async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &[u8; 32],
+        audit: Record,
+    ) -> anyhow::Result<bool> {
         let res = on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             let res = sqlx::query("UPDATE clients SET secret_hash = $1 WHERE client_id = $2")
@@ -438,6 +462,9 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.record(&Change::Client(client_id.to_owned())).await?;
+            if res.rows_affected() == 1 {
+                tx.audit(std::slice::from_ref(&audit)).await?;
+            }
             tx.commit().await?;
             res.rows_affected()
         });
@@ -448,23 +475,29 @@ impl Store {
     // Users.
 
     /// Inserts a user; `Ok(false)` when the username is taken (case-insensitively).
-    pub async fn insert_user(&self, user: &User, password_hash: &str) -> anyhow::Result<bool> {
+    pub async fn insert_user(&self, user: &User, password_hash: &str, audit: Record) -> anyhow::Result<bool> {
         const SQL: &str =
             "INSERT INTO users (id, username, password_hash, email, name, email_verified, disabled, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
-        let res = on_pool!(self, write, |pool| sqlx::query(SQL)
-            .bind(&user.id)
-            .bind(&user.username)
-            .bind(password_hash)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(user.email_verified)
-            .bind(user.disabled)
-            .bind(to_i64(user.created_at))
-            .execute(pool)
-            .await?
-            .rows_affected());
-        Ok(res == 1)
+        on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let res = sqlx::query(SQL)
+                .bind(&user.id)
+                .bind(&user.username)
+                .bind(password_hash)
+                .bind(&user.email)
+                .bind(&user.name)
+                .bind(user.email_verified)
+                .bind(user.disabled)
+                .bind(to_i64(user.created_at))
+                .execute(&mut *tx)
+                .await?;
+            if res.rows_affected() == 1 {
+                tx.audit(std::slice::from_ref(&audit)).await?;
+            }
+            tx.commit().await?;
+            Ok(res.rows_affected() == 1)
+        })
     }
 
     pub async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
@@ -500,7 +533,7 @@ impl Store {
     }
 
     /// Deletes a user; their sessions and grants go with them, so their tokens are revoked.
-    pub async fn delete_user(&self, id: &str, now: u64) -> anyhow::Result<bool> {
+    pub async fn delete_user(&self, id: &str, now: u64, audit: Record) -> anyhow::Result<bool> {
         let now = to_i64(now);
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
@@ -509,32 +542,42 @@ impl Store {
             let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
             if res.rows_affected() == 1 {
                 feed::feed_cutoff!(tx, "user", id, now);
+                tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
     }
 
-    /// Counts a failed password for the user; the number of consecutive failures.
-    pub async fn record_login_failure(&self, id: &str) -> anyhow::Result<u64> {
+    /// Counts a failed password for the user, with `audit` recording it (and the count); the
+    /// number of consecutive failures.
+    pub async fn record_login_failure(&self, id: &str, audit: Record) -> anyhow::Result<u64> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let row =
                 sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
                     .bind(id)
-                    .fetch_optional(pool)
+                    .fetch_optional(&mut *tx)
                     .await?;
-            Ok(row.map_or(0, |r| to_u64(sqlx::Row::get(&r, "failed_logins"))))
+            let failures = row.map_or(0, |r| to_u64(sqlx::Row::get(&r, "failed_logins")));
+            let audit = audit.detail("consecutive_failures", failures);
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
+            Ok(failures)
         })
     }
 
     /// Locks the user out until `until` (never shortening a longer lock).
-    pub async fn lock_user(&self, id: &str, until: u64) -> anyhow::Result<()> {
+    pub async fn lock_user(&self, id: &str, until: u64, audit: Record) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE users SET locked_until = $1 WHERE id = $2 AND locked_until < $1")
                 .bind(to_i64(until))
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -550,20 +593,25 @@ impl Store {
         })
     }
 
-    pub async fn set_user_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<bool> {
+    pub async fn set_user_disabled(&self, id: &str, disabled: bool, audit: Record) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let res = sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
                 .bind(disabled)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            if res.rows_affected() == 1 {
+                tx.audit(std::slice::from_ref(&audit)).await?;
+            }
+            tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
     }
 
     // Signing keys.
 
-    pub async fn insert_key(&self, key: &KeyRow) -> anyhow::Result<()> {
+    pub async fn insert_key(&self, key: &KeyRow, audit: Record) -> anyhow::Result<()> {
         const SQL: &str = "INSERT INTO signing_keys (kid, alg, sealed_private_key, public_jwk, status, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)";
         on_pool!(self, write, |pool| {
@@ -578,6 +626,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.record(&Change::Keys).await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(())
         })
@@ -591,7 +640,7 @@ impl Store {
     }
 
     /// Makes `kid` the one active signing key; the previous one stays published.
-    pub async fn activate_key(&self, kid: &str) -> anyhow::Result<bool> {
+    pub async fn activate_key(&self, kid: &str, audit: Record) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE signing_keys SET status = 'published' WHERE status = 'active' AND kid <> $1")
@@ -607,6 +656,7 @@ impl Store {
                 return Ok(false);
             }
             tx.record(&Change::Keys).await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -616,10 +666,11 @@ impl Store {
 
     /// Stores an opaque token and returns its id once it is committed: on SQLite through the
     /// group commit, on PostgreSQL with one insert whose id comes from the table's identity.
-    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<u64> {
+    /// `audit` is the record of its issuance, committed with it.
+    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
         match &self.db {
-            Db::Sqlite(db) => db.insert_opaque_token(row).await,
-            Db::Postgres(db) => db.insert_opaque_token(&row).await,
+            Db::Sqlite(db) => db.insert_opaque_token(row, audit).await,
+            Db::Postgres(db) => db.insert_opaque_token(&row, audit).await,
         }
     }
 
@@ -632,7 +683,7 @@ impl Store {
     }
 
     /// Marks an opaque token revoked; the caller has checked its secret and owner.
-    pub async fn revoke_opaque_token(&self, id: u64, now: u64) -> anyhow::Result<()> {
+    pub async fn revoke_opaque_token(&self, id: u64, now: u64, audit: Record) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             tx.record(&Change::Revocation).await?;
@@ -649,6 +700,7 @@ impl Store {
                 .bind(to_i64(id))
                 .execute(&mut *tx)
                 .await?;
+                tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -664,6 +716,7 @@ impl Store {
         exp: u64,
         status_idx: Option<u64>,
         now: u64,
+        audit: Record,
     ) -> anyhow::Result<()> {
         const SQL: &str = "INSERT INTO revoked_jwts (jti, client_id, exp, revoked_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (jti) DO NOTHING";
@@ -687,6 +740,7 @@ impl Store {
                 .bind(status_idx.map(to_i64))
                 .execute(&mut *tx)
                 .await?;
+                tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -710,16 +764,35 @@ impl Store {
         })
     }
 
-    /// Keeps a split token's header and payload by SHA-256 of its signature part.
-    pub async fn insert_split_token(
-        &self,
-        signature_hash: &[u8; 32],
-        header_payload: &str,
-        exp: u64,
-    ) -> anyhow::Result<()> {
-        const SQL: &str = "INSERT INTO split_tokens (signature_hash, header_payload, exp) VALUES ($1, $2, $3)";
+    /// Records an issued JWT access token with the record of its issuance, in one
+    /// transaction: under a grant (`grant_jwts`, so that revoking the grant revokes it, with its
+    /// token-status index), and for a split token its header and payload by SHA-256 of its
+    /// signature part. A stateless JWT (neither) has only its record, through [`Store::audit`].
+    pub async fn record_jwt(&self, jwt: IssuedJwt<'_>, audit: Record) -> anyhow::Result<()> {
+        if jwt.grant_id.is_none() && jwt.split.is_none() {
+            return self.audit(audit).await;
+        }
         on_pool!(self, write, |pool| {
-            sqlx::query(SQL).bind(&signature_hash[..]).bind(header_payload).bind(to_i64(exp)).execute(pool).await?;
+            let mut tx = pool.begin().await?;
+            if let Some(grant_id) = jwt.grant_id {
+                sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp, status_idx) VALUES ($1, $2, $3, $4)")
+                    .bind(jwt.jti)
+                    .bind(grant_id)
+                    .bind(to_i64(jwt.exp))
+                    .bind(jwt.status_idx.map(to_i64))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some((signature_hash, header_payload)) = jwt.split {
+                sqlx::query("INSERT INTO split_tokens (signature_hash, header_payload, exp) VALUES ($1, $2, $3)")
+                    .bind(&signature_hash[..])
+                    .bind(header_payload)
+                    .bind(to_i64(jwt.exp))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -14,7 +14,9 @@ use anyhow::Context;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::audit::AppendAudit as _;
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
+use crate::audit::Record;
 
 /// Connection settings (`database_*` in the configuration).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,7 +79,9 @@ impl PgDb {
         Ok(rows.iter().map(|r| (r.get("seq"), r.get("kind"), r.get("key"))).collect())
     }
 
-    pub(crate) async fn insert_opaque_token(&self, token: &OpaqueTokenRow) -> anyhow::Result<u64> {
+    /// Stores an opaque token and the record of its issuance in one transaction.
+    pub(crate) async fn insert_opaque_token(&self, token: &OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
+        let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "INSERT INTO opaque_tokens (secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id, cnf)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
@@ -92,8 +96,10 @@ impl PgDb {
         .bind(to_i64(token.exp))
         .bind(&token.grant_id)
         .bind(&token.cnf)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.audit(std::slice::from_ref(&audit)).await?;
+        tx.commit().await?;
         Ok(to_u64(row.get("id")))
     }
 }

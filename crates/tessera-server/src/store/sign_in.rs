@@ -5,9 +5,11 @@
 
 use sqlx::Row;
 
+use super::audit::AppendAudit as _;
 use super::feed::{self, feed_cutoff, feed_grant_tokens};
 use super::rows::Decode as _;
 use super::{Change, RecordChange as _, Store, to_i64, to_u64};
+use crate::audit::Record;
 
 /// A browser session: what a login creates. The cookie carries `id` and a secret kept only
 /// as its hash.
@@ -119,8 +121,10 @@ pub enum RevocationTarget<'a> {
 impl Store {
     // Sessions.
 
-    pub async fn insert_session(&self, session: &SessionRow) -> anyhow::Result<()> {
+    /// A new session (a sign-in), with `audit` recording it.
+    pub async fn insert_session(&self, session: &SessionRow, audit: Record) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO sessions (id, secret_hash, user_id, auth_time, created_at, last_used_at, expires_at, user_agent, ip)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -134,8 +138,10 @@ impl Store {
             .bind(to_i64(session.expires_at))
             .bind(&session.user_agent)
             .bind(&session.ip)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -190,7 +196,8 @@ impl Store {
     /// Ends sessions and revokes grants under `target` in one transaction; returns
     /// `(sessions ended, grants revoked)`. A client-wide revocation also makes every token the
     /// client holds inactive, including client-credentials tokens, through `tokens_not_before`.
-    pub async fn revoke(&self, target: RevocationTarget<'_>, now: u64) -> anyhow::Result<(u64, u64)> {
+    /// `audit` records it, with the counts added.
+    pub async fn revoke(&self, target: RevocationTarget<'_>, now: u64, audit: Record) -> anyhow::Result<(u64, u64)> {
         on_pool!(self, write, |pool| {
             let now = to_i64(now);
             let mut tx = pool.begin().await?;
@@ -247,6 +254,8 @@ impl Store {
                     (0, g.rows_affected())
                 }
             };
+            let audit = audit.detail("sessions_ended", sessions).detail("grants_revoked", grants);
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             if let RevocationTarget::Client(client_id) = target {
                 self.client_changed(client_id);
@@ -371,8 +380,16 @@ impl Store {
         })
     }
 
-    pub async fn save_consent(&self, user_id: &str, client_id: &str, scope: &str, now: u64) -> anyhow::Result<()> {
+    pub async fn save_consent(
+        &self,
+        user_id: &str,
+        client_id: &str,
+        scope: &str,
+        now: u64,
+        audit: Record,
+    ) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
@@ -381,8 +398,10 @@ impl Store {
             .bind(client_id)
             .bind(scope)
             .bind(to_i64(now))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -408,6 +427,7 @@ impl Store {
         grant: &GrantRow,
         refresh: Option<([u8; 32], u64)>,
         now: u64,
+        audit: Record,
     ) -> anyhow::Result<Redemption> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
@@ -460,6 +480,7 @@ impl Store {
                     Some(to_u64(row.get("id")))
                 }
             };
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(Redemption::Redeemed { refresh_id })
         })
@@ -484,7 +505,7 @@ impl Store {
     }
 
     /// Revokes a grant: its refresh tokens and every access token issued under it.
-    pub async fn revoke_grant(&self, id: &str, now: u64) -> anyhow::Result<bool> {
+    pub async fn revoke_grant(&self, id: &str, now: u64, audit: Record) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             tx.record(&Change::Revocation).await?;
@@ -494,28 +515,9 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(res.rows_affected() == 1)
-        })
-    }
-
-    /// Records a JWT access token issued under a grant, so that revoking the grant revokes it.
-    pub async fn record_grant_jwt(
-        &self,
-        jti: &str,
-        grant_id: &str,
-        exp: u64,
-        status_idx: Option<u64>,
-    ) -> anyhow::Result<()> {
-        on_pool!(self, write, |pool| {
-            sqlx::query("INSERT INTO grant_jwts (jti, grant_id, exp, status_idx) VALUES ($1, $2, $3, $4)")
-                .bind(jti)
-                .bind(grant_id)
-                .bind(to_i64(exp))
-                .bind(status_idx.map(to_i64))
-                .execute(pool)
-                .await?;
-            Ok(())
         })
     }
 
@@ -538,6 +540,7 @@ impl Store {
         successor_hash: &[u8; 32],
         idle_expires_at: u64,
         now: u64,
+        audit: Record,
     ) -> anyhow::Result<Option<u64>> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
@@ -567,6 +570,8 @@ impl Store {
                 .bind(to_i64(id))
                 .execute(&mut *tx)
                 .await?;
+            let audit = audit.detail("refresh_token_id", successor);
+            tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(Some(successor))
         })
@@ -586,13 +591,18 @@ impl Store {
 
     // Users.
 
-    pub async fn set_user_password(&self, id: &str, password_hash: &str) -> anyhow::Result<bool> {
+    pub async fn set_user_password(&self, id: &str, password_hash: &str, audit: Record) -> anyhow::Result<bool> {
         on_pool!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
             let res = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(password_hash)
                 .bind(id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            if res.rows_affected() == 1 {
+                tx.audit(std::slice::from_ref(&audit)).await?;
+            }
+            tx.commit().await?;
             Ok(res.rows_affected() == 1)
         })
     }

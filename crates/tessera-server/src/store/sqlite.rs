@@ -17,7 +17,9 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::AppendAudit as _;
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
+use crate::audit::Record;
 
 /// The most tokens written by one group commit.
 const MAX_BATCH: usize = 64;
@@ -30,8 +32,11 @@ pub(crate) struct SqliteDb {
     batcher: mpsc::Sender<PendingInsert>,
 }
 
+/// A write for the group commit: an opaque token with the record of its issuance, or a record
+/// alone (an event that changes nothing else).
 struct PendingInsert {
-    row: OpaqueTokenRow,
+    row: Option<OpaqueTokenRow>,
+    audit: Record,
     done: oneshot::Sender<Result<u64, String>>,
 }
 
@@ -71,16 +76,26 @@ impl SqliteDb {
         self.read.close().await;
     }
 
-    /// Stores an opaque token through the group commit; returns its id once it is committed.
-    pub(crate) async fn insert_opaque_token(&self, row: OpaqueTokenRow) -> anyhow::Result<u64> {
+    /// Stores an opaque token and the record of its issuance through the group commit;
+    /// returns its id once both are committed.
+    pub(crate) async fn insert_opaque_token(&self, row: OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
+        self.group_commit(Some(row), audit).await
+    }
+
+    /// Appends an audit record through the group commit; returns once it is committed.
+    pub(crate) async fn append_audit(&self, audit: Record) -> anyhow::Result<()> {
+        self.group_commit(None, audit).await.map(|_| ())
+    }
+
+    async fn group_commit(&self, row: Option<OpaqueTokenRow>, audit: Record) -> anyhow::Result<u64> {
         let (done, wait) = oneshot::channel();
-        self.batcher.send(PendingInsert { row, done }).await.map_err(|_| anyhow!("the store is closed"))?;
+        self.batcher.send(PendingInsert { row, audit, done }).await.map_err(|_| anyhow!("the store is closed"))?;
         wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
     }
 }
 
-/// Writes waiting tokens in one multi-row INSERT per round: while one commit runs, the next
-/// requests queue up and share the following one.
+/// Writes waiting tokens in one multi-row INSERT per round, with their audit records, in one
+/// transaction: while one commit runs, the next requests queue up and share the following one.
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
     // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
     // RETURNING round trip. An id used by a failed batch is simply never used again.
@@ -105,14 +120,39 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 break;
             }
         }
-        let first = next_id;
-        next_id += batch.len() as u64;
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut records = Vec::with_capacity(batch.len());
+        let mut waiting = Vec::with_capacity(batch.len());
+        for pending in batch.drain(..) {
+            let id = pending.row.as_ref().map(|_| {
+                next_id += 1;
+                next_id - 1
+            });
+            rows.extend(pending.row.map(|row| (id.unwrap_or_default(), row)));
+            records.push(pending.audit);
+            waiting.push((id.unwrap_or_default(), pending.done));
+        }
+        let result = commit_round(&pool, &statements[rows.len()], &rows, &records).await.map_err(|e| e.to_string());
+        for (id, done) in waiting {
+            let _ = done.send(result.as_ref().map(|()| id).map_err(Clone::clone));
+        }
+    }
+}
+
+/// One round of the group commit: the tokens, then their records, in one transaction.
+async fn commit_round(
+    pool: &SqlitePool,
+    statement: &str,
+    rows: &[(u64, OpaqueTokenRow)],
+    records: &[Record],
+) -> anyhow::Result<()> {
+    let mut tx = pool.begin().await?;
+    if !rows.is_empty() {
         // The statement text is built only from placeholders; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statements[batch.len()].clone()));
-        for (i, pending) in batch.iter().enumerate() {
-            let token = &pending.row;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
+        for (id, token) in rows {
             query = query
-                .bind(to_i64(first + i as u64))
+                .bind(to_i64(*id))
                 .bind(&token.secret_hash[..])
                 .bind(&token.jti)
                 .bind(&token.client_id)
@@ -124,11 +164,11 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 .bind(&token.grant_id)
                 .bind(&token.cnf);
         }
-        let result = query.execute(&pool).await.map_err(|e| e.to_string());
-        for (i, pending) in batch.drain(..).enumerate() {
-            let _ = pending.done.send(result.as_ref().map(|_| first + i as u64).map_err(Clone::clone));
-        }
+        query.execute(&mut *tx).await?;
     }
+    tx.audit(records).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Copies the WAL back into the database once a second without blocking writers (a PASSIVE

@@ -1,0 +1,389 @@
+//! The audit log's records: what happened (an [`Event`]), who did it, to whom, from where,
+//! and how it ended — never a secret — and the hash chain that makes the log tamper-evident.
+//!
+//! Every record carries `hash = SHA-256(previous hash ‖ canonical JSON of its fields)`, the
+//! first record's previous hash being 32 zero bytes, and records are numbered 1, 2, 3, … with
+//! no gaps. So a modified record fails its own hash, a removed one leaves a gap (or, renumbered,
+//! fails its hash), and two exchanged records fail at the first of them: [`Verifier`] reports
+//! the first position where the chain breaks. A cut-off tail is caught against the chain's head
+//! (`audit_head`), and against an anchor the operator kept (`tessera audit head`), which an
+//! attacker who rewrites the head too cannot forge.
+//!
+//! Records are written by the store in the same transaction as the change they describe
+//! (`store::audit`); events that change nothing else (a failed sign-in, a refused client, an
+//! introspected inactive token, a stateless JWT) are grouped into one transaction per round.
+//! The request's address and id come from a task-local [`Context`] set for every request.
+
+use serde::Serialize;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Event {
+    /// An access token was issued (any grant, any format).
+    TokenIssued,
+    /// A refresh token was used and (if the client rotates) replaced.
+    TokenRefreshed,
+    /// A used refresh token or authorization code came back: its grant was revoked.
+    ReuseDetected,
+    /// Tokens were revoked: one token, a grant, a session, a user's or a client's.
+    TokenRevoked,
+    /// A resource server introspected a token that is not active.
+    IntrospectionInactive,
+    /// A client failed to authenticate at `/token`, `/introspect`, `/revoke` or `/par`.
+    ClientAuthFailed,
+    /// A user signed in.
+    Login,
+    /// A user's password (or username) was refused.
+    LoginFailed,
+    /// A user was locked out after repeated failures.
+    Lockout,
+    /// A user signed out (their session ended).
+    Logout,
+    /// A user granted a client scopes.
+    ConsentGranted,
+    /// A signing key was created.
+    KeyCreated,
+    /// A signing key became the active one.
+    KeyActivated,
+    /// An API key was created.
+    ApiKeyCreated,
+    /// An API key was revoked.
+    ApiKeyRevoked,
+    /// An administrator (admin API or CLI) changed a client, a user or a setting.
+    AdminChange,
+}
+
+impl Event {
+    /// Every event, for documentation and filters.
+    pub const ALL: [Event; 16] = [
+        Event::TokenIssued,
+        Event::TokenRefreshed,
+        Event::ReuseDetected,
+        Event::TokenRevoked,
+        Event::IntrospectionInactive,
+        Event::ClientAuthFailed,
+        Event::Login,
+        Event::LoginFailed,
+        Event::Lockout,
+        Event::Logout,
+        Event::ConsentGranted,
+        Event::KeyCreated,
+        Event::KeyActivated,
+        Event::ApiKeyCreated,
+        Event::ApiKeyRevoked,
+        Event::AdminChange,
+    ];
+
+    /// The name stored and shown (`token.issued`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Event::TokenIssued => "token.issued",
+            Event::TokenRefreshed => "token.refreshed",
+            Event::ReuseDetected => "token.reuse_detected",
+            Event::TokenRevoked => "token.revoked",
+            Event::IntrospectionInactive => "introspection.inactive",
+            Event::ClientAuthFailed => "client.auth_failed",
+            Event::Login => "user.login",
+            Event::LoginFailed => "user.login_failed",
+            Event::Lockout => "user.locked_out",
+            Event::Logout => "user.logout",
+            Event::ConsentGranted => "consent.granted",
+            Event::KeyCreated => "key.created",
+            Event::KeyActivated => "key.activated",
+            Event::ApiKeyCreated => "api_key.created",
+            Event::ApiKeyRevoked => "api_key.revoked",
+            Event::AdminChange => "admin.change",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+}
+
+/// How it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// Refused: bad credentials, a replay, a lockout.
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+        }
+    }
+}
+
+/// Where a request came from; set around every request (`http::audit_context`).
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    /// Who is acting, when the request authenticated someone for the whole route (the admin
+    /// API: `admin:<client id>`).
+    pub actor: Option<String>,
+}
+
+tokio::task_local! {
+    static CONTEXT: Context;
+}
+
+/// Runs `future` with `context` as the request context of the records it makes.
+pub async fn in_context<F: std::future::Future>(context: Context, future: F) -> F::Output {
+    CONTEXT.scope(context, future).await
+}
+
+/// The current request context (empty outside a request).
+pub fn context() -> Context {
+    CONTEXT.try_with(Context::clone).unwrap_or_default()
+}
+
+/// One record, before the store numbers and chains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub at: u64,
+    pub event: String,
+    pub outcome: String,
+    /// Who acted: `client:<id>`, `user:<id>`, `admin:<client id>`, `cli`, `server`, or
+    /// `anonymous`.
+    pub actor: String,
+    /// Whom it concerns: a user id, or `api_key:<id>`, `key:<kid>`.
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    pub session_id: Option<String>,
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    /// Further facts (`jti`, `grant_type`, counts, …); never a secret.
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Record {
+    /// A record of `event` at `now` by `actor`, with the current request's address and id.
+    pub fn new(event: Event, now: u64, actor: impl Into<String>) -> Record {
+        let context = context();
+        Record {
+            at: now,
+            event: event.as_str().to_owned(),
+            outcome: Outcome::Success.as_str().to_owned(),
+            actor: actor.into(),
+            subject: None,
+            client_id: None,
+            session_id: None,
+            ip: context.ip,
+            request_id: context.request_id,
+            details: serde_json::Map::new(),
+        }
+    }
+
+    /// A record of `event` by whoever the request context names (the admin API's caller), else
+    /// by `fallback` (`server` at start-up, …).
+    pub fn by_context(event: Event, now: u64, fallback: &str) -> Record {
+        let actor = context().actor.unwrap_or_else(|| fallback.to_owned());
+        Record::new(event, now, actor)
+    }
+
+    /// An administrator's change: `action` (`client.create`, …) on `target`.
+    pub fn admin(now: u64, action: &str) -> Record {
+        Record::by_context(Event::AdminChange, now, "admin").detail("action", action)
+    }
+
+    pub fn failed(mut self) -> Record {
+        self.outcome = Outcome::Failure.as_str().to_owned();
+        self
+    }
+
+    pub fn subject(mut self, subject: impl Into<String>) -> Record {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    pub fn client(mut self, client_id: impl Into<String>) -> Record {
+        self.client_id = Some(client_id.into());
+        self
+    }
+
+    pub fn session(mut self, session_id: Option<impl Into<String>>) -> Record {
+        self.session_id = session_id.map(Into::into);
+        self
+    }
+
+    /// Adds `key: value` to the details.
+    pub fn detail(mut self, key: &str, value: impl Serialize) -> Record {
+        self.details.insert(key.to_owned(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+        self
+    }
+
+    /// The fields as stored and hashed, `details` as JSON text.
+    pub fn stored(&self) -> Stored<'_> {
+        Stored {
+            at: self.at,
+            event: &self.event,
+            outcome: &self.outcome,
+            actor: &self.actor,
+            subject: self.subject.as_deref(),
+            client_id: self.client_id.as_deref(),
+            session_id: self.session_id.as_deref(),
+            ip: self.ip.as_deref(),
+            request_id: self.request_id.as_deref(),
+            details: std::borrow::Cow::Owned(serde_json::Value::Object(self.details.clone()).to_string()),
+        }
+    }
+}
+
+pub use tessera_proto::admin::{AuditBreak as Break, AuditEntry as Entry, AuditVerification as Verification};
+
+/// A record's fields as stored; its hash covers them, in this order, after the previous hash.
+#[derive(Debug, Serialize)]
+pub struct Stored<'a> {
+    #[serde(skip)]
+    pub at: u64,
+    pub event: &'a str,
+    pub outcome: &'a str,
+    pub actor: &'a str,
+    pub subject: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub session_id: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub details: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    at: u64,
+    #[serde(flatten)]
+    fields: &'a Stored<'a>,
+}
+
+/// The chain hash of record `seq` with these fields after `prev`.
+pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    ctx.update(prev);
+    // Serializing strings and integers cannot fail.
+    ctx.update(&serde_json::to_vec(&Hashed { seq, at: fields.at, fields }).unwrap_or_default());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}
+
+/// The stored fields of an entry read back.
+fn stored_of(entry: &Entry) -> Stored<'_> {
+    Stored {
+        at: entry.at,
+        event: &entry.event,
+        outcome: &entry.outcome,
+        actor: &entry.actor,
+        subject: entry.subject.as_deref(),
+        client_id: entry.client_id.as_deref(),
+        session_id: entry.session_id.as_deref(),
+        ip: entry.ip.as_deref(),
+        request_id: entry.request_id.as_deref(),
+        details: std::borrow::Cow::Borrowed(&entry.details),
+    }
+}
+
+/// Checks entries in `seq` order, one page at a time; stops at the first break.
+#[derive(Debug)]
+pub struct Verifier {
+    prev: [u8; 32],
+    next_seq: u64,
+    anchor: Option<(u64, String)>,
+    broken: Option<Break>,
+}
+
+impl Verifier {
+    /// A verifier from the start of the log; `anchor` is a position and hash (hex) the
+    /// operator kept from an earlier `tessera audit head`, which the log must still contain.
+    pub fn new(anchor: Option<(u64, String)>) -> Verifier {
+        Verifier { prev: [0; 32], next_seq: 1, anchor, broken: None }
+    }
+
+    /// Feeds the next entries (ascending `seq`); `false` once the chain is broken.
+    pub fn feed(&mut self, entries: &[Entry]) -> bool {
+        for entry in entries {
+            if self.broken.is_some() {
+                return false;
+            }
+            if entry.seq != self.next_seq {
+                let reason = if entry.seq > self.next_seq {
+                    format!("record {} is missing (the next one is {})", self.next_seq, entry.seq)
+                } else {
+                    format!("record {} appears again", entry.seq)
+                };
+                self.broken = Some(Break { seq: self.next_seq, reason });
+                return false;
+            }
+            let expected = chain_hash(&self.prev, entry.seq, &stored_of(entry));
+            let expected_hex = hex(&expected);
+            if expected_hex != entry.hash {
+                self.broken = Some(Break {
+                    seq: entry.seq,
+                    reason: format!(
+                        "record {} does not match its hash: it was changed, moved, or one before it was",
+                        entry.seq
+                    ),
+                });
+                return false;
+            }
+            if let Some((seq, hash)) = &self.anchor
+                && *seq == entry.seq
+                && !hash.eq_ignore_ascii_case(&expected_hex)
+            {
+                self.broken = Some(Break {
+                    seq: entry.seq,
+                    reason: format!("record {} does not match the anchor: the log was rewritten up to here", entry.seq),
+                });
+                return false;
+            }
+            self.prev = expected;
+            self.next_seq += 1;
+        }
+        self.broken.is_none()
+    }
+
+    /// The result, given the stored head (`audit_head`: the last position every writer agreed
+    /// on, and its hash in hex).
+    pub fn finish(mut self, head: (u64, String)) -> Verification {
+        let last = self.next_seq - 1;
+        if self.broken.is_none() {
+            let (head_seq, head_hash) = head;
+            if head_seq != last || (last > 0 && head_hash != hex(&self.prev)) {
+                self.broken = Some(Break {
+                    seq: last + 1,
+                    reason: format!(
+                        "the log ends at record {last} but its head says {head_seq}: records were removed from the end"
+                    ),
+                });
+            } else if let Some((seq, _)) = &self.anchor
+                && *seq > last
+            {
+                self.broken = Some(Break {
+                    seq: last + 1,
+                    reason: format!("the anchor names record {seq} but the log ends at {last}"),
+                });
+            }
+        }
+        Verification { verified: last, head_seq: last, head_hash: hex(&self.prev), first_break: self.broken }
+    }
+}
+
+/// Parses an anchor `SEQ:HASH` (64 hex digits).
+pub fn parse_anchor(text: &str) -> Option<(u64, String)> {
+    let (seq, hash) = text.split_once(':')?;
+    let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    Some((seq.parse().ok()?, hash.to_ascii_lowercase())).filter(|_| valid)
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}

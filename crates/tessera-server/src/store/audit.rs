@@ -1,0 +1,210 @@
+//! The audit log's SQL (`audit_log`, `audit_head`; the records and the chain are `crate::audit`).
+//!
+//! [`AppendAudit::audit`] appends records inside the transaction of the change they describe,
+//! as that transaction's last step: it bumps the one-row head (the write lock on SQLite, a row
+//! lock held to commit on PostgreSQL, so appends from any connection or node are serialized and
+//! numbered without gaps), chains the records onto the head's hash, and moves the head. A
+//! transaction that appends must take every other lock first (on PostgreSQL the `changes`
+//! advisory lock, through `RecordChange::record`), so that no two writers wait on each other.
+//! [`Store::audit`] writes records that change nothing else: through the group commit on
+//! SQLite, in a transaction of their own on PostgreSQL.
+
+use sqlx::Row;
+
+use super::{Db, Store, to_i64, to_u64};
+use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
+
+const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
+const MOVE_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+const INSERT: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
+        request_id, details, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Appends audit records inside a transaction (see the module header for the lock order).
+pub(crate) trait AppendAudit {
+    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()>;
+}
+
+/// The body of [`AppendAudit::audit`], compiled once per backend.
+macro_rules! append_body {
+    ($tx:expr, $records:expr) => {{
+        let records: &[Record] = $records;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+        let head = sqlx::query(BUMP_HEAD).bind(count).fetch_one($tx).await?;
+        let last: i64 = head.get("seq");
+        let mut prev = to_hash(&head.get::<Vec<u8>, _>("hash"));
+        for (i, record) in records.iter().enumerate() {
+            let seq = to_u64(last - count + 1) + i as u64;
+            let stored = record.stored();
+            prev = chain_hash(&prev, seq, &stored);
+            sqlx::query(INSERT)
+                .bind(to_i64(seq))
+                .bind(to_i64(stored.at))
+                .bind(stored.event)
+                .bind(stored.outcome)
+                .bind(stored.actor)
+                .bind(stored.subject)
+                .bind(stored.client_id)
+                .bind(stored.session_id)
+                .bind(stored.ip)
+                .bind(stored.request_id)
+                .bind(stored.details.as_ref())
+                .bind(&prev[..])
+                .execute($tx)
+                .await?;
+        }
+        sqlx::query(MOVE_HEAD).bind(&prev[..]).execute($tx).await?;
+        Ok(())
+    }};
+}
+
+impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        append_body!(&mut **self, records)
+    }
+}
+
+impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
+    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
+        append_body!(&mut **self, records)
+    }
+}
+
+fn to_hash(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    if bytes.len() == 32 {
+        out.copy_from_slice(bytes);
+    }
+    out
+}
+
+/// What `tessera audit query` and `GET /admin/audit` select.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Only records after this position.
+    pub after: u64,
+    /// Records whose subject or actor is this user id.
+    pub user: Option<String>,
+    pub client: Option<String>,
+    /// An event name (`token.issued`, …).
+    pub event: Option<String>,
+    /// `at` within `[since, until]` (seconds since the epoch).
+    pub since: Option<u64>,
+    pub until: Option<u64>,
+}
+
+impl Store {
+    /// Appends records that change nothing else, once committed.
+    pub async fn audit(&self, record: Record) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(db) => db.append_audit(record).await,
+            Db::Postgres(db) => {
+                let mut tx = db.pool.begin().await?;
+                tx.audit(std::slice::from_ref(&record)).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Records matching `filter`, oldest first, at most `limit`.
+    pub async fn audit_entries(&self, filter: &AuditFilter, limit: u32) -> anyhow::Result<Vec<Entry>> {
+        const SQL: &str = "SELECT * FROM audit_log WHERE seq > $1
+             AND ($2 IS NULL OR subject = $2 OR actor = 'user:' || $2)
+             AND ($3 IS NULL OR client_id = $3)
+             AND ($4 IS NULL OR event = $4)
+             AND ($5 IS NULL OR at >= $5)
+             AND ($6 IS NULL OR at <= $6)
+             ORDER BY seq LIMIT $7";
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(SQL)
+                .bind(to_i64(filter.after))
+                .bind(&filter.user)
+                .bind(&filter.client)
+                .bind(&filter.event)
+                .bind(filter.since.map(to_i64))
+                .bind(filter.until.map(to_i64))
+                .bind(i64::from(limit))
+                .fetch_all(pool)
+                .await?;
+            Ok(rows.iter().map(|r| r.audit_entry()).collect())
+        })
+    }
+
+    /// The newest `limit` records, oldest first.
+    pub async fn audit_tail(&self, limit: u32) -> anyhow::Result<Vec<Entry>> {
+        const SQL: &str = "SELECT * FROM (SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1) t ORDER BY seq";
+        on_pool!(self, read, |pool| {
+            let rows = sqlx::query(SQL).bind(i64::from(limit)).fetch_all(pool).await?;
+            Ok(rows.iter().map(|r| r.audit_entry()).collect())
+        })
+    }
+
+    /// Checks the whole chain, a page at a time, against its head and an optional anchor
+    /// (`seq`, hex hash) kept from an earlier check.
+    pub async fn verify_audit(&self, anchor: Option<(u64, String)>) -> anyhow::Result<Verification> {
+        const PAGE: u32 = 2_000;
+        const SQL: &str = "SELECT * FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
+        // The head first: records appended while we read lie beyond it and are left for later.
+        let head = self.audit_head().await?;
+        let mut verifier = Verifier::new(anchor);
+        let mut after = 0u64;
+        loop {
+            let page: Vec<Entry> = on_pool!(self, read, |pool| {
+                let rows = sqlx::query(SQL)
+                    .bind(to_i64(after))
+                    .bind(to_i64(head.0))
+                    .bind(i64::from(PAGE))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(|r| r.audit_entry()).collect()
+            });
+            let Some(last) = page.last().map(|e| e.seq) else { break };
+            if !verifier.feed(&page) {
+                break;
+            }
+            after = last;
+        }
+        Ok(verifier.finish(head))
+    }
+
+    /// The chain's head: the last position and its hash (hex).
+    pub async fn audit_head(&self) -> anyhow::Result<(u64, String)> {
+        on_pool!(self, write, |pool| {
+            let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
+            Ok((to_u64(row.get("seq")), hex(&row.get::<Vec<u8>, _>("hash"))))
+        })
+    }
+}
+
+trait AuditRow {
+    fn audit_entry(&self) -> Entry;
+}
+
+macro_rules! audit_row {
+    ($row:ty) => {
+        impl AuditRow for $row {
+            fn audit_entry(&self) -> Entry {
+                Entry {
+                    seq: to_u64(self.get("seq")),
+                    at: to_u64(self.get("at")),
+                    event: self.get("event"),
+                    outcome: self.get("outcome"),
+                    actor: self.get("actor"),
+                    subject: self.get("subject"),
+                    client_id: self.get("client_id"),
+                    session_id: self.get("session_id"),
+                    ip: self.get("ip"),
+                    request_id: self.get("request_id"),
+                    details: self.get("details"),
+                    hash: hex(&self.get::<Vec<u8>, _>("hash")),
+                }
+            }
+        }
+    };
+}
+
+audit_row!(sqlx::sqlite::SqliteRow);
+audit_row!(sqlx::postgres::PgRow);
