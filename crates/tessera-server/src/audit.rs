@@ -186,9 +186,10 @@ impl Record {
         Record::new(event, now, actor)
     }
 
-    /// An administrator's change: `action` (`client.create`, …) on `target`.
+    /// An administrator's change: `action` (`client.create`, …), by the admin API's caller
+    /// (`server` for the bootstrap admin client made at the first start).
     pub fn admin(now: u64, action: &str) -> Record {
-        Record::by_context(Event::AdminChange, now, "admin").detail("action", action)
+        Record::by_context(Event::AdminChange, now, "server").detail("action", action)
     }
 
     pub fn failed(mut self) -> Record {

@@ -331,7 +331,12 @@ pub async fn run(
             .into_future(),
         ),
     };
-    let admin_server = axum::serve(admin.tap_io(nodelay), admin_app(state.clone())).with_graceful_shutdown(wait(rx));
+    // With the peer's address: the audit log names where admin changes came from.
+    let admin_server = axum::serve(
+        admin.tap_io(nodelay),
+        admin_app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(wait(rx));
     let stopping = state.stopping.clone();
     tokio::spawn(async move {
         shutdown.await;

@@ -273,6 +273,30 @@ impl TestApp {
         vec![dump]
     }
 
+    /// Runs SQL statements straight on this test's database, behind the server's back (to
+    /// tamper with what it stored): the SQLite file, or this test's PostgreSQL schema.
+    pub async fn execute_sql(&self, statements: &[&str]) {
+        use sqlx::Connection as _;
+        match &self.postgres {
+            Some(pg) => {
+                let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
+                for sql in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+                }
+                let _ = conn.close().await;
+            }
+            None => {
+                let url = format!("sqlite:{}", self.data_dir.path().join("tessera.db").display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut conn).await.unwrap();
+                for sql in statements {
+                    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+                }
+                let _ = conn.close().await;
+            }
+        }
+    }
+
     /// The bootstrap admin client.
     pub fn admin_client(&self) -> TestClient {
         TestClient { id: self.admin.client_id.clone(), secret: self.admin.client_secret.clone() }
