@@ -1,6 +1,9 @@
 //! An acknowledged opaque token, revocation or refresh survives `kill -9` of the server, even
 //! when the kill lands in the middle of a stream of issuance, revocation and refresh (issues #3
-//! and #5), on SQLite and on PostgreSQL; no refresh family ever has two live tokens.
+//! and #5), on SQLite and on PostgreSQL; no refresh family ever has two live tokens. The audit
+//! log (issue #8) went down with the same commits: every stored token, revocation and rotation
+//! has its record and every record its change, the chain verifies, and no secret issued in the
+//! run is in the log or in the server's own log.
 
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +49,8 @@ async fn kill_9_mid_stream(extra: &[&str]) {
     let (public, admin) = (free_port(), free_port());
     let server = tokio::task::block_in_place(|| Server::start_with(dir.path(), public, admin, extra));
     let admin_config = server.admin_config.to_str().unwrap().to_owned();
-    let create = |format: &str| {
+    let mut secrets: Vec<String> = vec![tessera_test_support::PASSWORD.to_owned()];
+    let mut create = |format: &str| {
         let out = tessera(&[
             "client",
             "create",
@@ -59,6 +63,7 @@ async fn kill_9_mid_stream(extra: &[&str]) {
             "read",
         ]);
         let client: Value = serde_json::from_slice(&out.stdout).unwrap();
+        secrets.push(client["client_secret"].as_str().unwrap().to_owned());
         basic(client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap())
     };
     let (opaque, jwt) = (create("opaque"), create("jwt"));
@@ -93,6 +98,7 @@ async fn kill_9_mid_stream(extra: &[&str]) {
         "--first-party",
     ]);
     let code_client: Value = serde_json::from_slice(&out.stdout).unwrap();
+    secrets.push(code_client["client_secret"].as_str().unwrap().to_owned());
     let code_auth = basic(code_client["client_id"].as_str().unwrap(), code_client["client_secret"].as_str().unwrap());
     let mut families = Vec::new();
     for _ in 0..4 {
@@ -217,5 +223,82 @@ async fn kill_9_mid_stream(extra: &[&str]) {
             .unwrap();
         assert_eq!(res.status(), 200, "an acknowledged refresh token stopped working");
     }
+
+    // The audit log: the chain holds, and records and changes match one for one.
+    let verified = crate::e2e::json_out(&tessera(&["audit", "verify", "--admin-config", &admin_config, "--json"]));
+    assert_eq!(verified["first_break"], Value::Null, "{verified}");
+    let export = tessera(&["audit", "export", "--admin-config", &admin_config]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let export = String::from_utf8(export.stdout).unwrap();
+    let records: Vec<Value> = export.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    // The export's own admin token is a record beyond the verified ones.
+    assert!(records.len() as u64 > verified["verified"].as_u64().unwrap());
+    let details = |r: &Value| serde_json::from_str::<Value>(r["details"].as_str().unwrap()).unwrap();
+    let jtis = |event: &str, pick: &dyn Fn(&Value) -> bool| -> std::collections::BTreeSet<String> {
+        records
+            .iter()
+            .filter(|r| r["event"] == event)
+            .map(details)
+            .filter(|d| pick(d))
+            .map(|d| d["jti"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let db = Database::of(dir.path(), extra);
+    let stored_opaque = db.strings("SELECT jti FROM opaque_tokens").await;
+    let issued_opaque = jtis("token.issued", &|d| d["token"] == "access_token" && d["format"] == "opaque");
+    assert!(stored_opaque.len() >= 300, "{}", stored_opaque.len());
+    assert_eq!(issued_opaque, stored_opaque, "an opaque token without its record, or a record without its token");
+    let issued_jwt = jtis("token.issued", &|d| d["token"] == "access_token" && d["format"] == "jwt");
+    for token in acknowledged.active.iter().chain(&acknowledged.revoked).filter(|t| !t.starts_with("tat_")) {
+        let jti = tessera_test_support::jwt_claims(token)["jti"].as_str().unwrap().to_owned();
+        assert!(issued_jwt.contains(&jti), "an acknowledged JWT without its record");
+    }
+    let mut revoked = db.strings("SELECT jti FROM opaque_tokens WHERE revoked_at IS NOT NULL").await;
+    revoked.extend(db.strings("SELECT jti FROM revoked_jwts").await);
+    assert!(!revoked.is_empty());
+    assert_eq!(jtis("token.revoked", &|d| d["token"] == "access_token"), revoked, "revocations and their records");
+    let rotated = db.strings("SELECT CAST(id AS TEXT) AS jti FROM refresh_tokens WHERE rotated_at IS NOT NULL").await;
+    let refreshed = records.iter().filter(|r| r["event"] == "token.refreshed").count();
+    assert_eq!(refreshed, rotated.len(), "rotations and their records");
+
+    // No secret issued in this run in the audit log or the server's log (both runs).
+    let log = std::fs::read_to_string(dir.path().join(format!("serve-{public}.log"))).unwrap();
+    assert!(log.contains("access token issued"), "the log is the server's");
+    secrets.extend(acknowledged.active.iter().chain(&acknowledged.revoked).chain(&acknowledged.refresh).cloned());
+    for secret in &secrets {
+        assert!(!export.contains(secret.as_str()), "a secret is in the audit log");
+        assert!(!log.contains(secret.as_str()), "a secret is in the server's log");
+    }
     server.stop();
+}
+
+/// The test's database, read behind the server's back.
+enum Database {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Database {
+    fn of(dir: &std::path::Path, extra: &[&str]) -> Database {
+        match extra.iter().position(|a| *a == "--database-url") {
+            Some(i) => Database::Postgres(extra[i + 1].to_owned()),
+            None => Database::Sqlite(format!("sqlite:{}", dir.join("data/tessera.db").display())),
+        }
+    }
+
+    /// The first column (named `jti`) of every row.
+    async fn strings(&self, sql: &str) -> std::collections::BTreeSet<String> {
+        use sqlx::{Connection as _, Row as _};
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Database::Sqlite(url) => {
+                let mut conn = sqlx::SqliteConnection::connect(url).await.unwrap();
+                sqlx::query(sql).fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get("jti")).collect()
+            }
+            Database::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                sqlx::query(sql).fetch_all(&mut conn).await.unwrap().iter().map(|r| r.get("jti")).collect()
+            }
+        }
+    }
 }

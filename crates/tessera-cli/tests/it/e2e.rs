@@ -46,7 +46,14 @@ impl Server {
             .args(extra)
             .env_remove("TESSERA_LOG")
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join(format!("serve-{public}.log"))).unwrap())
+            // Appended, so that a restarted server's log follows the first run's.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("serve-{public}.log")))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let server =
@@ -648,4 +655,72 @@ fn readme_walkthrough_sign_in_refresh_and_sign_out_everywhere() {
     assert_eq!(introspect(access), serde_json::json!({"active": false}));
     assert!(!tessera(&["revoke", "--admin-config", &admin_config]).status.success());
     server.stop();
+}
+
+/// `tessera audit verify|query|tail|export` against a running server; `verify` exits 1 and
+/// names the record when the database was tampered with behind the server's back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_commands_verify_query_tail_and_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let server = tokio::task::block_in_place(|| Server::start(dir.path(), public, admin));
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let client =
+        json_out(&tessera(&["client", "create", "--admin-config", &admin_config, "--json", "--scope", "read"]));
+    let client_id = client["client_id"].as_str().unwrap();
+    let auth = basic(client_id, client["client_secret"].as_str().unwrap());
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let res = http
+            .post(format!("{}/token", server.issuer))
+            .header("authorization", &auth)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let run = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--admin-config", &admin_config]);
+        tessera(&all)
+    };
+
+    let out = run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success() && text.contains("audit log intact"), "{text}");
+    let anchor = text.lines().find_map(|l| l.strip_prefix("anchor: ")).unwrap().to_owned();
+    assert!(run(&["verify", "--anchor", &anchor]).status.success());
+
+    let out = run(&["query", "--client", client_id, "--event", "token.issued", "--json"]);
+    assert!(out.status.success());
+    let lines: Vec<Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["client_id"] == client_id && l["actor"] == format!("client:{client_id}")));
+    let out = run(&["tail", "-n", "2"]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    let out = run(&["export"]);
+    let exported = String::from_utf8(out.stdout).unwrap();
+    assert!(exported.lines().count() >= 6);
+    assert!(exported.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+    assert!(!exported.contains(client["client_secret"].as_str().unwrap()));
+    let out = run(&["query", "--event", "no.such.event"]);
+    assert!(!out.status.success());
+
+    // Tampering: record 3's outcome changed in the database file.
+    use sqlx::Connection as _;
+    let url = format!("sqlite:{}", dir.path().join("data/tessera.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 3").execute(&mut conn).await.unwrap();
+    drop(conn);
+    let out = run(&["verify"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("BROKEN at record 3"), "{text}");
+    let out = run(&["verify", "--json"]);
+    let result: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(result["first_break"]["seq"], 3);
+    tokio::task::block_in_place(|| server.stop());
 }
