@@ -113,15 +113,17 @@ pub(crate) async fn run(command: AuditCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/admin/audit?tail=true&limit={}", lines.clamp(1, 1_000));
             let page: AuditPage = parse(session.send(reqwest::Method::GET, &path, None).await?).await?;
             print_entries(common.json, &page.entries)?;
+            if !follow {
+                return Ok(ExitCode::SUCCESS);
+            }
             let mut after = page.next_after;
-            while follow {
+            loop {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let path = Filter::default().query(after);
                 let page: AuditPage = parse(session.send(reqwest::Method::GET, &path, None).await?).await?;
                 print_entries(common.json, &page.entries)?;
                 after = page.next_after;
             }
-            Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Query { common, filter } => {
             page_through(&common, &filter, common.json).await?;

@@ -724,3 +724,20 @@ async fn audit_commands_verify_query_tail_and_export() {
     assert_eq!(result["first_break"]["seq"], 3);
     tokio::task::block_in_place(|| server.stop());
 }
+
+/// The README's audit section names every event the server records, and its commands exist.
+#[test]
+fn readme_documents_every_audit_event_and_command() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let section = readme.split("### Audit log").nth(1).expect("README section").split("\n### ").next().unwrap();
+    for event in tessera_server::audit::Event::ALL {
+        assert!(section.contains(&format!("`{}`", event.as_str())), "README does not name {}", event.as_str());
+    }
+    let commands: Vec<&str> = section.lines().filter(|l| l.starts_with("tessera audit ")).collect();
+    assert!(commands.len() >= 4, "{commands:?}");
+    for command in commands {
+        let sub = command.split_whitespace().nth(2).unwrap();
+        let out = tessera(&["audit", sub, "--help"]);
+        assert!(out.status.success(), "tessera audit {sub}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
