@@ -16,17 +16,41 @@ use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
 
 const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 const MOVE_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
-const INSERT: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
-        request_id, details, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+const COLUMNS: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
+        request_id, details, hash) VALUES ";
+/// Values per record.
+const WIDTH: usize = 12;
+
+/// One multi-row INSERT for `rows` records, with `?` placeholders (SQLite: sqlx resolves `$N`
+/// one by one, quadratic in their number) or numbered ones (PostgreSQL).
+fn insert_statement(rows: usize, numbered: bool) -> String {
+    let mut sql = String::from(COLUMNS);
+    for row in 0..rows {
+        sql.push_str(if row == 0 { "(" } else { ", (" });
+        for col in 0..WIDTH {
+            if col > 0 {
+                sql.push_str(", ");
+            }
+            if numbered {
+                sql.push_str(&format!("${}", row * WIDTH + col + 1));
+            } else {
+                sql.push('?');
+            }
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 /// Appends audit records inside a transaction (see the module header for the lock order).
 pub(crate) trait AppendAudit {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()>;
 }
 
-/// The body of [`AppendAudit::audit`], compiled once per backend.
+/// The body of [`AppendAudit::audit`], compiled once per backend: the head bumped, then every
+/// record in one statement, then the head moved.
 macro_rules! append_body {
-    ($tx:expr, $records:expr) => {{
+    ($tx:expr, $records:expr, $numbered:expr) => {{
         let records: &[Record] = $records;
         if records.is_empty() {
             return Ok(());
@@ -35,26 +59,32 @@ macro_rules! append_body {
         let head = sqlx::query(BUMP_HEAD).bind(count).fetch_one($tx).await?;
         let last: i64 = head.get("seq");
         let mut prev = to_hash(&head.get::<Vec<u8>, _>("hash"));
-        for (i, record) in records.iter().enumerate() {
-            let seq = to_u64(last - count + 1) + i as u64;
-            let stored = record.stored();
-            prev = chain_hash(&prev, seq, &stored);
-            sqlx::query(INSERT)
-                .bind(to_i64(seq))
-                .bind(to_i64(stored.at))
-                .bind(stored.event)
-                .bind(stored.outcome)
-                .bind(stored.actor)
-                .bind(stored.subject)
-                .bind(stored.client_id)
-                .bind(stored.session_id)
-                .bind(stored.ip)
-                .bind(stored.request_id)
-                .bind(stored.details.as_ref())
-                .bind(&prev[..])
-                .execute($tx)
-                .await?;
+        let first = to_u64(last - count + 1);
+        let stored: Vec<_> = records.iter().map(Record::stored).collect();
+        let mut hashes = Vec::with_capacity(records.len());
+        for (i, fields) in stored.iter().enumerate() {
+            prev = chain_hash(&prev, first + i as u64, fields);
+            hashes.push(prev);
         }
+        // The statement text is built only from placeholders; every value is bound.
+        let sql = insert_statement(records.len(), $numbered);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, (fields, hash)) in stored.iter().zip(&hashes).enumerate() {
+            query = query
+                .bind(to_i64(first + i as u64))
+                .bind(to_i64(fields.at))
+                .bind(fields.event)
+                .bind(fields.outcome)
+                .bind(fields.actor)
+                .bind(fields.subject)
+                .bind(fields.client_id)
+                .bind(fields.session_id)
+                .bind(fields.ip)
+                .bind(fields.request_id)
+                .bind(fields.details.as_ref())
+                .bind(&hash[..]);
+        }
+        query.execute($tx).await?;
         sqlx::query(MOVE_HEAD).bind(&prev[..]).execute($tx).await?;
         Ok(())
     }};
@@ -62,13 +92,13 @@ macro_rules! append_body {
 
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        append_body!(&mut **self, records)
+        append_body!(&mut **self, records, false)
     }
 }
 
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        append_body!(&mut **self, records)
+        append_body!(&mut **self, records, true)
     }
 }
 
