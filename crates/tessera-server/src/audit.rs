@@ -230,7 +230,8 @@ impl Record {
             session_id: self.session_id.as_deref(),
             ip: self.ip.as_deref(),
             request_id: self.request_id.as_deref(),
-            details: std::borrow::Cow::Owned(serde_json::Value::Object(self.details.clone()).to_string()),
+            // A map of JSON values always serializes.
+            details: std::borrow::Cow::Owned(serde_json::to_string(&self.details).unwrap_or_default()),
         }
     }
 }
