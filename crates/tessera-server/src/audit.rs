@@ -264,13 +264,10 @@ struct Hashed<'a> {
 
 /// The chain hash of record `seq` with these fields after `prev`.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    ctx.update(prev);
+    let mut input = prev.to_vec();
     // Serializing strings and integers cannot fail.
-    ctx.update(&serde_json::to_vec(&Hashed { seq, at: fields.at, fields }).unwrap_or_default());
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ctx.finish().as_ref());
-    out
+    let _ = serde_json::to_writer(&mut input, &Hashed { seq, at: fields.at, fields });
+    crate::secret::hash_bytes(&input)
 }
 
 /// The stored fields of an entry read back.
