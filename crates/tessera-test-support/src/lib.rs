@@ -276,12 +276,22 @@ impl TestApp {
     /// Runs SQL statements straight on this test's database, behind the server's back (to
     /// tamper with what it stored): the SQLite file, or this test's PostgreSQL schema.
     pub async fn execute_sql(&self, statements: &[&str]) {
+        if let Err(err) = self.try_execute_sql(statements).await {
+            panic!("{err}");
+        }
+    }
+
+    /// [`TestApp::execute_sql`], stopping at the first statement the database refuses and
+    /// returning its error message.
+    pub async fn try_execute_sql(&self, statements: &[&str]) -> Result<(), String> {
         use sqlx::Connection as _;
+        let error = |sql: &str, err: sqlx::Error| format!("{sql}: {err}");
         match &self.postgres {
             Some(pg) => {
                 let mut conn = sqlx::PgConnection::connect(&pg.url()).await.unwrap();
                 for sql in statements {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+                    let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await;
+                    result.map_err(|e| error(sql, e))?;
                 }
                 let _ = conn.close().await;
             }
@@ -290,11 +300,13 @@ impl TestApp {
                 let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
                 sqlx::query("PRAGMA busy_timeout = 10000").execute(&mut conn).await.unwrap();
                 for sql in statements {
-                    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.unwrap();
+                    let result = sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await;
+                    result.map_err(|e| error(sql, e))?;
                 }
                 let _ = conn.close().await;
             }
         }
+        Ok(())
     }
 
     /// The bootstrap admin client.

@@ -14,12 +14,17 @@ use sqlx::Row;
 use super::{Db, Store, to_i64, to_u64};
 use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
 
+/// PostgreSQL: the head bumped by a whole transaction's records (a row lock held to commit), and
+/// moved to the last hash once they are in.
 const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 const MOVE_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
+/// SQLite: the head read under the write lock; the triggers of migration 0012 refuse a record
+/// that is not the next position and move the head with each one.
+const LOCK_HEAD: &str = "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash";
 const COLUMNS: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
         request_id, details, hash) VALUES ";
 /// Values per record.
-const WIDTH: usize = 12;
+pub(super) const WIDTH: usize = 12;
 
 /// One multi-row INSERT for `rows` records, with `?` placeholders (SQLite: sqlx resolves `$N`
 /// one by one, quadratic in their number) or numbered ones (PostgreSQL).
@@ -42,67 +47,102 @@ fn insert_statement(rows: usize, numbered: bool) -> String {
     sql
 }
 
+/// Where the chain ends: the last position and its hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Head {
+    pub(super) seq: u64,
+    pub(super) hash: [u8; 32],
+}
+
+/// A record placed on the chain: its position, its stored fields and its hash.
+pub(super) struct Chained<'a> {
+    pub(super) seq: u64,
+    pub(super) fields: crate::audit::Stored<'a>,
+    pub(super) hash: [u8; 32],
+}
+
+/// Places `records` after `head`; returns them and the new head.
+pub(super) fn chain(head: Head, records: &[Record]) -> (Vec<Chained<'_>>, Head) {
+    let mut prev = head;
+    let chained = records
+        .iter()
+        .map(|record| {
+            let fields = record.stored();
+            let seq = prev.seq + 1;
+            let hash = chain_hash(&prev.hash, seq, &fields);
+            prev = Head { seq, hash };
+            Chained { seq, fields, hash }
+        })
+        .collect();
+    (chained, prev)
+}
+
+/// Binds a chained record's twelve `audit_log` values, in column order.
+macro_rules! bind_chained {
+    ($query:expr, $c:expr) => {{
+        let c: &$crate::store::audit::Chained<'_> = $c;
+        $query
+            .bind(to_i64(c.seq))
+            .bind(to_i64(c.fields.at))
+            .bind(c.fields.event)
+            .bind(c.fields.outcome)
+            .bind(c.fields.actor)
+            .bind(c.fields.subject)
+            .bind(c.fields.client_id)
+            .bind(c.fields.session_id)
+            .bind(c.fields.ip)
+            .bind(c.fields.request_id)
+            .bind(c.fields.details.as_ref())
+            .bind(&c.hash[..])
+    }};
+}
+pub(super) use bind_chained;
+
 /// Appends audit records inside a transaction (see the module header for the lock order).
 pub(crate) trait AppendAudit {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()>;
 }
 
-/// The body of [`AppendAudit::audit`], compiled once per backend: the head bumped, then every
-/// record in one statement, then the head moved.
-macro_rules! append_body {
-    ($tx:expr, $records:expr, $numbered:expr) => {{
-        let records: &[Record] = $records;
+impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
+    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
         if records.is_empty() {
             return Ok(());
         }
-        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
-        let head = sqlx::query(BUMP_HEAD).bind(count).fetch_one($tx).await?;
-        let last: i64 = head.get("seq");
-        let mut prev = to_hash(&head.get::<Vec<u8>, _>("hash"));
-        let first = to_u64(last - count + 1);
-        let stored: Vec<_> = records.iter().map(Record::stored).collect();
-        let mut hashes = Vec::with_capacity(records.len());
-        for (i, fields) in stored.iter().enumerate() {
-            prev = chain_hash(&prev, first + i as u64, fields);
-            hashes.push(prev);
-        }
+        let row = sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?;
+        let head = Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) };
+        let (chained, _) = chain(head, records);
         // The statement text is built only from placeholders; every value is bound.
-        let sql = insert_statement(records.len(), $numbered);
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for (i, (fields, hash)) in stored.iter().zip(&hashes).enumerate() {
-            query = query
-                .bind(to_i64(first + i as u64))
-                .bind(to_i64(fields.at))
-                .bind(fields.event)
-                .bind(fields.outcome)
-                .bind(fields.actor)
-                .bind(fields.subject)
-                .bind(fields.client_id)
-                .bind(fields.session_id)
-                .bind(fields.ip)
-                .bind(fields.request_id)
-                .bind(fields.details.as_ref())
-                .bind(&hash[..]);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(records.len(), false)));
+        for c in &chained {
+            query = bind_chained!(query, c);
         }
-        query.execute($tx).await?;
-        sqlx::query(MOVE_HEAD).bind(&prev[..]).execute($tx).await?;
+        query.execute(&mut **self).await?;
         Ok(())
-    }};
-}
-
-impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        append_body!(&mut **self, records, false)
     }
 }
 
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        append_body!(&mut **self, records, true)
+        if records.is_empty() {
+            return Ok(());
+        }
+        let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
+        let row = sqlx::query(BUMP_HEAD).bind(count).fetch_one(&mut **self).await?;
+        let last = to_u64(row.get("seq"));
+        let head = Head { seq: last - records.len() as u64, hash: to_hash(&row.get::<Vec<u8>, _>("hash")) };
+        let (chained, new_head) = chain(head, records);
+        // The statement text is built only from placeholders; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(records.len(), true)));
+        for c in &chained {
+            query = bind_chained!(query, c);
+        }
+        query.execute(&mut **self).await?;
+        sqlx::query(MOVE_HEAD).bind(&new_head.hash[..]).execute(&mut **self).await?;
+        Ok(())
     }
 }
 
-fn to_hash(bytes: &[u8]) -> [u8; 32] {
+pub(super) fn to_hash(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     if bytes.len() == 32 {
         out.copy_from_slice(bytes);

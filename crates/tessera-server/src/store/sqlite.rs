@@ -3,11 +3,13 @@
 //! SQLite allows one writer at a time, and its busy handler waits by sleeping, so writes never
 //! compete on many connections: reads use a pool of their own, security-critical writes
 //! (clients, keys, revocations, sign-in state) one connection with `synchronous=FULL` (fsync
-//! before the commit returns), and opaque-token issuance one connection fed by a group-commit
-//! task that writes every waiting token in one statement with `synchronous=NORMAL`: committed to
-//! the WAL before the response is sent, so it survives the process being killed; a power loss
-//! can lose the newest tokens, which then fail closed (the client gets `invalid_token` and asks
-//! again), while a revocation is never lost.
+//! before the commit returns), and token issuance one connection fed by a group-commit task
+//! with `synchronous=NORMAL`. Each round of the group commit is one statement: every waiting
+//! opaque token and every waiting audit record (of those tokens, of stateless JWTs, of refused
+//! clients), inserted together through the `issuance` view, chained onto the audit head the task
+//! keeps in memory. It is committed to the WAL before the responses are sent, so it survives
+//! the process being killed; a power loss can lose the newest tokens, which then fail closed
+//! (the client gets `invalid_token` and asks again), while a revocation is never lost.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::AppendAudit as _;
+use super::audit::{Head, WIDTH, bind_chained, chain, to_hash};
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
 use crate::audit::Record;
 
@@ -94,8 +96,9 @@ impl SqliteDb {
     }
 }
 
-/// Writes waiting tokens in one multi-row INSERT per round, with their audit records, in one
-/// transaction: while one commit runs, the next requests queue up and share the following one.
+/// Writes each round of waiting requests (their tokens and audit records) in one multi-row
+/// INSERT into the `issuance` view, atomic on its own: while one round is written, the next
+/// requests queue up and share the following one.
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
     // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
     // RETURNING round trip. An id used by a failed batch is simply never used again.
@@ -107,7 +110,9 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 return;
             }
         };
-    let statements: Vec<String> = (0..=MAX_BATCH).map(insert_statement).collect();
+    let statements: Vec<String> = (0..=MAX_BATCH).map(issuance_statement).collect();
+    // The chain head as this task last wrote or read it; `None` after an error.
+    let mut head = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         // Let request tasks that are already runnable join this round before it commits. It
@@ -120,7 +125,7 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 break;
             }
         }
-        let mut rows = Vec::with_capacity(batch.len());
+        let mut tokens = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
         for pending in batch.drain(..) {
@@ -128,47 +133,87 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
                 next_id += 1;
                 next_id - 1
             });
-            rows.extend(pending.row.map(|row| (id.unwrap_or_default(), row)));
+            tokens.push(id.zip(pending.row));
             records.push(pending.audit);
             waiting.push((id.unwrap_or_default(), pending.done));
         }
-        let result = commit_round(&pool, &statements[rows.len()], &rows, &records).await.map_err(|e| e.to_string());
+        let round = Round { statement: &statements[records.len()], tokens: &tokens, records: &records };
+        let result = round.commit(&pool, &mut head).await.map_err(|e| e.to_string());
         for (id, done) in waiting {
             let _ = done.send(result.as_ref().map(|()| id).map_err(Clone::clone));
         }
     }
 }
 
-/// One round of the group commit: the tokens, then their records, in one transaction.
-async fn commit_round(
-    pool: &SqlitePool,
-    statement: &str,
-    rows: &[(u64, OpaqueTokenRow)],
-    records: &[Record],
-) -> anyhow::Result<()> {
-    let mut tx = pool.begin().await?;
-    if !rows.is_empty() {
-        // The statement text is built only from placeholders; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()));
-        for (id, token) in rows {
-            query = query
-                .bind(to_i64(*id))
-                .bind(&token.secret_hash[..])
-                .bind(&token.jti)
-                .bind(&token.client_id)
-                .bind(&token.sub)
-                .bind(json_list(&token.aud))
-                .bind(&token.scope)
-                .bind(to_i64(token.iat))
-                .bind(to_i64(token.exp))
-                .bind(&token.grant_id)
-                .bind(&token.cnf);
-        }
-        query.execute(&mut *tx).await?;
+/// One round of the group commit: request `i` is `tokens[i]` (if it issues an opaque token)
+/// and `records[i]`.
+struct Round<'a> {
+    statement: &'a str,
+    tokens: &'a [Option<(u64, OpaqueTokenRow)>],
+    records: &'a [Record],
+}
+
+impl Round<'_> {
+    /// Writes the round after `head`, and moves `head` to its end. When another connection has
+    /// appended since `head` was learnt, the view's trigger refuses the statement and the round
+    /// is written again under the write lock, after the head read afresh.
+    async fn commit(&self, pool: &SqlitePool, head: &mut Option<Head>) -> anyhow::Result<()> {
+        let known = match *head {
+            Some(known) => known,
+            None => read_head(pool).await?,
+        };
+        *head = None;
+        let end = match self.write(pool, known).await {
+            Ok(end) => end,
+            Err(err) if head_moved(&err) => {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let known = read_head(&mut *tx).await?;
+                let end = self.write(&mut *tx, known).await?;
+                tx.commit().await?;
+                end
+            }
+            Err(err) => return Err(err.into()),
+        };
+        *head = Some(end);
+        Ok(())
     }
-    tx.audit(records).await?;
-    tx.commit().await?;
-    Ok(())
+
+    async fn write<'c>(&self, db: impl sqlx::SqliteExecutor<'c>, head: Head) -> Result<Head, sqlx::Error> {
+        let (chained, end) = chain(head, self.records);
+        // The statement text is built only from placeholders; every value is bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.statement.to_owned()));
+        let mut prev = head.hash;
+        for (token, c) in self.tokens.iter().zip(&chained) {
+            let (id, token) = (token.as_ref().map(|(id, _)| to_i64(*id)), token.as_ref().map(|(_, row)| row));
+            query = query
+                .bind(id)
+                .bind(token.map(|t| &t.secret_hash[..]))
+                .bind(token.map(|t| &t.jti))
+                .bind(token.map(|t| &t.client_id))
+                .bind(token.map(|t| &t.sub))
+                .bind(token.map(|t| json_list(&t.aud)))
+                .bind(token.map(|t| &t.scope))
+                .bind(token.map(|t| to_i64(t.iat)))
+                .bind(token.map(|t| to_i64(t.exp)))
+                .bind(token.and_then(|t| t.grant_id.as_ref()))
+                .bind(token.and_then(|t| t.cnf.as_ref()))
+                .bind(prev.to_vec());
+            query = bind_chained!(query, c);
+            prev = c.hash;
+        }
+        query.execute(db).await?;
+        Ok(end)
+    }
+}
+
+async fn read_head<'c>(db: impl sqlx::SqliteExecutor<'c>) -> Result<Head, sqlx::Error> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?;
+    Ok(Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) })
+}
+
+/// Whether a write was refused because the chain had moved on (migration 0012's triggers).
+fn head_moved(err: &sqlx::Error) -> bool {
+    err.as_database_error().is_some_and(|e| e.message().contains("audit chain head moved"))
 }
 
 /// Copies the WAL back into the database once a second without blocking writers (a PASSIVE
@@ -187,14 +232,20 @@ async fn checkpoint_regularly(pool: SqlitePool) {
     }
 }
 
-/// `INSERT … VALUES (?, …), …` for `rows` rows, with anonymous `?` placeholders: sqlx
+/// `INSERT INTO issuance … VALUES (?, …), …` for `rows` rows (a token's 11 columns, the hash
+/// the record chains onto, the record's columns), with anonymous `?` placeholders: sqlx
 /// resolves `$N` names one by one, which is quadratic in the number of parameters.
-fn insert_statement(rows: usize) -> String {
+fn issuance_statement(rows: usize) -> String {
     let mut sql = String::from(
-        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id, cnf) VALUES ",
+        "INSERT INTO issuance (token_id, secret_hash, jti, token_client_id, token_sub, aud, scope, iat, exp, grant_id, \
+         cnf, prev, seq, at, event, outcome, actor, subject, client_id, session_id, ip, request_id, details, hash) VALUES ",
     );
+    let row = format!("({})", vec!["?"; 12 + WIDTH].join(", "));
     for i in 0..rows {
-        sql.push_str(if i == 0 { "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" } else { ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" });
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&row);
     }
     sql
 }

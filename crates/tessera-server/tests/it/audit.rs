@@ -291,7 +291,9 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     .await;
     let restore = [
         "DELETE FROM audit_log",
-        "INSERT INTO audit_log SELECT * FROM audit_backup",
+        // On SQLite a record is accepted only as the head's next position (migration 0012).
+        "UPDATE audit_head SET seq = 0",
+        "INSERT INTO audit_log SELECT * FROM audit_backup ORDER BY seq",
         "UPDATE audit_head SET seq = (SELECT seq FROM head_backup), hash = (SELECT hash FROM head_backup)",
     ];
     let broken_at = |result: &Value| result["first_break"]["seq"].as_u64();
@@ -340,6 +342,18 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     assert_eq!(broken_at(&verify(&app, None).await), Some(n));
     app.execute_sql(&restore).await;
     assert_eq!(verify(&app, None).await["first_break"], Value::Null);
+
+    // SQLite refuses a record anywhere but at the head's next position (migration 0012's
+    // triggers, which also keep the group commit's remembered head honest).
+    if app.postgres.is_none() {
+        let skip = "INSERT INTO audit_log (seq, at, event, outcome, actor, details, hash)
+            VALUES ((SELECT seq + 2 FROM audit_head), 0, 'user.login', 'success', 'server', '{}', zeroblob(32))";
+        let refused = app.try_execute_sql(&[skip]).await.unwrap_err();
+        assert!(refused.contains("audit chain head moved"), "{refused}");
+        app.execute_sql(&[&skip.replace("seq + 2", "seq + 1")]).await;
+        assert_eq!(broken_at(&verify(&app, None).await), Some(n + 1));
+        app.execute_sql(&restore).await;
+    }
 
     // An anchor the log does not contain (a rewritten history), or beyond its end.
     let forged = format!("{}:{}", n - 1, "0".repeat(64));
