@@ -111,18 +111,21 @@ pub(crate) enum ClientCommand {
     Show {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Delete a client; its tokens stop being active at once.
     Delete {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
     /// Replace a client's secret; the new one is printed once.
     RotateSecret {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         client_id: String,
     },
 }
@@ -146,6 +149,7 @@ pub(crate) enum KeyCommand {
     Activate {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -181,30 +185,35 @@ pub(crate) enum UserCommand {
     Show {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
     },
     /// Disable a user: they can no longer sign in.
     Disable {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
     },
     /// Enable a disabled user.
     Enable {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
     },
     /// Delete a user.
     Delete {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
     },
     /// Set a user's password (read from standard input); their sessions and tokens are revoked.
     SetPassword {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         user_id: String,
         /// Read the password from standard input (its first line).
         #[arg(long, required = true)]
@@ -219,10 +228,10 @@ pub(crate) enum ApiKeyCommand {
         #[command(flatten)]
         common: Common,
         /// The owning user (a personal access token).
-        #[arg(long, conflicts_with = "client", required_unless_present = "client")]
+        #[arg(long, conflicts_with = "client", required_unless_present = "client", allow_hyphen_values = true)]
         user: Option<String>,
         /// The owning client (a service key).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
         /// What the key is for.
         #[arg(long)]
@@ -242,16 +251,17 @@ pub(crate) enum ApiKeyCommand {
         #[command(flatten)]
         common: Common,
         /// Only this user's.
-        #[arg(long, conflicts_with = "client")]
+        #[arg(long, conflicts_with = "client", allow_hyphen_values = true)]
         user: Option<String>,
         /// Only this client's.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         client: Option<String>,
     },
     /// Revoke an API key (`ak_<n>`): refused everywhere within a second.
     Revoke {
         #[command(flatten)]
         common: Common,
+        #[arg(allow_hyphen_values = true)]
         key_id: String,
     },
 }
@@ -262,13 +272,13 @@ pub(crate) struct RevokeArgs {
     #[command(flatten)]
     common: Common,
     /// Everything of this user ("sign out all devices").
-    #[arg(long, conflicts_with_all = ["session", "client"], required_unless_present_any = ["session", "client"])]
+    #[arg(long, conflicts_with_all = ["session", "client"], required_unless_present_any = ["session", "client"], allow_hyphen_values = true)]
     user: Option<String>,
     /// One session.
-    #[arg(long, conflicts_with = "client")]
+    #[arg(long, conflicts_with = "client", allow_hyphen_values = true)]
     session: Option<String>,
     /// Everything issued to this client.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     client: Option<String>,
 }
 

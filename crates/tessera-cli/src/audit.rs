@@ -50,10 +50,10 @@ pub(crate) enum AuditCommand {
 #[derive(clap::Args, Default)]
 pub(crate) struct Filter {
     /// Records whose subject or actor is this user id.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     user: Option<String>,
     /// Records of this client.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     client: Option<String>,
     /// One event: token.issued, token.refreshed, token.reuse_detected, token.revoked,
     /// introspection.inactive, client.auth_failed, user.login, user.login_failed,

@@ -82,3 +82,38 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::Cli;
+
+    /// Ids are base64url, so one in 32 begins with `-`: every id argument must take it as a value.
+    #[test]
+    fn ids_that_begin_with_a_hyphen_are_values_not_flags() {
+        let id = "-Wx3_K9aQeLr2";
+        let commands: [&[&str]; 14] = [
+            &["revoke", "--user", id],
+            &["revoke", "--session", id],
+            &["revoke", "--client", id],
+            &["client", "show", id],
+            &["client", "delete", id, "--json"],
+            &["client", "rotate-secret", id],
+            &["user", "show", id],
+            &["user", "delete", id],
+            &["user", "disable", id],
+            &["user", "enable", id],
+            &["apikey", "create", "--user", id, "--name", "ci"],
+            &["apikey", "list", "--client", id],
+            &["apikey", "revoke", id],
+            &["audit", "query", "--user", id, "--client", id],
+        ];
+        for args in commands {
+            let argv = std::iter::once("tessera").chain(args.iter().copied());
+            if let Err(err) = Cli::try_parse_from(argv) {
+                panic!("tessera {}: {err}", args.join(" "));
+            }
+        }
+    }
+}
