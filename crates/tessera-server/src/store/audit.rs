@@ -1,13 +1,15 @@
 //! The audit log's SQL (`audit_log`, `audit_head`; the records and the chain are `crate::audit`).
 //!
 //! [`AppendAudit::audit`] appends records inside the transaction of the change they describe,
-//! as that transaction's last step: it bumps the one-row head (the write lock on SQLite, a row
-//! lock held to commit on PostgreSQL, so appends from any connection or node are serialized and
-//! numbered without gaps), chains the records onto the head's hash, and moves the head. A
-//! transaction that appends must take every other lock first (on PostgreSQL the `changes`
-//! advisory lock, through `RecordChange::record`), so that no two writers wait on each other.
-//! [`Store::audit`] writes records that change nothing else: through the group commit on
-//! SQLite, in a transaction of their own on PostgreSQL.
+//! as that transaction's last step. On PostgreSQL it bumps the one-row head (a row lock held to
+//! commit, so appends from any connection or node are serialized and numbered without gaps),
+//! chains the records onto the head's hash, and moves the head. On SQLite it reads the head
+//! under the write lock and inserts; the triggers of migration 0012 refuse a record that is not
+//! the head's next position and move the head. A transaction that appends must take every other
+//! lock first (on PostgreSQL the `changes` advisory lock, through `RecordChange::record`), so
+//! that no two writers wait on each other. [`Store::audit`] writes records that change nothing
+//! else: through the group commit on SQLite (`sqlite.rs`, which chains a round onto the head
+//! it remembers), in a transaction of their own on PostgreSQL.
 
 use sqlx::Row;
 
