@@ -68,7 +68,7 @@ impl SqliteDb {
         let read = pool(4, options).await?;
         let (batcher, rx) = mpsc::channel(4 * MAX_BATCH);
         tokio::spawn(group_commit(issuance.clone(), rx));
-        tokio::spawn(checkpoint_regularly(critical.clone()));
+        tokio::spawn(checkpoint_regularly(critical.clone(), issuance.clone()));
         Ok(SqliteDb { read, critical, issuance, batcher })
     }
 
@@ -216,17 +216,29 @@ fn head_moved(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.message().contains("audit chain head moved"))
 }
 
-/// Copies the WAL back into the database once a second without blocking writers (a PASSIVE
-/// checkpoint), so the WAL stays small although the issuance connection never checkpoints.
-async fn checkpoint_regularly(pool: SqlitePool) {
+/// Copies the WAL back into the database once a second without blocking writers (PASSIVE
+/// checkpoints), in two steps so that the WAL is also restarted under steady issuance.
+///
+/// The first checkpoint runs on the critical connection and does the heavy part (fsync the
+/// WAL, copy the pages, fsync the database) while rounds go on; but the rounds committed while
+/// it ran lie beyond it, and SQLite restarts the WAL only when a checkpoint has copied all of
+/// it. The second runs on the issuance connection, between two rounds, and copies only that
+/// tail, so the next round restarts the WAL. Without it the WAL grew by every page written
+/// (380 MB in ten seconds of issuance, BENCHMARKS.md).
+async fn checkpoint_regularly(critical: SqlitePool, issuance: SqlitePool) {
+    const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
     let mut interval = tokio::time::interval(Duration::from_secs(1));
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;
-        if pool.is_closed() {
+        if critical.is_closed() || issuance.is_closed() {
             return;
         }
-        if let Err(err) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+        let result = match sqlx::query(CHECKPOINT).execute(&critical).await {
+            Ok(_) => sqlx::query(CHECKPOINT).execute(&issuance).await,
+            Err(err) => Err(err),
+        };
+        if let Err(err) = result {
             tracing::warn!(err = %err, "WAL checkpoint failed");
         }
     }
