@@ -56,6 +56,13 @@ pub(super) struct Head {
     pub(super) hash: [u8; 32],
 }
 
+impl Head {
+    /// The head from a SQLite row of `audit_head`'s `seq` and `hash`.
+    pub(super) fn of_sqlite(row: &sqlx::sqlite::SqliteRow) -> Head {
+        Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) }
+    }
+}
+
 /// A record placed on the chain: its position, its stored fields and its hash.
 pub(super) struct Chained<'a> {
     pub(super) seq: u64,
@@ -110,8 +117,7 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
         if records.is_empty() {
             return Ok(());
         }
-        let row = sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?;
-        let head = Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) };
+        let head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?);
         let (chained, _) = chain(head, records);
         // The statement text is built only from placeholders; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(records.len(), false)));
@@ -144,7 +150,7 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     }
 }
 
-pub(super) fn to_hash(bytes: &[u8]) -> [u8; 32] {
+fn to_hash(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     if bytes.len() == 32 {
         out.copy_from_slice(bytes);

@@ -19,7 +19,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{Head, WIDTH, bind_chained, chain, to_hash};
+use super::audit::{Head, WIDTH, bind_chained, chain};
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
 use crate::audit::Record;
 
@@ -182,8 +182,9 @@ impl Round<'_> {
         let (chained, end) = chain(head, self.records);
         // The statement text is built only from placeholders; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(self.statement.to_owned()));
-        let mut prev = head.hash;
-        for (token, c) in self.tokens.iter().zip(&chained) {
+        // Each record chains onto the previous one's hash, the first onto the head's.
+        let prevs = std::iter::once(&head.hash).chain(chained.iter().map(|c| &c.hash));
+        for ((token, c), prev) in self.tokens.iter().zip(&chained).zip(prevs) {
             let (id, token) = (token.as_ref().map(|(id, _)| to_i64(*id)), token.as_ref().map(|(_, row)| row));
             query = query
                 .bind(id)
@@ -197,9 +198,8 @@ impl Round<'_> {
                 .bind(token.map(|t| to_i64(t.exp)))
                 .bind(token.and_then(|t| t.grant_id.as_ref()))
                 .bind(token.and_then(|t| t.cnf.as_ref()))
-                .bind(prev.to_vec());
+                .bind(&prev[..]);
             query = bind_chained!(query, c);
-            prev = c.hash;
         }
         query.execute(db).await?;
         Ok(end)
@@ -207,8 +207,7 @@ impl Round<'_> {
 }
 
 async fn read_head<'c>(db: impl sqlx::SqliteExecutor<'c>) -> Result<Head, sqlx::Error> {
-    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?;
-    Ok(Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) })
+    Ok(Head::of_sqlite(&sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?))
 }
 
 /// Whether a write was refused because the chain had moved on (migration 0012's triggers).
