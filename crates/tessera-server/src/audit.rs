@@ -11,10 +11,11 @@
 //!
 //! Records are written by the store in the same transaction as the change they describe
 //! (`store::audit`); events that change nothing else (a failed sign-in, a refused client, an
-//! introspected inactive token, a stateless JWT) are grouped into one transaction per round.
+//! introspected inactive token, a stateless JWT) are grouped into one transaction per round, or
+//! on SQLite appended to an outbox file and moved into the log in batches (`store::outbox`).
 //! The request's address and id come from a task-local [`Context`] set for every request.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,8 +143,9 @@ pub fn context() -> Context {
     CONTEXT.try_with(Context::clone).unwrap_or_default()
 }
 
-/// One record, before the store numbers and chains it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One record, before the store numbers and chains it (serialized only into the SQLite
+/// backend's outbox, `store/outbox.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub at: u64,
     pub event: String,

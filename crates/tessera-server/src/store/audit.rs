@@ -8,8 +8,10 @@
 //! the head's next position and move the head. A transaction that appends must take every other
 //! lock first (on PostgreSQL the `changes` advisory lock, through `RecordChange::record`), so
 //! that no two writers wait on each other. [`Store::audit`] writes records that change nothing
-//! else: through the group commit on SQLite (`sqlite.rs`, which chains a round onto the head
-//! it remembers), in a transaction of their own on PostgreSQL.
+//! else: through the group commit on SQLite (`sqlite.rs`, which appends them to the audit outbox,
+//! `outbox.rs`, and moves it into the log in batches), in a transaction of their own on
+//! PostgreSQL. Every read of the log first moves the outbox in, so it sees every acknowledged
+//! record.
 
 use sqlx::Row;
 
@@ -187,6 +189,15 @@ impl Store {
         }
     }
 
+    /// Makes every acknowledged record readable: on SQLite, moves the records waiting in the
+    /// outbox (`outbox.rs`) into the log. Every read of the log starts with it.
+    async fn flush_audit(&self) -> anyhow::Result<()> {
+        match &self.db {
+            Db::Sqlite(db) => db.flush_audit().await,
+            Db::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Records matching `filter`, oldest first, at most `limit`.
     pub async fn audit_entries(&self, filter: &AuditFilter, limit: u32) -> anyhow::Result<Vec<Entry>> {
         const SQL: &str = "SELECT * FROM audit_log WHERE seq > $1
@@ -196,6 +207,7 @@ impl Store {
              AND ($5 IS NULL OR at >= $5)
              AND ($6 IS NULL OR at <= $6)
              ORDER BY seq LIMIT $7";
+        self.flush_audit().await?;
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(SQL)
                 .bind(to_i64(filter.after))
@@ -214,6 +226,7 @@ impl Store {
     /// The newest `limit` records, oldest first.
     pub async fn audit_tail(&self, limit: u32) -> anyhow::Result<Vec<Entry>> {
         const SQL: &str = "SELECT * FROM (SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1) t ORDER BY seq";
+        self.flush_audit().await?;
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(SQL).bind(i64::from(limit)).fetch_all(pool).await?;
             Ok(rows.iter().map(|r| r.audit_entry()).collect())
@@ -250,6 +263,7 @@ impl Store {
 
     /// The chain's head: the last position and its hash (hex).
     pub async fn audit_head(&self) -> anyhow::Result<(u64, String)> {
+        self.flush_audit().await?;
         on_pool!(self, write, |pool| {
             let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
             Ok((to_u64(row.get("seq")), hex(&row.get::<Vec<u8>, _>("hash"))))

@@ -52,6 +52,7 @@ macro_rules! on_pool {
 pub mod api_keys;
 pub mod audit;
 pub mod feed;
+mod outbox;
 mod postgres;
 mod retention;
 mod rows;

@@ -9,37 +9,50 @@
 //! clients), inserted together through the `issuance` view, chained onto the audit head the task
 //! keeps in memory. It is committed to the WAL before the responses are sent, so it survives
 //! the process being killed; a power loss can lose the newest tokens, which then fail closed
-//! (the client gets `invalid_token` and asks again), while a revocation is never lost.
+//! (the client gets `invalid_token` and asks again), while a revocation is never lost. A round
+//! without tokens (records alone) is appended to the audit outbox instead (`outbox.rs`), with the
+//! same guarantee for a fraction of the cost, and the task moves the outbox into the log in
+//! batches between rounds.
 
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{Head, WIDTH, bind_chained, chain};
+use super::audit::{AppendAudit as _, Head, WIDTH, bind_chained, chain};
+use super::outbox::Outbox;
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
 use crate::audit::Record;
 
 /// The most tokens written by one group commit.
 const MAX_BATCH: usize = 64;
+/// The outbox is moved into the log once it holds this many records, or once its oldest is
+/// [`DRAIN_AFTER`] old, or when the log is read.
+const DRAIN_AT: usize = 512;
+const DRAIN_AFTER: Duration = Duration::from_millis(100);
+/// Records per statement when the outbox is moved.
+const DRAIN_CHUNK: usize = 512;
 
 #[derive(Clone)]
 pub(crate) struct SqliteDb {
     pub(crate) read: SqlitePool,
     pub(crate) critical: SqlitePool,
     issuance: SqlitePool,
-    batcher: mpsc::Sender<PendingInsert>,
+    batcher: mpsc::Sender<Pending>,
 }
 
-/// A write for the group commit: an opaque token with the record of its issuance, or a record
-/// alone (an event that changes nothing else).
-struct PendingInsert {
-    row: Option<OpaqueTokenRow>,
-    audit: Record,
-    done: oneshot::Sender<Result<u64, String>>,
+/// What the group-commit task is asked to do.
+// Nearly every message is an `Insert`: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+enum Pending {
+    /// Write an opaque token with the record of its issuance, or a record alone (an event that
+    /// changes nothing else).
+    Insert { row: Option<OpaqueTokenRow>, audit: Record, done: oneshot::Sender<Result<u64, String>> },
+    /// Move the outbox into the log (before the log is read).
+    Flush(oneshot::Sender<Result<(), String>>),
 }
 
 impl SqliteDb {
@@ -65,14 +78,25 @@ impl SqliteDb {
         // every request in that round. A background task checkpoints instead (below).
         let issuance =
             pool(1, options.clone().synchronous(SqliteSynchronous::Normal).pragma("wal_autocheckpoint", "0")).await?;
+        // An in-memory database has no file to put an outbox beside.
+        let outbox = match options.get_filename() {
+            file if file.is_file() => {
+                let drained = sqlx::query("SELECT drained FROM audit_outbox WHERE id = 1").fetch_one(&critical).await?;
+                Outbox::open(file, to_u64(drained.get("drained")))?
+            }
+            _ => None,
+        };
         let read = pool(4, options).await?;
         let (batcher, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(group_commit(issuance.clone(), rx));
+        tokio::spawn(group_commit(issuance.clone(), rx, outbox));
         tokio::spawn(checkpoint_regularly(critical.clone(), issuance.clone()));
         Ok(SqliteDb { read, critical, issuance, batcher })
     }
 
     pub(crate) async fn close(&self) {
+        if let Err(err) = self.flush_audit().await {
+            tracing::warn!(err = %err, "the audit outbox was not moved into the log; it will be at the next start");
+        }
         self.issuance.close().await;
         self.critical.close().await;
         self.read.close().await;
@@ -89,17 +113,25 @@ impl SqliteDb {
         self.group_commit(None, audit).await.map(|_| ())
     }
 
+    /// Moves the records waiting in the outbox into the log; the log is complete once it returns.
+    pub(crate) async fn flush_audit(&self) -> anyhow::Result<()> {
+        let (done, wait) = oneshot::channel();
+        self.batcher.send(Pending::Flush(done)).await.map_err(|_| anyhow!("the store is closed"))?;
+        wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("moving the audit outbox: {e}"))
+    }
+
     async fn group_commit(&self, row: Option<OpaqueTokenRow>, audit: Record) -> anyhow::Result<u64> {
         let (done, wait) = oneshot::channel();
-        self.batcher.send(PendingInsert { row, audit, done }).await.map_err(|_| anyhow!("the store is closed"))?;
+        self.batcher.send(Pending::Insert { row, audit, done }).await.map_err(|_| anyhow!("the store is closed"))?;
         wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
     }
 }
 
 /// Writes each round of waiting requests (their tokens and audit records) in one multi-row
 /// INSERT into the `issuance` view, atomic on its own: while one round is written, the next
-/// requests queue up and share the following one.
-async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
+/// requests queue up and share the following one. A round of records alone goes to the outbox
+/// when there is one, and the outbox is moved into the log in batches between rounds.
+async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut outbox: Option<Outbox>) {
     // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
     // RETURNING round trip. An id used by a failed batch is simply never used again.
     let mut next_id: u64 =
@@ -113,12 +145,27 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
     let statements: Vec<String> = (0..=MAX_BATCH).map(issuance_statement).collect();
     // The chain head as this task last wrote or read it; `None` after an error.
     let mut head = None;
+    // When the oldest record in the outbox was appended (records left by the last run first).
+    let mut oldest = outbox.as_ref().filter(|o| !o.records.is_empty()).map(|_| Instant::now() - DRAIN_AFTER);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = match oldest {
+            Some(since) => {
+                match tokio::time::timeout_at((since + DRAIN_AFTER).into(), rx.recv_many(&mut batch, MAX_BATCH)).await {
+                    Ok(received) => received,
+                    // Nothing came in time: move the outbox below, then wait again.
+                    Err(_) => usize::MAX,
+                }
+            }
+            None => rx.recv_many(&mut batch, MAX_BATCH).await,
+        };
+        if received == 0 {
+            break;
+        }
         // Let request tasks that are already runnable join this round before it commits. It
         // cannot wait for requests still in socket buffers (tokio polls I/O only when it parks), so
         // measured rounds stay small (about 4 tokens at 64 connections, BENCHMARKS.md).
-        while batch.len() < MAX_BATCH {
+        while received != usize::MAX && batch.len() < MAX_BATCH {
             tokio::task::yield_now().await;
             let room = MAX_BATCH - batch.len();
             if rx.is_empty() || rx.recv_many(&mut batch, room).await == 0 {
@@ -128,21 +175,81 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<PendingInsert>) {
         let mut tokens = Vec::with_capacity(batch.len());
         let mut records = Vec::with_capacity(batch.len());
         let mut waiting = Vec::with_capacity(batch.len());
+        let mut flushes = Vec::new();
         for pending in batch.drain(..) {
-            let id = pending.row.as_ref().map(|_| {
+            let (row, audit, done) = match pending {
+                Pending::Insert { row, audit, done } => (row, audit, done),
+                Pending::Flush(done) => {
+                    flushes.push(done);
+                    continue;
+                }
+            };
+            let id = row.as_ref().map(|_| {
                 next_id += 1;
                 next_id - 1
             });
-            tokens.push(id.zip(pending.row));
-            records.push(pending.audit);
-            waiting.push((id.unwrap_or_default(), pending.done));
+            tokens.push(id.zip(row));
+            records.push(audit);
+            waiting.push((id.unwrap_or_default(), done));
         }
-        let round = Round { statement: &statements[records.len()], tokens: &tokens, records: &records };
-        let result = round.commit(&pool, &mut head).await.map_err(|e| e.to_string());
+        let result = match outbox.as_mut() {
+            _ if records.is_empty() => Ok(()),
+            Some(outbox) if tokens.iter().all(Option::is_none) => {
+                let appended = outbox.append(records).map_err(|e| format!("appending to the audit outbox: {e}"));
+                if appended.is_ok() && oldest.is_none() {
+                    oldest = Some(Instant::now());
+                }
+                appended
+            }
+            _ => {
+                let round = Round { statement: &statements[records.len()], tokens: &tokens, records: &records };
+                round.commit(&pool, &mut head).await.map_err(|e| e.to_string())
+            }
+        };
         for (id, done) in waiting {
             let _ = done.send(result.as_ref().map(|()| id).map_err(Clone::clone));
         }
+        if let Some(outbox) = outbox.as_mut() {
+            let due = !flushes.is_empty()
+                || outbox.records.len() >= DRAIN_AT
+                || oldest.is_some_and(|since| since.elapsed() >= DRAIN_AFTER);
+            if due && !outbox.records.is_empty() {
+                let moved = drain(&pool, outbox, &mut head).await.map_err(|e| e.to_string());
+                if let Err(err) = &moved {
+                    tracing::warn!(err = %err, "moving the audit outbox into the log failed; will try again");
+                }
+                // Try again after DRAIN_AFTER when it failed.
+                oldest = if moved.is_ok() { None } else { Some(Instant::now()) };
+                for done in flushes.drain(..) {
+                    let _ = done.send(moved.clone());
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(Ok(()));
+        }
     }
+}
+
+/// Moves the records waiting in `outbox` into the log in one transaction, with the number of
+/// the last one (so that none is moved twice), then empties the outbox.
+async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>) -> anyhow::Result<()> {
+    *head = None;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for records in outbox.records.chunks(DRAIN_CHUNK) {
+        tx.audit(records).await?;
+    }
+    sqlx::query("UPDATE audit_outbox SET drained = ? WHERE id = 1")
+        .bind(to_i64(outbox.last()))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    // The records are in the log and `drained` says so: a file left unemptied is skipped at the
+    // next start.
+    if let Err(err) = outbox.moved() {
+        tracing::warn!(err = %err, "cannot empty the audit outbox");
+    }
+    Ok(())
 }
 
 /// One round of the group commit: request `i` is `tokens[i]` (if it issues an opaque token)
