@@ -35,6 +35,9 @@ const DRAIN_AT: usize = 512;
 const DRAIN_AFTER: Duration = Duration::from_millis(100);
 /// Records per statement when the outbox is moved.
 const DRAIN_CHUNK: usize = 512;
+/// While the log cannot be written, the outbox takes this many records and then refuses more (the
+/// requests fail closed) rather than growing without bound.
+const OUTBOX_MAX: usize = 65_536;
 
 #[derive(Clone)]
 pub(crate) struct SqliteDb {
@@ -194,6 +197,9 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
         }
         let result = match outbox.as_mut() {
             _ if records.is_empty() => Ok(()),
+            Some(outbox) if outbox.records.len() >= OUTBOX_MAX => {
+                Err("the audit outbox is full: the audit log cannot be written".to_owned())
+            }
             Some(outbox) if tokens.iter().all(Option::is_none) => {
                 let appended = outbox.append(records).map_err(|e| format!("appending to the audit outbox: {e}"));
                 if appended.is_ok() && oldest.is_none() {
