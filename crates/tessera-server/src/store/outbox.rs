@@ -10,7 +10,9 @@
 //! page cache: it survives the process being killed, exactly as a `synchronous=NORMAL` commit
 //! does, and a power loss can lose the newest records of either.
 //!
-//! The file is JSON lines, one `{"n":…,"record":{…}}` per record, numbered without gaps. A batch
+//! The file is JSON lines: a header naming the database it belongs to (`audit_outbox.database`,
+//! random per database, so an outbox left beside a database created anew is set aside, never
+//! moved into the new log), then one `{"n":…,"record":{…}}` per record, numbered without gaps. A batch
 //! is moved in one transaction that also stores the last number moved (`audit_outbox.drained`),
 //! so a crash between that commit and truncating the file moves nothing twice: at start-up the
 //! lines up to `drained` are skipped and the rest are moved before anything else. A last line
@@ -34,6 +36,8 @@ use crate::audit::Record;
 pub(super) struct Outbox {
     file: File,
     path: PathBuf,
+    /// The first line: which database the records belong to.
+    header: Vec<u8>,
     /// The number of `records[0]` (the next number when `records` is empty).
     first: u64,
     pub(super) records: Vec<Record>,
@@ -55,32 +59,99 @@ struct OwnedLine {
     record: Record,
 }
 
+#[derive(Serialize, Deserialize)]
+struct Header<'a> {
+    database: std::borrow::Cow<'a, str>,
+}
+
 impl Outbox {
-    /// The outbox of the database file `database`, with the records it holds that were not yet
-    /// moved into the log (`drained` is the last number that was); `None` when another process
-    /// owns it.
-    pub(super) fn open(database: &Path, drained: u64) -> anyhow::Result<Option<Outbox>> {
+    /// The outbox of the database file `database`, whose outbox id is `id`, with the records it
+    /// holds that were not yet moved into the log (`drained` is the last number that was);
+    /// `None` when another process owns it. An outbox left by another database (one deleted and
+    /// created again beside it) is set aside as `<outbox>.<its id>`, never moved into this log.
+    pub(super) fn open(database: &Path, id: &str, drained: u64) -> anyhow::Result<Option<Outbox>> {
         let mut path = database.as_os_str().to_owned();
         path.push("-outbox");
         let path = PathBuf::from(path);
+        let Some(mut outbox) = Outbox::lock(&path, id, drained)? else { return Ok(None) };
+        let Some(other) = outbox.read(id, drained)? else { return Ok(Some(outbox)) };
+        let mut aside = path.clone().into_os_string();
+        aside.push(format!(".{other}"));
+        std::fs::rename(&path, &aside).with_context(|| format!("setting aside {}", path.display()))?;
+        tracing::warn!(
+            outbox = %path.display(),
+            set_aside = %PathBuf::from(&aside).display(),
+            "the audit outbox belongs to another database; set aside, its records are not moved into this log"
+        );
+        drop(outbox);
+        let Some(mut outbox) = Outbox::lock(&path, id, drained)? else { return Ok(None) };
+        outbox.read(id, drained)?;
+        Ok(Some(outbox))
+    }
+
+    /// Opens and locks the file, and gives an empty one its header.
+    fn lock(path: &Path, id: &str, drained: u64) -> anyhow::Result<Option<Outbox>> {
         let file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
-            .open(&path)
+            .open(path)
             .with_context(|| format!("opening the audit outbox {}", path.display()))?;
         if file.try_lock().is_err() {
             return Ok(None);
         }
         let len = file.metadata().map(|m| m.len()).unwrap_or_default();
-        let mut outbox = Outbox { file, path, first: drained + 1, records: Vec::new(), len, buffer: Vec::new() };
-        outbox.read(drained)?;
+        let mut outbox = Outbox {
+            file,
+            path: path.to_owned(),
+            header: Vec::new(),
+            first: drained + 1,
+            records: Vec::new(),
+            len,
+            buffer: Vec::new(),
+        };
+        serde_json::to_writer(&mut outbox.header, &Header { database: id.into() })?;
+        outbox.header.push(b'\n');
+        if len == 0 {
+            outbox.start()?;
+        }
         Ok(Some(outbox))
     }
 
-    fn read(&mut self, drained: u64) -> anyhow::Result<()> {
+    /// Empties the file and writes the header.
+    fn start(&mut self) -> std::io::Result<()> {
+        self.len = 0;
+        self.file.set_len(0)?;
+        self.file.write_all(&self.header)?;
+        self.len = self.header.len() as u64;
+        Ok(())
+    }
+
+    /// Reads the records after `drained`; the id of the database the file belongs to when that
+    /// is not `id`.
+    fn read(&mut self, id: &str, drained: u64) -> anyhow::Result<Option<String>> {
         let reader = BufReader::new(&self.file);
         let mut lines = reader.split(b'\n').enumerate().peekable();
+        let damaged = |path: &Path, line: usize| {
+            anyhow::anyhow!(
+                "the audit outbox {} is damaged at line {line}: move it aside to start without its records",
+                path.display()
+            )
+        };
+        if let Some((_, header)) = lines.next() {
+            let header = header.with_context(|| format!("reading the audit outbox {}", self.path.display()))?;
+            match serde_json::from_slice::<Header<'_>>(&header) {
+                Ok(Header { database }) if database != id => return Ok(Some(database.into_owned())),
+                Ok(_) => {}
+                // Cut short by a kill while it was written, before any record.
+                Err(_) if lines.peek().is_none() => {
+                    drop(lines);
+                    self.start()?;
+                    return Ok(None);
+                }
+                Err(_) => return Err(damaged(&self.path, 1)),
+            }
+        }
         while let Some((index, line)) = lines.next() {
             let line = line.with_context(|| format!("reading the audit outbox {}", self.path.display()))?;
             let last = lines.peek().is_none();
@@ -89,11 +160,7 @@ impl Outbox {
                     // Cut short by a kill while it was written: never acknowledged.
                     break;
                 }
-                bail!(
-                    "the audit outbox {} is damaged at line {}: move it aside to start without its records",
-                    self.path.display(),
-                    index + 1
-                );
+                return Err(damaged(&self.path, index + 1));
             };
             if n <= drained {
                 continue;
@@ -109,7 +176,7 @@ impl Outbox {
             }
             self.records.push(record);
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The number the next appended record gets.
@@ -143,8 +210,7 @@ impl Outbox {
     pub(super) fn moved(&mut self) -> std::io::Result<()> {
         self.first = self.next();
         self.records.clear();
-        self.len = 0;
-        self.file.set_len(0)
+        self.start()
     }
 }
 
@@ -165,26 +231,26 @@ mod tests {
     fn records_survive_a_reopen_until_moved_and_none_is_moved_twice() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
-        let mut outbox = Outbox::open(&db, 0).unwrap().unwrap();
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         outbox.append(vec![record(1), record(2)]).unwrap();
         outbox.append(vec![record(3)]).unwrap();
         assert_eq!(outbox.last(), 3);
         drop(outbox);
 
         // Nothing moved yet: all three come back, and numbering goes on after them.
-        let mut outbox = Outbox::open(&db, 0).unwrap().unwrap();
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         assert_eq!(ats(&outbox), [1, 2, 3]);
         outbox.append(vec![record(4)]).unwrap();
         drop(outbox);
         // A crash after the move committed (`drained` = 3) but before the file was emptied.
-        let mut outbox = Outbox::open(&db, 3).unwrap().unwrap();
+        let mut outbox = Outbox::open(&db, "db-1", 3).unwrap().unwrap();
         assert_eq!(ats(&outbox), [4]);
         assert_eq!(outbox.last(), 4);
         outbox.moved().unwrap();
         outbox.append(vec![record(5)]).unwrap();
         assert_eq!(outbox.last(), 5);
         drop(outbox);
-        let outbox = Outbox::open(&db, 4).unwrap().unwrap();
+        let outbox = Outbox::open(&db, "db-1", 4).unwrap().unwrap();
         assert_eq!(ats(&outbox), [5]);
     }
 
@@ -193,39 +259,65 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
         let path = dir.path().join("tessera.db-outbox");
-        let mut outbox = Outbox::open(&db, 0).unwrap().unwrap();
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         outbox.append(vec![record(1), record(2)]).unwrap();
         drop(outbox);
         let whole = std::fs::read(&path).unwrap();
 
         // Killed in the middle of writing record 2: it was never acknowledged.
         std::fs::write(&path, &whole[..whole.len() - 10]).unwrap();
-        let outbox = Outbox::open(&db, 0).unwrap().unwrap();
+        let outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         assert_eq!(ats(&outbox), [1]);
         drop(outbox);
 
         // Record 1 edited into something unreadable, with record 2 after it.
+        let header = whole.iter().position(|&b| b == b'\n').unwrap() + 1;
         let mut damaged = whole.clone();
-        damaged[5] = b'#';
+        damaged[header + 5] = b'#';
         std::fs::write(&path, &damaged).unwrap();
-        let err = Outbox::open(&db, 0).err().unwrap().to_string();
-        assert!(err.contains("damaged at line 1"), "{err}");
+        let err = Outbox::open(&db, "db-1", 0).err().unwrap().to_string();
+        assert!(err.contains("damaged at line 2"), "{err}");
 
         // Record 1 removed: the numbers skip.
-        let second = whole.iter().position(|&b| b == b'\n').unwrap() + 1;
-        std::fs::write(&path, &whole[second..]).unwrap();
-        let err = Outbox::open(&db, 0).err().unwrap().to_string();
-        assert!(err.contains("holds record 2 where record 1 belongs (line 1)"), "{err}");
+        let second = header + whole[header..].iter().position(|&b| b == b'\n').unwrap() + 1;
+        std::fs::write(&path, [&whole[..header], &whole[second..]].concat()).unwrap();
+        let err = Outbox::open(&db, "db-1", 0).err().unwrap().to_string();
+        assert!(err.contains("holds record 2 where record 1 belongs (line 2)"), "{err}");
+
+        // Killed while the header of a new outbox was written.
+        std::fs::write(&path, &whole[..header - 4]).unwrap();
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
+        assert!(outbox.records.is_empty());
+        outbox.append(vec![record(1)]).unwrap();
+        drop(outbox);
+        assert_eq!(ats(&Outbox::open(&db, "db-1", 0).unwrap().unwrap()), [1]);
+    }
+
+    #[test]
+    fn an_outbox_of_another_database_is_set_aside_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let mut old = Outbox::open(&db, "db-old", 0).unwrap().unwrap();
+        old.append(vec![record(1), record(2)]).unwrap();
+        drop(old);
+        // The database was deleted and created again; its outbox stayed.
+        let mut outbox = Outbox::open(&db, "db-new", 0).unwrap().unwrap();
+        assert!(outbox.records.is_empty());
+        outbox.append(vec![record(3)]).unwrap();
+        drop(outbox);
+        assert_eq!(ats(&Outbox::open(&db, "db-new", 0).unwrap().unwrap()), [3]);
+        let aside = std::fs::read_to_string(dir.path().join("tessera.db-outbox.db-old")).unwrap();
+        assert_eq!(aside.lines().count(), 3, "{aside}");
     }
 
     #[test]
     fn one_owner_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
-        let owner = Outbox::open(&db, 0).unwrap();
+        let owner = Outbox::open(&db, "db-1", 0).unwrap();
         assert!(owner.is_some());
-        assert!(Outbox::open(&db, 0).unwrap().is_none(), "a second owner");
+        assert!(Outbox::open(&db, "db-1", 0).unwrap().is_none(), "a second owner");
         drop(owner);
-        assert!(Outbox::open(&db, 0).unwrap().is_some());
+        assert!(Outbox::open(&db, "db-1", 0).unwrap().is_some());
     }
 }

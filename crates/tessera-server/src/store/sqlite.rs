@@ -84,8 +84,9 @@ impl SqliteDb {
         // An in-memory database has no file to put an outbox beside.
         let outbox = match options.get_filename() {
             file if file.is_file() => {
-                let drained = sqlx::query("SELECT drained FROM audit_outbox WHERE id = 1").fetch_one(&critical).await?;
-                Outbox::open(file, to_u64(drained.get("drained")))?
+                let row =
+                    sqlx::query("SELECT drained, database FROM audit_outbox WHERE id = 1").fetch_one(&critical).await?;
+                Outbox::open(file, &row.get::<String, _>("database"), to_u64(row.get("drained")))?
             }
             _ => None,
         };
