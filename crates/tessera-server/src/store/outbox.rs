@@ -47,16 +47,11 @@ pub(super) struct Outbox {
     buffer: Vec<u8>,
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
+/// One line after the header: a record and its number (`&Record` written, `Record` read).
+#[derive(Serialize, Deserialize)]
+struct Line<R> {
     n: u64,
-    record: &'a Record,
-}
-
-#[derive(Deserialize)]
-struct OwnedLine {
-    n: u64,
-    record: Record,
+    record: R,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -155,7 +150,7 @@ impl Outbox {
         while let Some((index, line)) = lines.next() {
             let line = line.with_context(|| format!("reading the audit outbox {}", self.path.display()))?;
             let last = lines.peek().is_none();
-            let Ok(OwnedLine { n, record }) = serde_json::from_slice::<OwnedLine>(&line) else {
+            let Ok(Line { n, record }) = serde_json::from_slice::<Line<Record>>(&line) else {
                 if last {
                     // Cut short by a kill while it was written: never acknowledged.
                     break;

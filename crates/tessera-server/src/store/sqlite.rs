@@ -153,23 +153,20 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
     let mut oldest = outbox.as_ref().filter(|o| !o.records.is_empty()).map(|_| Instant::now() - DRAIN_AFTER);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     loop {
+        // `None`: nothing came before the outbox's oldest record was due; it is moved below.
         let received = match oldest {
             Some(since) => {
-                match tokio::time::timeout_at((since + DRAIN_AFTER).into(), rx.recv_many(&mut batch, MAX_BATCH)).await {
-                    Ok(received) => received,
-                    // Nothing came in time: move the outbox below, then wait again.
-                    Err(_) => usize::MAX,
-                }
+                tokio::time::timeout_at((since + DRAIN_AFTER).into(), rx.recv_many(&mut batch, MAX_BATCH)).await.ok()
             }
-            None => rx.recv_many(&mut batch, MAX_BATCH).await,
+            None => Some(rx.recv_many(&mut batch, MAX_BATCH).await),
         };
-        if received == 0 {
+        if received == Some(0) {
             break;
         }
         // Let request tasks that are already runnable join this round before it commits. It
         // cannot wait for requests still in socket buffers (tokio polls I/O only when it parks), so
         // measured rounds stay small (about 4 tokens at 64 connections, BENCHMARKS.md).
-        while received != usize::MAX && batch.len() < MAX_BATCH {
+        while received.is_some() && batch.len() < MAX_BATCH {
             tokio::task::yield_now().await;
             let room = MAX_BATCH - batch.len();
             if rx.is_empty() || rx.recv_many(&mut batch, room).await == 0 {
