@@ -115,8 +115,8 @@ impl Outbox {
 
     /// Empties the file and writes the header.
     fn start(&mut self) -> std::io::Result<()> {
-        self.len = 0;
         self.file.set_len(0)?;
+        self.len = 0;
         self.file.write_all(&self.header)?;
         self.len = self.header.len() as u64;
         Ok(())
