@@ -91,8 +91,10 @@ pub async fn token(
     let binding = binding(state, &client, request, proof, now).await?;
     match grant_type {
         "client_credentials" => client_credentials(state, &client, form, &binding, now).await,
-        "authorization_code" => code_grant::redeem(state, &client, form, &binding, now).await,
-        _ => code_grant::refresh(state, &client, form, &binding, now).await,
+        // Boxed: their futures are kilobytes that every client_credentials request would
+        // otherwise carry and copy.
+        "authorization_code" => Box::pin(code_grant::redeem(state, &client, form, &binding, now)).await,
+        _ => Box::pin(code_grant::refresh(state, &client, form, &binding, now)).await,
     }
 }
 

@@ -405,7 +405,8 @@ async fn token(
         if form.get("grant_type") == Some(flows::api_keys::TOKEN_EXCHANGE) {
             let peer =
                 extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-            return flows::api_keys::exchange(&state, &form, &proof, peer, now).await;
+            // Boxed, so that every other grant's request future stays small.
+            return Box::pin(flows::api_keys::exchange(&state, &form, &proof, peer, now)).await;
         }
         flows::token::token(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
     }

@@ -51,6 +51,17 @@ fn insert_statement(rows: usize, numbered: bool) -> String {
     sql
 }
 
+/// The row counts of SQLite's audit inserts, largest first.
+const SQLITE_ROWS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
+
+/// SQLite's insert of `rows` records, one of [`SQLITE_ROWS`], built once.
+fn sqlite_insert(rows: usize) -> &'static str {
+    static STATEMENTS: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| SQLITE_ROWS.iter().map(|&rows| insert_statement(rows, false)).collect());
+    let index = SQLITE_ROWS.iter().position(|&r| r == rows).unwrap_or(SQLITE_ROWS.len() - 1);
+    &STATEMENTS[index]
+}
+
 /// Where the chain ends: the last position and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Head {
@@ -121,12 +132,20 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
         }
         let head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?);
         let (chained, _) = chain(head, records);
-        // The statement text is built only from placeholders; every value is bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(records.len(), false)));
-        for c in &chained {
-            query = bind_chained!(query, c);
+        // In statements of a power of two rows, so that a batch of any size (the outbox moves
+        // hundreds) reuses a few prepared statements instead of preparing one of its own.
+        let mut rest = &chained[..];
+        while !rest.is_empty() {
+            let rows = SQLITE_ROWS.iter().copied().find(|&rows| rows <= rest.len()).unwrap_or(1);
+            let (now, later) = rest.split_at(rows);
+            // The statement text is built only from placeholders; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(rows)));
+            for c in now {
+                query = bind_chained!(query, c);
+            }
+            query.execute(&mut **self).await?;
+            rest = later;
         }
-        query.execute(&mut **self).await?;
         Ok(())
     }
 }
@@ -180,11 +199,16 @@ impl Store {
     pub async fn audit(&self, record: Record) -> anyhow::Result<()> {
         match &self.db {
             Db::Sqlite(db) => db.append_audit(record).await,
+            // Boxed: sqlx's PostgreSQL futures are kilobytes, and every request future that may
+            // write a record (the issuance path, the endpoint throttle) would carry and copy them.
             Db::Postgres(db) => {
-                let mut tx = db.pool.begin().await?;
-                tx.audit(std::slice::from_ref(&record)).await?;
-                tx.commit().await?;
-                Ok(())
+                Box::pin(async move {
+                    let mut tx = db.pool.begin().await?;
+                    tx.audit(std::slice::from_ref(&record)).await?;
+                    tx.commit().await?;
+                    Ok(())
+                })
+                .await
             }
         }
     }

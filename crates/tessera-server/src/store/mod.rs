@@ -671,7 +671,8 @@ impl Store {
     pub async fn insert_opaque_token(&self, row: OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
         match &self.db {
             Db::Sqlite(db) => db.insert_opaque_token(row, audit).await,
-            Db::Postgres(db) => db.insert_opaque_token(&row, audit).await,
+            // Boxed, as in `Store::audit`: the request future stays small.
+            Db::Postgres(db) => Box::pin(db.insert_opaque_token(&row, audit)).await,
         }
     }
 
@@ -773,6 +774,12 @@ impl Store {
         if jwt.grant_id.is_none() && jwt.split.is_none() {
             return self.audit(audit).await;
         }
+        // Boxed, as in `Store::audit`: the request future stays small.
+        Box::pin(self.record_jwt_in_transaction(jwt, audit)).await
+    }
+
+    /// [`Store::record_jwt`] of a JWT with more to store than its record.
+    async fn record_jwt_in_transaction(&self, jwt: IssuedJwt<'_>, audit: Record) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             if let Some(grant_id) = jwt.grant_id {

@@ -1,18 +1,20 @@
 //! The SQLite backend's audit outbox: a file beside the database (`<database>-outbox`) where
-//! the records of events that change nothing in the database (a stateless JWT issued, a client
-//! refused, an inactive token introspected, a failed sign-in) are appended before the request
-//! is answered, and from which the group-commit task moves them into the audit log in large
-//! batches.
+//! the group-commit task appends the records it is given (an opaque or a stateless token issued,
+//! a client refused, an inactive token introspected, a failed sign-in) before the request is
+//! answered, and from which it moves them into the audit log in large batches.
 //!
-//! Why: such a record used to be a commit of its own (grouped per round), and at low
-//! concurrency a round is one or two records, so every stateless token paid for a SQLite commit
-//! and two thread hand-offs (BENCHMARKS.md). An append to the outbox is one `write` into the
-//! page cache: it survives the process being killed, exactly as a `synchronous=NORMAL` commit
-//! does, and a power loss can lose the newest records of either.
+//! Why: each round of the group commit used to write its records into `audit_log` itself, and
+//! at low concurrency a round is one or two records, so every token paid for the log's table,
+//! index and head pages in its commit (BENCHMARKS.md). An append to the outbox is one `write`
+//! into the page cache: it survives the process being killed, exactly as a `synchronous=NORMAL`
+//! commit does, and a power loss can lose the newest records of either. A record of an opaque
+//! token names the token (`token`), and the token names its record's number, so that start-up
+//! can match the two after a power loss kept one without the other (`sqlite.rs`, `reconcile`).
 //!
 //! The file is JSON lines: a header naming the database it belongs to (`audit_outbox.database`,
 //! random per database, so an outbox left beside a database created anew is set aside, never
-//! moved into the new log), then one `{"n":…,"record":{…}}` per record, numbered without gaps. A batch
+//! moved into the new log), then one `{"n":…,"token":…,"record":{…}}` per record (`token` only
+//! on a record of an opaque token's issuance), numbered without gaps. A batch
 //! is moved in one transaction that also stores the last number moved (`audit_outbox.drained`),
 //! so a crash between that commit and truncating the file moves nothing twice: at start-up the
 //! lines up to `drained` are skipped and the rest are moved before anything else. A last line
@@ -38,19 +40,26 @@ pub(super) struct Outbox {
     path: PathBuf,
     /// The first line: which database the records belong to.
     header: Vec<u8>,
-    /// The number of `records[0]` (the next number when `records` is empty).
-    first: u64,
+    /// The number the next appended record gets (the numbers held run up to it, though records
+    /// whose token was not committed are no longer held).
+    next: u64,
     pub(super) records: Vec<Record>,
+    /// For each record, its number and the opaque token whose issuance it records, if any
+    /// (`records[i]` is numbered `held[i].0`).
+    held: Vec<(u64, Option<u64>)>,
     /// The file's length after the last complete append.
     len: u64,
     /// Serialized lines of one append, reused.
     buffer: Vec<u8>,
 }
 
-/// One line after the header: a record and its number (`&Record` written, `Record` read).
+/// One line after the header: a record, its number, and the id of the opaque token whose issuance
+/// it records, if any (`&Record` written, `Record` read).
 #[derive(Serialize, Deserialize)]
 struct Line<R> {
     n: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<u64>,
     record: R,
 }
 
@@ -100,8 +109,9 @@ impl Outbox {
             file,
             path: path.to_owned(),
             header: Vec::new(),
-            first: drained + 1,
+            next: drained + 1,
             records: Vec::new(),
+            held: Vec::new(),
             len,
             buffer: Vec::new(),
         };
@@ -150,7 +160,7 @@ impl Outbox {
         while let Some((index, line)) = lines.next() {
             let line = line.with_context(|| format!("reading the audit outbox {}", self.path.display()))?;
             let last = lines.peek().is_none();
-            let Ok(Line { n, record }) = serde_json::from_slice::<Line<Record>>(&line) else {
+            let Ok(Line { n, token, record }) = serde_json::from_slice::<Line<Record>>(&line) else {
                 if last {
                     // Cut short by a kill while it was written: never acknowledged.
                     break;
@@ -160,35 +170,40 @@ impl Outbox {
             if n <= drained {
                 continue;
             }
-            if n != self.next() {
+            if n != self.next {
                 bail!(
                     "the audit outbox {} holds record {n} where record {} belongs (line {}): move it aside to start \
                      without its records",
                     self.path.display(),
-                    self.next(),
+                    self.next,
                     index + 1
                 );
             }
+            self.next += 1;
             self.records.push(record);
+            self.held.push((n, token));
         }
         Ok(None)
     }
 
     /// The number the next appended record gets.
-    fn next(&self) -> u64 {
-        self.first + self.records.len() as u64
+    pub(super) fn next(&self) -> u64 {
+        self.next
     }
 
-    /// The number of the last record held (what `drained` becomes once they are moved).
+    /// The number of the last record appended (what `drained` becomes once they are moved).
     pub(super) fn last(&self) -> u64 {
-        self.next() - 1
+        self.next - 1
     }
 
-    /// Appends `records` in one write; once it returns they survive the process being killed.
-    pub(super) fn append(&mut self, records: Vec<Record>) -> std::io::Result<()> {
+    /// Appends `records`, record `i` about the opaque token `tokens[i]` if any, in one write; once
+    /// it returns they survive the process being killed. They get the numbers from
+    /// [`Outbox::next`] on.
+    pub(super) fn append(&mut self, records: Vec<Record>, tokens: &[Option<u64>]) -> std::io::Result<()> {
+        debug_assert_eq!(records.len(), tokens.len());
         self.buffer.clear();
-        for (n, record) in (self.next()..).zip(&records) {
-            serde_json::to_writer(&mut self.buffer, &Line { n, record })?;
+        for ((n, record), token) in (self.next..).zip(&records).zip(tokens) {
+            serde_json::to_writer(&mut self.buffer, &Line { n, token: *token, record })?;
             self.buffer.push(b'\n');
         }
         if let Err(err) = self.file.write_all(&self.buffer) {
@@ -197,14 +212,41 @@ impl Outbox {
             return Err(err);
         }
         self.len += self.buffer.len() as u64;
+        self.held.extend((self.next..).zip(tokens.iter().copied()));
+        self.next += records.len() as u64;
         self.records.extend(records);
         Ok(())
     }
 
+    /// Forgets the last `count` records appended, whose tokens were not committed: they are not
+    /// moved into the log. Their lines stay in the file until it is emptied; should the process
+    /// die before that, start-up finds no token for them and drops them too ([`Outbox::retain`]).
+    pub(super) fn forget_last(&mut self, count: usize) {
+        let keep = self.records.len().saturating_sub(count);
+        self.records.truncate(keep);
+        self.held.truncate(keep);
+    }
+
+    /// The opaque tokens, with their records' numbers, whose records are held.
+    pub(super) fn tokens(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.held.iter().filter_map(|&(n, token)| Some((token?, n)))
+    }
+
+    /// Keeps, of the records about an opaque token, those for which `committed(token, number)`
+    /// holds; returns how many were dropped. Used at start-up, before anything is appended.
+    pub(super) fn retain(&mut self, mut committed: impl FnMut(u64, u64) -> bool) -> usize {
+        let keep: Vec<bool> = self.held.iter().map(|&(n, token)| token.is_none_or(|t| committed(t, n))).collect();
+        let mut kept = keep.iter();
+        self.records.retain(|_| kept.next().copied().unwrap_or(true));
+        let mut kept = keep.iter();
+        self.held.retain(|_| kept.next().copied().unwrap_or(true));
+        keep.iter().filter(|k| !**k).count()
+    }
+
     /// Forgets the records held, once they are committed to the log: the file is emptied.
     pub(super) fn moved(&mut self) -> std::io::Result<()> {
-        self.first = self.next();
         self.records.clear();
+        self.held.clear();
         self.start()
     }
 }
@@ -227,22 +269,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
         let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
-        outbox.append(vec![record(1), record(2)]).unwrap();
-        outbox.append(vec![record(3)]).unwrap();
+        outbox.append(vec![record(1), record(2)], &[None, None]).unwrap();
+        outbox.append(vec![record(3)], &[None]).unwrap();
         assert_eq!(outbox.last(), 3);
         drop(outbox);
 
         // Nothing moved yet: all three come back, and numbering goes on after them.
         let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         assert_eq!(ats(&outbox), [1, 2, 3]);
-        outbox.append(vec![record(4)]).unwrap();
+        outbox.append(vec![record(4)], &[None]).unwrap();
         drop(outbox);
         // A crash after the move committed (`drained` = 3) but before the file was emptied.
         let mut outbox = Outbox::open(&db, "db-1", 3).unwrap().unwrap();
         assert_eq!(ats(&outbox), [4]);
         assert_eq!(outbox.last(), 4);
         outbox.moved().unwrap();
-        outbox.append(vec![record(5)]).unwrap();
+        outbox.append(vec![record(5)], &[None]).unwrap();
         assert_eq!(outbox.last(), 5);
         drop(outbox);
         let outbox = Outbox::open(&db, "db-1", 4).unwrap().unwrap();
@@ -255,7 +297,7 @@ mod tests {
         let db = dir.path().join("tessera.db");
         let path = dir.path().join("tessera.db-outbox");
         let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
-        outbox.append(vec![record(1), record(2)]).unwrap();
+        outbox.append(vec![record(1), record(2)], &[None, None]).unwrap();
         drop(outbox);
         let whole = std::fs::read(&path).unwrap();
 
@@ -283,9 +325,33 @@ mod tests {
         std::fs::write(&path, &whole[..header - 4]).unwrap();
         let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
         assert!(outbox.records.is_empty());
-        outbox.append(vec![record(1)]).unwrap();
+        outbox.append(vec![record(1)], &[None]).unwrap();
         drop(outbox);
         assert_eq!(ats(&Outbox::open(&db, "db-1", 0).unwrap().unwrap()), [1]);
+    }
+
+    #[test]
+    fn records_name_their_tokens_and_those_of_tokens_not_committed_are_not_moved() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
+        outbox.append(vec![record(1), record(2)], &[Some(10), None]).unwrap();
+        outbox.append(vec![record(3)], &[Some(11)]).unwrap();
+        // The commit of token 11 failed: its record is not moved, and its number stays used.
+        outbox.forget_last(1);
+        assert_eq!(ats(&outbox), [1, 2]);
+        assert_eq!(outbox.last(), 3);
+        drop(outbox);
+
+        // Killed before the outbox was moved: every line comes back with its token, and start-up
+        // keeps the records of the tokens it finds committed.
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
+        assert_eq!(outbox.tokens().collect::<Vec<_>>(), [(10, 1), (11, 3)]);
+        assert_eq!(outbox.retain(|token, n| (token, n) == (10, 1)), 1);
+        assert_eq!(ats(&outbox), [1, 2]);
+        assert_eq!(outbox.tokens().collect::<Vec<_>>(), [(10, 1)]);
+        outbox.append(vec![record(4)], &[None]).unwrap();
+        assert_eq!(outbox.last(), 4);
     }
 
     #[test]
@@ -293,12 +359,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tessera.db");
         let mut old = Outbox::open(&db, "db-old", 0).unwrap().unwrap();
-        old.append(vec![record(1), record(2)]).unwrap();
+        old.append(vec![record(1), record(2)], &[None, None]).unwrap();
         drop(old);
         // The database was deleted and created again; its outbox stayed.
         let mut outbox = Outbox::open(&db, "db-new", 0).unwrap().unwrap();
         assert!(outbox.records.is_empty());
-        outbox.append(vec![record(3)]).unwrap();
+        outbox.append(vec![record(3)], &[None]).unwrap();
         drop(outbox);
         assert_eq!(ats(&Outbox::open(&db, "db-new", 0).unwrap().unwrap()), [3]);
         let aside = std::fs::read_to_string(dir.path().join("tessera.db-outbox.db-old")).unwrap();

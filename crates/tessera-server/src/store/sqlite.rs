@@ -4,16 +4,20 @@
 //! compete on many connections: reads use a pool of their own, security-critical writes
 //! (clients, keys, revocations, sign-in state) one connection with `synchronous=FULL` (fsync
 //! before the commit returns), and token issuance one connection fed by a group-commit task
-//! with `synchronous=NORMAL`. Each round of the group commit is one statement: every waiting
-//! opaque token and every waiting audit record (of those tokens, of stateless JWTs, of refused
-//! clients), inserted together through the `issuance` view, chained onto the audit head the task
-//! keeps in memory. It is committed to the WAL before the responses are sent, so it survives
-//! the process being killed; a power loss can lose the newest tokens, which then fail closed
-//! (the client gets `invalid_token` and asks again), while a revocation is never lost. A round
-//! without tokens (records alone) is appended to the audit outbox instead (`outbox.rs`), with the
-//! same guarantee for a fraction of the cost, and the task moves the outbox into the log in
-//! batches between rounds.
+//! with `synchronous=NORMAL`. Each round of the group commit appends its audit records (of
+//! opaque tokens, of stateless JWTs, of refused clients) to the audit outbox (`outbox.rs`) in
+//! one write, then commits its opaque tokens in one statement, each token naming the number of
+//! its record (`opaque_tokens.outbox`); the task moves the outbox into the log in batches
+//! between rounds. Both writes are done before the responses are sent, so they survive the
+//! process being killed. A power loss can keep either without the other (two files, no fsync):
+//! start-up then deletes the tokens whose record is not in the outbox (they fail closed, as a
+//! token lost with its commit does) and drops the records whose token was not committed
+//! ([`reconcile`]), so every token has its record and every record its token, while a
+//! revocation is never lost. A process that does not own the outbox (a tool, a test), and an
+//! in-memory database, write each round's tokens and records together in one statement through
+//! the `issuance` view instead, chained onto the audit head the task keeps in memory.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -84,9 +88,16 @@ impl SqliteDb {
         // An in-memory database has no file to put an outbox beside.
         let outbox = match options.get_filename() {
             file if file.is_file() => {
-                let row =
-                    sqlx::query("SELECT drained, database FROM audit_outbox WHERE id = 1").fetch_one(&critical).await?;
-                Outbox::open(file, &row.get::<String, _>("database"), to_u64(row.get("drained")))?
+                const SQL: &str = "SELECT drained, database, token_floor FROM audit_outbox WHERE id = 1";
+                let row = sqlx::query(SQL).fetch_one(&critical).await?;
+                let drained = to_u64(row.get("drained"));
+                match Outbox::open(file, &row.get::<String, _>("database"), drained)? {
+                    Some(mut outbox) => {
+                        reconcile(&critical, &mut outbox, drained, to_u64(row.get("token_floor"))).await?;
+                        Some(outbox)
+                    }
+                    None => None,
+                }
             }
             _ => None,
         };
@@ -131,10 +142,10 @@ impl SqliteDb {
     }
 }
 
-/// Writes each round of waiting requests (their tokens and audit records) in one multi-row
-/// INSERT into the `issuance` view, atomic on its own: while one round is written, the next
-/// requests queue up and share the following one. A round of records alone goes to the outbox
-/// when there is one, and the outbox is moved into the log in batches between rounds.
+/// Writes each round of waiting requests (their tokens and audit records): the records to the
+/// outbox and then the tokens in one multi-row INSERT, or, without an outbox, both in one
+/// INSERT into the `issuance` view. While one round is written, the next requests queue up and
+/// share the following one. The outbox is moved into the log in batches between rounds.
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut outbox: Option<Outbox>) {
     // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
     // RETURNING round trip. An id used by a failed batch is simply never used again.
@@ -147,6 +158,7 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
             }
         };
     let statements: Vec<String> = (0..=MAX_BATCH).map(issuance_statement).collect();
+    let token_statements: Vec<String> = (0..=MAX_BATCH).map(token_statement).collect();
     // The chain head as this task last wrote or read it; `None` after an error.
     let mut head = None;
     // When the oldest record in the outbox was appended (records left by the last run first).
@@ -198,12 +210,22 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
             Some(outbox) if outbox.records.len() >= OUTBOX_MAX => {
                 Err("the audit outbox is full: the audit log cannot be written".to_owned())
             }
-            Some(outbox) if tokens.iter().all(Option::is_none) => {
-                let appended = outbox.append(records).map_err(|e| format!("appending to the audit outbox: {e}"));
-                if appended.is_ok() && oldest.is_none() {
-                    oldest = Some(Instant::now());
+            // The records first, then the tokens that name them: a token is never committed
+            // before its record is in the outbox.
+            Some(outbox) => {
+                let first = outbox.next();
+                let ids: Vec<Option<u64>> = tokens.iter().map(|t| t.as_ref().map(|(id, _)| *id)).collect();
+                match outbox.append(records, &ids) {
+                    Err(err) => Err(format!("appending to the audit outbox: {err}")),
+                    Ok(()) => {
+                        oldest.get_or_insert_with(Instant::now);
+                        let committed = insert_tokens(&pool, &token_statements, &tokens, first).await;
+                        if committed.is_err() {
+                            outbox.forget_last(ids.len());
+                        }
+                        committed.map_err(|e| format!("storing a token: {e}"))
+                    }
                 }
-                appended
             }
             _ => {
                 let round = Round { statement: &statements[records.len()], tokens: &tokens, records: &records };
@@ -217,8 +239,11 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
             let due = !flushes.is_empty()
                 || outbox.records.len() >= DRAIN_AT
                 || oldest.is_some_and(|since| since.elapsed() >= DRAIN_AFTER);
-            if due && !outbox.records.is_empty() {
-                let moved = drain(&pool, outbox, &mut head).await.map_err(|e| e.to_string());
+            if due && outbox.records.is_empty() {
+                // Only records whose tokens were not committed were left: nothing to move.
+                oldest = None;
+            } else if due {
+                let moved = drain(&pool, outbox, &mut head, next_id).await.map_err(|e| e.to_string());
                 if let Err(err) = &moved {
                     tracing::warn!(err = %err, "moving the audit outbox into the log failed; will try again");
                 }
@@ -236,15 +261,17 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
 }
 
 /// Moves the records waiting in `outbox` into the log in one transaction, with the number of
-/// the last one (so that none is moved twice), then empties the outbox.
-async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>) -> anyhow::Result<()> {
+/// the last one (so that none is moved twice) and the next token id (every token before it now
+/// has its record in the log), then empties the outbox.
+async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>, next_token: u64) -> anyhow::Result<()> {
     *head = None;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     for records in outbox.records.chunks(DRAIN_CHUNK) {
         tx.audit(records).await?;
     }
-    sqlx::query("UPDATE audit_outbox SET drained = ? WHERE id = 1")
+    sqlx::query("UPDATE audit_outbox SET drained = ?, token_floor = ? WHERE id = 1")
         .bind(to_i64(outbox.last()))
+        .bind(to_i64(next_token))
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
@@ -253,6 +280,70 @@ async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>) 
     if let Err(err) = outbox.moved() {
         tracing::warn!(err = %err, "cannot empty the audit outbox");
     }
+    Ok(())
+}
+
+/// Start-up after a crash: a round appends its records to the outbox and then commits its tokens,
+/// and a power loss can keep either write without the other. Deletes the tokens whose record is
+/// not in the outbox (they fail closed, as a token lost with its commit does) and drops the
+/// records whose token was not committed, so that every token has its record and every record
+/// its token. Only tokens from `floor` on (issued since the outbox was last moved) whose record
+/// is numbered after `drained` can be either.
+async fn reconcile(critical: &SqlitePool, outbox: &mut Outbox, drained: u64, floor: u64) -> anyhow::Result<()> {
+    const SQL: &str = "SELECT id, outbox FROM opaque_tokens WHERE id >= ? AND outbox > ?";
+    let rows = sqlx::query(SQL).bind(to_i64(floor)).bind(to_i64(drained)).fetch_all(critical).await?;
+    let committed: HashSet<(u64, u64)> = rows.iter().map(|r| (to_u64(r.get("id")), to_u64(r.get("outbox")))).collect();
+    let recorded: HashSet<(u64, u64)> = outbox.tokens().collect();
+    let orphans: Vec<u64> = committed.difference(&recorded).map(|&(id, _)| id).collect();
+    if !orphans.is_empty() {
+        let mut tx = critical.begin().await?;
+        for id in &orphans {
+            sqlx::query("DELETE FROM opaque_tokens WHERE id = ?").bind(to_i64(*id)).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        tracing::warn!(
+            tokens = orphans.len(),
+            "deleted opaque tokens whose issuance record was lost (a power loss): they fail closed"
+        );
+    }
+    let dropped = outbox.retain(|token, n| committed.contains(&(token, n)));
+    if dropped > 0 {
+        tracing::warn!(records = dropped, "dropped audit outbox records of tokens that were never committed");
+    }
+    Ok(())
+}
+
+/// Commits the opaque tokens of a round whose records were appended to the outbox from number
+/// `first` on (request `i`'s record is `first + i`), each naming its record.
+async fn insert_tokens(
+    pool: &SqlitePool,
+    statements: &[String],
+    tokens: &[Option<(u64, OpaqueTokenRow)>],
+    first: u64,
+) -> Result<(), sqlx::Error> {
+    let rows: Vec<(u64, &(u64, OpaqueTokenRow))> =
+        (first..).zip(tokens).filter_map(|(n, t)| Some((n, t.as_ref()?))).collect();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    // The statement text is built only from placeholders; every value is bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(statements[rows.len()].clone()));
+    for (n, (id, t)) in rows {
+        query = query
+            .bind(to_i64(*id))
+            .bind(&t.secret_hash[..])
+            .bind(&t.jti)
+            .bind(&t.client_id)
+            .bind(&t.sub)
+            .bind(json_list(&t.aud))
+            .bind(&t.scope)
+            .bind(to_i64(t.iat))
+            .bind(to_i64(t.exp))
+            .bind(t.grant_id.as_ref())
+            .bind(t.cnf.as_ref())
+            .bind(to_i64(n));
+    }
+    query.execute(pool).await?;
     Ok(())
 }
 
@@ -354,6 +445,23 @@ async fn checkpoint_regularly(critical: SqlitePool, issuance: SqlitePool) {
     }
 }
 
+/// `INSERT INTO opaque_tokens … VALUES (?, …), …` for `rows` tokens, each naming its record in
+/// the outbox.
+fn token_statement(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, grant_id, cnf, outbox) \
+         VALUES ",
+    );
+    for i in 0..rows {
+        sql.push_str(if i == 0 {
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        } else {
+            ", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        });
+    }
+    sql
+}
+
 /// `INSERT INTO issuance … VALUES (?, …), …` for `rows` rows (a token's 11 columns, the hash
 /// the record chains onto, the record's columns), with anonymous `?` placeholders: sqlx
 /// resolves `$N` names one by one, which is quadratic in the number of parameters.
@@ -370,4 +478,102 @@ fn issuance_statement(rows: usize) -> String {
         sql.push_str(&row);
     }
     sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::Event;
+
+    fn token(jti: &str) -> OpaqueTokenRow {
+        OpaqueTokenRow {
+            id: 0,
+            secret_hash: [7; 32],
+            jti: jti.to_owned(),
+            client_id: "c".to_owned(),
+            sub: "c".to_owned(),
+            aud: vec!["api".to_owned()],
+            scope: "read".to_owned(),
+            iat: 1_700_000_000,
+            exp: 1_700_003_600,
+            revoked: false,
+            grant_id: None,
+            cnf: None,
+        }
+    }
+
+    fn issued(jti: &str) -> Record {
+        Record::new(Event::TokenIssued, 1_700_000_000, "client:c").client("c").detail("jti", jti)
+    }
+
+    async fn ids(db: &SqliteDb) -> Vec<i64> {
+        let rows = sqlx::query("SELECT id FROM opaque_tokens ORDER BY id").fetch_all(&db.read).await.unwrap();
+        rows.iter().map(|r| r.get("id")).collect()
+    }
+
+    async fn logged_jtis(db: &SqliteDb) -> Vec<String> {
+        db.flush_audit().await.unwrap();
+        const SQL: &str = "SELECT details ->> 'jti' AS jti FROM audit_log WHERE event = 'token.issued' ORDER BY seq";
+        let rows = sqlx::query(SQL).fetch_all(&db.read).await.unwrap();
+        rows.iter().map(|r| r.get("jti")).collect()
+    }
+
+    /// Closes `db` and waits until its group-commit task has let go of the outbox (it ends once
+    /// the last sender is gone), so that the next open owns it.
+    async fn shut(db: SqliteDb, file: &std::path::Path) {
+        db.close().await;
+        drop(db);
+        let mut path = file.as_os_str().to_owned();
+        path.push("-outbox");
+        for _ in 0..100_000 {
+            tokio::task::yield_now().await;
+            if std::fs::File::open(&path).unwrap().try_lock().is_ok() {
+                return;
+            }
+        }
+        panic!("the group-commit task kept the outbox");
+    }
+
+    /// What a power loss can leave (the outbox line and the token's commit are two writes):
+    /// start-up deletes a token whose record is not in the outbox and drops a record whose
+    /// token is not in the database, and keeps a token and record that match.
+    #[tokio::test]
+    async fn start_up_matches_opaque_tokens_with_their_outbox_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tessera.db");
+        let url = format!("sqlite://{}", file.display());
+        let db = SqliteDb::open(&url).await.unwrap();
+        let first = db.insert_opaque_token(token("first"), issued("first")).await.unwrap();
+        assert_eq!(logged_jtis(&db).await, ["first"]);
+        shut(db, &file).await;
+
+        let options = SqliteConnectOptions::from_str(&url).unwrap();
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        let row =
+            sqlx::query("SELECT drained, database FROM audit_outbox WHERE id = 1").fetch_one(&pool).await.unwrap();
+        let drained = to_u64(row.get("drained"));
+        let mut outbox = Outbox::open(&file, &row.get::<String, _>("database"), drained).unwrap().unwrap();
+        let n = outbox.next();
+        // Record n: its token was committed. Record n + 1: its token never was.
+        outbox.append(vec![issued("kept"), issued("token lost")], &[Some(first + 1), Some(first + 2)]).unwrap();
+        drop(outbox);
+        let insert = "INSERT INTO opaque_tokens (id, secret_hash, jti, client_id, sub, aud, scope, iat, exp, outbox)
+             VALUES (?, x'00', ?, 'c', 'c', '[]', '', 0, 0, ?)";
+        for (id, jti, outbox) in [(first + 1, "kept", n), (first + 3, "record lost", n + 2)] {
+            sqlx::query(insert).bind(to_i64(id)).bind(jti).bind(to_i64(outbox)).execute(&pool).await.unwrap();
+        }
+        pool.close().await;
+
+        let db = SqliteDb::open(&url).await.unwrap();
+        let [first, kept] = [first, first + 1].map(to_i64);
+        assert_eq!(ids(&db).await, [first, kept], "the token whose record was lost is deleted");
+        assert_eq!(logged_jtis(&db).await, ["first", "kept"], "the record whose token was lost is dropped");
+        // Issuance goes on after them, and a second start finds nothing more to do.
+        db.insert_opaque_token(token("after"), issued("after")).await.unwrap();
+        shut(db, &file).await;
+        let db = SqliteDb::open(&url).await.unwrap();
+        assert_eq!(ids(&db).await.len(), 3);
+        assert_eq!(logged_jtis(&db).await, ["first", "kept", "after"]);
+        db.close().await;
+    }
 }
