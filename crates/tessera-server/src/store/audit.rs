@@ -54,11 +54,10 @@ fn insert_statement(rows: usize, numbered: bool) -> String {
 /// The row counts of SQLite's audit inserts, largest first.
 const SQLITE_ROWS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
 
-/// SQLite's insert of `rows` records, one of [`SQLITE_ROWS`], built once.
-fn sqlite_insert(rows: usize) -> &'static str {
+/// SQLite's insert of `SQLITE_ROWS[index]` records, built once.
+fn sqlite_insert(index: usize) -> &'static str {
     static STATEMENTS: std::sync::LazyLock<Vec<String>> =
         std::sync::LazyLock::new(|| SQLITE_ROWS.iter().map(|&rows| insert_statement(rows, false)).collect());
-    let index = SQLITE_ROWS.iter().position(|&r| r == rows).unwrap_or(SQLITE_ROWS.len() - 1);
     &STATEMENTS[index]
 }
 
@@ -136,10 +135,11 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
         // hundreds) reuses a few prepared statements instead of preparing one of its own.
         let mut rest = &chained[..];
         while !rest.is_empty() {
-            let rows = SQLITE_ROWS.iter().copied().find(|&rows| rows <= rest.len()).unwrap_or(1);
-            let (now, later) = rest.split_at(rows);
+            // The last size is 1, so one always fits.
+            let index = SQLITE_ROWS.iter().position(|&rows| rows <= rest.len()).unwrap_or(SQLITE_ROWS.len() - 1);
+            let (now, later) = rest.split_at(SQLITE_ROWS[index]);
             // The statement text is built only from placeholders; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(rows)));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(index)));
             for c in now {
                 query = bind_chained!(query, c);
             }

@@ -235,12 +235,13 @@ impl Outbox {
     /// Keeps, of the records about an opaque token, those for which `committed(token, number)`
     /// holds; returns how many were dropped. Used at start-up, before anything is appended.
     pub(super) fn retain(&mut self, mut committed: impl FnMut(u64, u64) -> bool) -> usize {
-        let keep: Vec<bool> = self.held.iter().map(|&(n, token)| token.is_none_or(|t| committed(t, n))).collect();
-        let mut kept = keep.iter();
-        self.records.retain(|_| kept.next().copied().unwrap_or(true));
-        let mut kept = keep.iter();
-        self.held.retain(|_| kept.next().copied().unwrap_or(true));
-        keep.iter().filter(|k| !**k).count()
+        let before = self.records.len();
+        (self.records, self.held) = std::mem::take(&mut self.records)
+            .into_iter()
+            .zip(std::mem::take(&mut self.held))
+            .filter(|&(_, (n, token))| token.is_none_or(|t| committed(t, n)))
+            .unzip();
+        before - self.records.len()
     }
 
     /// Forgets the records held, once they are committed to the log: the file is emptied.
