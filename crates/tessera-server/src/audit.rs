@@ -15,6 +15,8 @@
 //! on SQLite appended to an outbox file and moved into the log in batches (`store::outbox`).
 //! The request's address and id come from a task-local [`Context`] set for every request.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// What happened.
@@ -148,8 +150,8 @@ pub fn context() -> Context {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     pub at: u64,
-    pub event: String,
-    pub outcome: String,
+    pub event: Cow<'static, str>,
+    pub outcome: Cow<'static, str>,
     /// Who acted: `client:<id>`, `user:<id>`, `admin:<client id>`, `cli`, `server`, or
     /// `anonymous`.
     pub actor: String,
@@ -159,8 +161,33 @@ pub struct Record {
     pub session_id: Option<String>,
     pub ip: Option<String>,
     pub request_id: Option<String>,
-    /// Further facts (`jti`, `grant_type`, counts, …); never a secret.
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// Further facts (`jti`, `grant_type`, counts, …), never a secret: the text of a JSON object,
+    /// its members in the order they were added ([`Record::detail`]). Kept as text because it is
+    /// stored and hashed as text; building a map first cost more than the rest of the record.
+    #[serde(with = "details_text")]
+    details: String,
+}
+
+/// A record's details in the outbox: a JSON string (older outboxes held the object itself).
+mod details_text {
+    use serde::{Deserialize as _, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(details: &str, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(details)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Details {
+            Text(String),
+            Object(serde_json::Map<String, serde_json::Value>),
+        }
+        Ok(match Details::deserialize(deserializer)? {
+            Details::Text(text) => text,
+            Details::Object(map) => serde_json::Value::Object(map).to_string(),
+        })
+    }
 }
 
 impl Record {
@@ -169,15 +196,15 @@ impl Record {
         let context = context();
         Record {
             at: now,
-            event: event.as_str().to_owned(),
-            outcome: Outcome::Success.as_str().to_owned(),
+            event: Cow::Borrowed(event.as_str()),
+            outcome: Cow::Borrowed(Outcome::Success.as_str()),
             actor: actor.into(),
             subject: None,
             client_id: None,
             session_id: None,
             ip: context.ip,
             request_id: context.request_id,
-            details: serde_json::Map::new(),
+            details: String::from("{}"),
         }
     }
 
@@ -195,7 +222,7 @@ impl Record {
     }
 
     pub fn failed(mut self) -> Record {
-        self.outcome = Outcome::Failure.as_str().to_owned();
+        self.outcome = Cow::Borrowed(Outcome::Failure.as_str());
         self
     }
 
@@ -214,13 +241,29 @@ impl Record {
         self
     }
 
-    /// Adds `key: value` to the details.
+    /// Adds `key: value` to the details (each key once).
     pub fn detail(mut self, key: &str, value: impl Serialize) -> Record {
-        self.details.insert(key.to_owned(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+        // Strings and numbers always serialize; a value that does not is stored as null.
+        let value = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned());
+        let key = serde_json::to_string(key).unwrap_or_default();
+        debug_assert!(!self.details.contains(&format!("{key}:")), "detail {key} added twice");
+        self.details.pop();
+        if self.details.len() > 1 {
+            self.details.push(',');
+        }
+        self.details.push_str(&key);
+        self.details.push(':');
+        self.details.push_str(&value);
+        self.details.push('}');
         self
     }
 
-    /// The fields as stored and hashed, `details` as JSON text.
+    /// The details: the text of a JSON object.
+    pub fn details(&self) -> &str {
+        &self.details
+    }
+
+    /// The fields as stored and hashed.
     pub fn stored(&self) -> Stored<'_> {
         Stored {
             at: self.at,
@@ -232,8 +275,7 @@ impl Record {
             session_id: self.session_id.as_deref(),
             ip: self.ip.as_deref(),
             request_id: self.request_id.as_deref(),
-            // A map of JSON values always serializes.
-            details: std::borrow::Cow::Owned(serde_json::to_string(&self.details).unwrap_or_default()),
+            details: &self.details,
         }
     }
 }
@@ -241,9 +283,8 @@ impl Record {
 pub use tessera_proto::admin::{AuditBreak as Break, AuditEntry as Entry, AuditVerification as Verification};
 
 /// A record's fields as stored; its hash covers them, in this order, after the previous hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct Stored<'a> {
-    #[serde(skip)]
     pub at: u64,
     pub event: &'a str,
     pub outcome: &'a str,
@@ -253,22 +294,45 @@ pub struct Stored<'a> {
     pub session_id: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub request_id: Option<&'a str>,
-    pub details: std::borrow::Cow<'a, str>,
+    pub details: &'a str,
 }
 
+/// What a record's hash covers after the previous hash: this JSON object, members in this order
+/// (the log's format; changing it breaks every stored chain).
 #[derive(Serialize)]
 struct Hashed<'a> {
     seq: u64,
     at: u64,
-    #[serde(flatten)]
-    fields: &'a Stored<'a>,
+    event: &'a str,
+    outcome: &'a str,
+    actor: &'a str,
+    subject: Option<&'a str>,
+    client_id: Option<&'a str>,
+    session_id: Option<&'a str>,
+    ip: Option<&'a str>,
+    request_id: Option<&'a str>,
+    details: &'a str,
 }
 
 /// The chain hash of record `seq` with these fields after `prev`.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
-    let mut input = prev.to_vec();
+    let mut input = Vec::with_capacity(256 + fields.details.len());
+    input.extend_from_slice(prev);
+    let hashed = Hashed {
+        seq,
+        at: fields.at,
+        event: fields.event,
+        outcome: fields.outcome,
+        actor: fields.actor,
+        subject: fields.subject,
+        client_id: fields.client_id,
+        session_id: fields.session_id,
+        ip: fields.ip,
+        request_id: fields.request_id,
+        details: fields.details,
+    };
     // Serializing strings and integers cannot fail.
-    let _ = serde_json::to_writer(&mut input, &Hashed { seq, at: fields.at, fields });
+    let _ = serde_json::to_writer(&mut input, &hashed);
     crate::secret::hash_bytes(&input)
 }
 
@@ -284,7 +348,7 @@ fn stored_of(entry: &Entry) -> Stored<'_> {
         session_id: entry.session_id.as_deref(),
         ip: entry.ip.as_deref(),
         request_id: entry.request_id.as_deref(),
-        details: std::borrow::Cow::Borrowed(&entry.details),
+        details: &entry.details,
     }
 }
 
@@ -387,4 +451,36 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
         s
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hash of a known record, computed outside Rust (Python's `hashlib.sha256` over 32 zero
+    /// bytes and the compact JSON object): a change to the hashed format breaks this, as it would
+    /// break every stored chain.
+    #[test]
+    fn chain_hash_format_is_pinned() {
+        let mut record = Record::new(Event::TokenIssued, 1_700_000_000, "client:c1").subject("u1").client("c1");
+        record.ip = Some("127.0.0.1".to_owned());
+        record.request_id = Some("r-1".to_owned());
+        let record = record.detail("jti", "abc").detail("n", 3);
+        assert_eq!(record.details(), r#"{"jti":"abc","n":3}"#);
+        assert_eq!(
+            hex(&chain_hash(&[0; 32], 7, &record.stored())),
+            "3d6b95b620b066b2d8e1f935a4813c3aa1acefbcd0de9a36d25354e27d648085"
+        );
+    }
+
+    /// An outbox written before details were kept as text holds them as an object.
+    #[test]
+    fn outbox_records_with_object_details_still_read() {
+        let record = Record::new(Event::TokenIssued, 1, "server").detail("jti", "x");
+        let text = serde_json::to_string(&record).unwrap();
+        assert!(text.contains(r#""details":"{\"jti\":\"x\"}""#), "{text}");
+        assert_eq!(serde_json::from_str::<Record>(&text).unwrap(), record);
+        let old = text.replace(r#""details":"{\"jti\":\"x\"}""#, r#""details":{"jti":"x"}"#);
+        assert_eq!(serde_json::from_str::<Record>(&old).unwrap(), record);
+    }
 }

@@ -113,7 +113,7 @@ macro_rules! bind_chained {
             .bind(c.fields.session_id)
             .bind(c.fields.ip)
             .bind(c.fields.request_id)
-            .bind(c.fields.details.as_ref())
+            .bind(c.fields.details)
             .bind(&c.hash[..])
     }};
 }
