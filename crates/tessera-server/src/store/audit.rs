@@ -4,8 +4,8 @@
 //! as that transaction's last step. On PostgreSQL it bumps the one-row head (a row lock held to
 //! commit, so appends from any connection or node are serialized and numbered without gaps),
 //! chains the records onto the head's hash, and moves the head. On SQLite it reads the head
-//! under the write lock and inserts; the triggers of migration 0012 refuse a record that is not
-//! the head's next position and move the head. A transaction that appends must take every other
+//! under the write lock, inserts after it and moves the head once (migration 0015; the primary
+//! key refuses a position taken twice). A transaction that appends must take every other
 //! lock first (on PostgreSQL the `changes` advisory lock, through `RecordChange::record`), so
 //! that no two writers wait on each other. [`Store::audit`] writes records that change nothing
 //! else: through the group commit on SQLite (`sqlite.rs`, which appends them to the audit outbox,
@@ -22,9 +22,9 @@ use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
 /// moved to the last hash once they are in.
 const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 const MOVE_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
-/// SQLite: the head read under the write lock; the triggers of migration 0012 refuse a record
-/// that is not the next position and move the head with each one.
+/// SQLite: the head read under the write lock, and moved once the records are in.
 const LOCK_HEAD: &str = "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash";
+const MOVE_SQLITE_HEAD: &str = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1";
 const COLUMNS: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
         request_id, details, hash) VALUES ";
 /// Values per record.
@@ -130,7 +130,7 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
             return Ok(());
         }
         let head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?);
-        let (chained, _) = chain(head, records);
+        let (chained, new_head) = chain(head, records);
         // In statements of a power of two rows, so that a batch of any size (the outbox moves
         // hundreds) reuses a few prepared statements instead of preparing one of its own.
         let mut rest = &chained[..];
@@ -146,6 +146,7 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
             query.execute(&mut **self).await?;
             rest = later;
         }
+        sqlx::query(MOVE_SQLITE_HEAD).bind(to_i64(new_head.seq)).bind(&new_head.hash[..]).execute(&mut **self).await?;
         Ok(())
     }
 }
@@ -194,6 +195,44 @@ pub struct AuditFilter {
     pub until: Option<u64>,
 }
 
+/// A value a filter binds, in the order of its placeholders.
+enum FilterValue<'a> {
+    Text(&'a str),
+    Time(u64),
+}
+
+impl AuditFilter {
+    /// The query's text, with a condition for each filter given (so that the database can use an
+    /// index where it has one: `at` on both, subject and client on PostgreSQL), and the values
+    /// to bind after `after` (`$1`) and before the limit (the last placeholder).
+    fn sql(&self) -> (String, Vec<FilterValue<'_>>) {
+        let mut sql = String::from("SELECT * FROM audit_log WHERE seq > $1");
+        let mut values = Vec::new();
+        let mut push = |condition: &str, value| {
+            values.push(value);
+            sql.push_str(&condition.replace('?', &format!("${}", values.len() + 1)));
+        };
+        if let Some(user) = &self.user {
+            push(" AND (subject = ? OR actor = 'user:' || ?)", FilterValue::Text(user));
+        }
+        if let Some(client) = &self.client {
+            push(" AND client_id = ?", FilterValue::Text(client));
+        }
+        if let Some(event) = &self.event {
+            push(" AND event = ?", FilterValue::Text(event));
+        }
+        if let Some(since) = self.since {
+            push(" AND at >= ?", FilterValue::Time(since));
+        }
+        if let Some(until) = self.until {
+            push(" AND at <= ?", FilterValue::Time(until));
+        }
+        let limit = values.len() + 2;
+        sql.push_str(&format!(" ORDER BY seq LIMIT ${limit}"));
+        (sql, values)
+    }
+}
+
 impl Store {
     /// Appends records that change nothing else, once committed.
     pub async fn audit(&self, record: Record) -> anyhow::Result<()> {
@@ -224,25 +263,18 @@ impl Store {
 
     /// Records matching `filter`, oldest first, at most `limit`.
     pub async fn audit_entries(&self, filter: &AuditFilter, limit: u32) -> anyhow::Result<Vec<Entry>> {
-        const SQL: &str = "SELECT * FROM audit_log WHERE seq > $1
-             AND ($2 IS NULL OR subject = $2 OR actor = 'user:' || $2)
-             AND ($3 IS NULL OR client_id = $3)
-             AND ($4 IS NULL OR event = $4)
-             AND ($5 IS NULL OR at >= $5)
-             AND ($6 IS NULL OR at <= $6)
-             ORDER BY seq LIMIT $7";
         self.flush_audit().await?;
+        let (sql, values) = filter.sql();
         on_pool!(self, read, |pool| {
-            let rows = sqlx::query(SQL)
-                .bind(to_i64(filter.after))
-                .bind(&filter.user)
-                .bind(&filter.client)
-                .bind(&filter.event)
-                .bind(filter.since.map(to_i64))
-                .bind(filter.until.map(to_i64))
-                .bind(i64::from(limit))
-                .fetch_all(pool)
-                .await?;
+            // The statement text is built only from placeholders; every value is bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(to_i64(filter.after));
+            for value in &values {
+                query = match value {
+                    FilterValue::Text(text) => query.bind(*text),
+                    FilterValue::Time(time) => query.bind(to_i64(*time)),
+                };
+            }
+            let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
             Ok(rows.iter().map(|r| r.audit_entry()).collect())
         })
     }

@@ -412,7 +412,8 @@ async fn read_head<'c>(db: impl sqlx::SqliteExecutor<'c>) -> Result<Head, sqlx::
     Ok(Head::of_sqlite(&sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?))
 }
 
-/// Whether a write was refused because the chain had moved on (migration 0012's triggers).
+/// Whether a write was refused because the chain had moved on (the `issuance` view's trigger,
+/// migration 0015).
 fn head_moved(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|e| e.message().contains("audit chain head moved"))
 }

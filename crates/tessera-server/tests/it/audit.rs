@@ -291,8 +291,6 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     .await;
     let restore = [
         "DELETE FROM audit_log",
-        // On SQLite a record is accepted only as the head's next position (migration 0012).
-        "UPDATE audit_head SET seq = 0",
         "INSERT INTO audit_log SELECT * FROM audit_backup ORDER BY seq",
         "UPDATE audit_head SET seq = (SELECT seq FROM head_backup), hash = (SELECT hash FROM head_backup)",
     ];
@@ -343,16 +341,20 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     app.execute_sql(&restore).await;
     assert_eq!(verify(&app, None).await["first_break"], Value::Null);
 
-    // SQLite refuses a record anywhere but at the head's next position (migration 0012's
-    // triggers, which also keep the group commit's remembered head honest).
+    // A record written by hand past the head, skipping a position, with the head moved over it,
+    // is reported where the gap is; on SQLite one at a position already taken is refused.
+    let skip = "INSERT INTO audit_log (seq, at, event, outcome, actor, details, hash)
+        VALUES ((SELECT seq + 2 FROM audit_head), 0, 'user.login', 'success', 'server', '{}', ?)";
+    let skip = skip.replace('?', if app.postgres.is_some() { "decode('00', 'hex')" } else { "zeroblob(32)" });
+    app.execute_sql(&[&skip, "UPDATE audit_head SET seq = seq + 2"]).await;
+    let result = verify(&app, None).await;
+    assert_eq!(broken_at(&result), Some(n + 1), "{result}");
+    assert!(result["first_break"]["reason"].as_str().unwrap().contains("missing"), "{result}");
+    app.execute_sql(&restore).await;
     if app.postgres.is_none() {
-        let skip = "INSERT INTO audit_log (seq, at, event, outcome, actor, details, hash)
-            VALUES ((SELECT seq + 2 FROM audit_head), 0, 'user.login', 'success', 'server', '{}', zeroblob(32))";
-        let refused = app.try_execute_sql(&[skip]).await.unwrap_err();
-        assert!(refused.contains("audit chain head moved"), "{refused}");
-        app.execute_sql(&[&skip.replace("seq + 2", "seq + 1")]).await;
-        assert_eq!(broken_at(&verify(&app, None).await), Some(n + 1));
-        app.execute_sql(&restore).await;
+        let taken = skip.replace("seq + 2", "seq");
+        let refused = app.try_execute_sql(&[&taken]).await.unwrap_err();
+        assert!(refused.contains("UNIQUE"), "{refused}");
     }
 
     // An anchor the log does not contain (a rewritten history), or beyond its end.
