@@ -11,8 +11,22 @@ use tessera_test_support::basic;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 
+/// A port for a child process to listen on, free when it was picked.
+///
+/// Drawn at random from below Linux's ephemeral range (32768–60999) rather than with a bind to
+/// port 0: a port from the ephemeral range, once released, can be taken as the local port of any
+/// outgoing connection on the machine (and the parallel tests open thousands) before the child
+/// binds it. Below the range only another test's pick can collide.
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        // RandomState is seeded afresh per instance: a random number without a dependency.
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + u16::try_from(random % 12_000).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 pub(crate) struct Server {
@@ -56,11 +70,24 @@ impl Server {
             )
             .spawn()
             .unwrap();
-        let server =
+        let mut server =
             Server { child, issuer: format!("http://127.0.0.1:{public}"), admin_config: dir.join("data/admin.json") };
         // `issuer` is where this node listens (behind a load balancer nodes share another one).
-        wait_ready(&format!("{}/readyz", server.issuer));
+        server.wait_ready(&dir.join(format!("serve-{public}.log")));
         server
+    }
+
+    /// [`wait_ready`], but a server that exits fails the test at once, and with its log.
+    fn wait_ready(&mut self, log: &Path) {
+        let url = format!("{}/readyz", self.issuer);
+        if !poll_ready(&url, || self.child.try_wait().unwrap().is_some()) {
+            let state = match self.child.try_wait().unwrap() {
+                Some(status) => format!("exited with {status}"),
+                None => "still running".to_owned(),
+            };
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{url} did not become ready; tessera serve {state}; its log:\n{log}");
+        }
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -91,12 +118,19 @@ impl Drop for Server {
 
 /// Polls readiness of a process that is starting; bounded to 20 s.
 pub(crate) fn wait_ready(url: &str) {
+    assert!(poll_ready(url, || false), "{url} did not become ready");
+}
+
+/// Whether `url` answers 200 within 20 s, giving up early once `gone` says the process exited.
+fn poll_ready(url: &str, mut gone: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if probe::blocking_get(url).is_ok_and(|status| status == 200) {
-            return;
+            return true;
         }
-        assert!(Instant::now() < deadline, "{url} did not become ready");
+        if gone() || Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
