@@ -204,7 +204,12 @@ impl Record {
             session_id: None,
             ip: context.ip,
             request_id: context.request_id,
-            details: String::from("{}"),
+            // Room for a token's details, so that adding them does not reallocate.
+            details: {
+                let mut details = String::with_capacity(256);
+                details.push_str("{}");
+                details
+            },
         }
     }
 
@@ -243,17 +248,21 @@ impl Record {
 
     /// Adds `key: value` to the details (each key once).
     pub fn detail(mut self, key: &str, value: impl Serialize) -> Record {
-        // Strings and numbers always serialize; a value that does not is stored as null.
-        let value = serde_json::to_string(&value).unwrap_or_else(|_| "null".to_owned());
-        let key = serde_json::to_string(key).unwrap_or_default();
-        debug_assert!(!self.details.contains(&format!("{key}:")), "detail {key} added twice");
+        debug_assert!(!self.details.contains(&format!("{:?}:", key)), "detail {key} added twice");
         self.details.pop();
         if self.details.len() > 1 {
             self.details.push(',');
         }
-        self.details.push_str(&key);
+        // Written in place: this runs for every token issued, and a string per key and per value
+        // cost more than the rest of the record. Strings and numbers always serialize; a value
+        // that does not is stored as null.
+        let _ = serde_json::to_writer(TextWriter(&mut self.details), key);
         self.details.push(':');
-        self.details.push_str(&value);
+        let value_mark = self.details.len();
+        if serde_json::to_writer(TextWriter(&mut self.details), &value).is_err() {
+            self.details.truncate(value_mark);
+            self.details.push_str("null");
+        }
         self.details.push('}');
         self
     }
@@ -281,6 +290,23 @@ impl Record {
 }
 
 pub use tessera_proto::admin::{AuditBreak as Break, AuditEntry as Entry, AuditVerification as Verification};
+
+/// `io::Write` into a `String`, for serde_json's writer. serde_json writes whole UTF-8 sequences
+/// (it splits a string only before a character it escapes, which is ASCII), so a chunk that is not
+/// valid UTF-8 cannot come; were one to, it is refused and the value becomes null.
+struct TextWriter<'a>(&'a mut String);
+
+impl std::io::Write for TextWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        self.0.push_str(text);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// A record's fields as stored; its hash covers them, in this order, after the previous hash.
 #[derive(Debug)]
@@ -334,6 +360,40 @@ pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
     // Serializing strings and integers cannot fail.
     let _ = serde_json::to_writer(&mut input, &hashed);
     crate::secret::hash_bytes(&input)
+}
+
+impl Record {
+    /// Appends the record's encoding: a JSON object of its fields in the order of [`Hashed`] after
+    /// `seq`, each written as [`Hashed`] writes it. So the object [`chain_hash`] covers is this
+    /// encoding with `"seq":N,` after its opening brace ([`write_hashed`]), and the outbox, which
+    /// stores it, is not serialized again to chain and store its records.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        // Serializing strings and integers cannot fail.
+        let _ = serde_json::to_writer(out, self);
+    }
+}
+
+/// Appends the object [`chain_hash`] covers for record `seq`, given the record's encoding
+/// ([`Record::encode`]): the encoding with `seq` as its first member.
+pub fn write_hashed(seq: u64, encoded: &[u8], out: &mut Vec<u8>) {
+    use std::io::Write as _;
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{{\"seq\":{seq}");
+    if encoded.len() > 2 {
+        out.push(b',');
+    }
+    // An encoding is an object, never empty: its `{` is the one written above.
+    out.extend_from_slice(encoded.get(1..).unwrap_or_default());
+}
+
+/// The chain hash of a record after `prev`, given the object it covers ([`write_hashed`]).
+pub fn chain_hash_of(prev: &[u8; 32], hashed: &[u8]) -> [u8; 32] {
+    let mut context = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    context.update(prev);
+    context.update(hashed);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(context.finish().as_ref());
+    out
 }
 
 /// The stored fields of an entry read back.
@@ -471,6 +531,66 @@ mod tests {
             hex(&chain_hash(&[0; 32], 7, &record.stored())),
             "3d6b95b620b066b2d8e1f935a4813c3aa1acefbcd0de9a36d25354e27d648085"
         );
+    }
+
+    /// A record with every field set, made of `text` (any string: quotes, escapes, controls,
+    /// non-ASCII).
+    fn full_record(text: &str, at: u64) -> Record {
+        let mut record = Record::new(Event::ApiKeyRevoked, at, text).subject(text).client(text).session(Some(text));
+        record.ip = Some(text.to_owned());
+        record.request_id = Some(text.to_owned());
+        record.detail("k", text).detail(&format!("x{text}"), at).detail("none", None::<u8>)
+    }
+
+    fn hash_from_encoding(prev: &[u8; 32], seq: u64, record: &Record) -> [u8; 32] {
+        let (mut encoded, mut hashed) = (Vec::new(), Vec::new());
+        record.encode(&mut encoded);
+        write_hashed(seq, &encoded, &mut hashed);
+        // The object covered is the JSON that `chain_hash` serializes, byte for byte.
+        let fields: serde_json::Value = serde_json::from_slice(&hashed).unwrap();
+        assert_eq!(fields["seq"], seq);
+        chain_hash_of(prev, &hashed)
+    }
+
+    /// The outbox's encoding, chained, gives exactly the hash of the fields as stored (which is
+    /// what `tessera audit verify` recomputes).
+    #[test]
+    fn the_hash_of_an_encoding_is_the_hash_of_its_fields() {
+        let prev = [7u8; 32];
+        for text in ["", "plain", "quote \" backslash \\ slash /", "\u{0}\u{1f}\n\t\r", "ünï €😀", "\u{2028}\u{7f}"]
+        {
+            for (seq, at) in [(1, 0), (9, 1_700_000_000), (u64::MAX, u64::MAX)] {
+                let record = full_record(text, at);
+                assert_eq!(
+                    hash_from_encoding(&prev, seq, &record),
+                    chain_hash(&prev, seq, &record.stored()),
+                    "{text:?}"
+                );
+            }
+        }
+        // Fields left empty (null) too.
+        let bare = Record::new(Event::Login, 5, "anonymous");
+        assert_eq!(hash_from_encoding(&prev, 3, &bare), chain_hash(&prev, 3, &bare.stored()));
+        // And the pinned record's hash.
+        let mut record = Record::new(Event::TokenIssued, 1_700_000_000, "client:c1").subject("u1").client("c1");
+        record.ip = Some("127.0.0.1".to_owned());
+        record.request_id = Some("r-1".to_owned());
+        let record = record.detail("jti", "abc").detail("n", 3);
+        assert_eq!(
+            hex(&hash_from_encoding(&[0; 32], 7, &record)),
+            "3d6b95b620b066b2d8e1f935a4813c3aa1acefbcd0de9a36d25354e27d648085"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn encodings_hash_as_their_fields(text in "\\PC*|[\\x00-\\x7f]*", seq: u64, at: u64) {
+            let record = full_record(&text, at);
+            proptest::prop_assert_eq!(hash_from_encoding(&[1; 32], seq, &record), chain_hash(&[1; 32], seq, &record.stored()));
+            // Details are valid JSON whatever the values.
+            let details: serde_json::Value = serde_json::from_str(record.details()).unwrap();
+            proptest::prop_assert_eq!(&details["k"], &serde_json::Value::String(text.clone()));
+        }
     }
 
     /// An outbox written before details were kept as text holds them as an object.

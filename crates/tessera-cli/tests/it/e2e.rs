@@ -747,7 +747,14 @@ async fn audit_commands_verify_query_tail_and_export() {
     use sqlx::Connection as _;
     let url = format!("sqlite:{}", dir.path().join("data/tessera.db").display());
     let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("UPDATE audit_log SET outcome = 'failure' WHERE seq = 3").execute(&mut conn).await.unwrap();
+    // A row, or a record in a segment of records moved from the outbox (migration 0016).
+    for sql in [
+        "UPDATE audit_log SET outcome = 'failure' WHERE seq = 3",
+        "UPDATE audit_segments SET records = json_set(records, '$[' || (3 - first) || '].outcome', 'failure')
+         WHERE first <= 3 AND last >= 3",
+    ] {
+        sqlx::query(sql).execute(&mut conn).await.unwrap();
+    }
     drop(conn);
     let out = run(&["verify"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -200,18 +200,23 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let scope = grant.scope.to_string();
     let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
     let cnf = grant.cnf.as_ref().map(Confirmation::to_json);
-    let record = Record::new(Event::TokenIssued, iat, format!("client:{}", client.client_id))
-        .subject(grant.sub)
-        .client(&client.client_id)
-        .session(grant.sid)
-        .detail("token", "access_token")
-        .detail("grant_type", grant_type)
-        .detail("format", client.token_format.as_str())
-        .detail("jti", &jti)
-        .detail("scope", &scope)
-        .detail("exp", exp)
-        .detail("grant_id", grant.grant_id)
-        .detail("sender_constrained", cnf.is_some());
+    // Made once nothing is left to await but storing it, so that the request future does not
+    // carry the record (a future is moved whole each time it is nested in the next).
+    let bound = cnf.is_some();
+    let record = || {
+        Record::new(Event::TokenIssued, iat, format!("client:{}", client.client_id))
+            .subject(grant.sub)
+            .client(&client.client_id)
+            .session(grant.sid)
+            .detail("token", "access_token")
+            .detail("grant_type", grant_type)
+            .detail("format", client.token_format.as_str())
+            .detail("jti", &jti)
+            .detail("scope", &scope)
+            .detail("exp", exp)
+            .detail("grant_id", grant.grant_id)
+            .detail("sender_constrained", bound)
+    };
     let access_token = match client.token_format {
         TokenFormat::Jwt | TokenFormat::Split => {
             let aud = Audience::from_list(grant.audience);
@@ -243,7 +248,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 }
                 _ => token.clone(),
             };
-            state.store.record_jwt(jwt, record).await?;
+            state.store.record_jwt(jwt, record()).await?;
             issued
         }
         TokenFormat::Opaque => {
@@ -262,7 +267,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
                 grant_id: grant.grant_id.map(str::to_owned),
                 cnf: cnf.map(|c| c.to_string()),
             };
-            let id = state.store.insert_opaque_token(row, record).await?;
+            let id = state.store.insert_opaque_token(row, record()).await?;
             OpaqueToken { id, secret }.encode().expose().to_owned()
         }
     };

@@ -80,6 +80,10 @@ pub(crate) fn too_many(retry_after: u64, why: &str) -> Response {
     response
 }
 
+/// Header names looked up on every request, parsed once (a `&str` name is parsed at each lookup).
+static X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
+static X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
+
 /// The request's client address (see [`crate::abuse::client_ip`]).
 pub(crate) fn request_ip(
     state: &AppState,
@@ -87,7 +91,7 @@ pub(crate) fn request_ip(
     headers: &HeaderMap,
 ) -> Option<std::net::IpAddr> {
     let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let forwarded = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
     crate::abuse::client_ip(peer, forwarded, &state.config.trusted_proxies)
 }
 
@@ -180,9 +184,13 @@ async fn throttle(
 
 /// Records an event that changes nothing else (a refused client, an inactive token): a
 /// failure to record it is logged, never turned into a different answer.
-async fn audit_quietly(state: &AppState, record: Record) {
-    if let Err(err) = state.store.audit(record).await {
-        tracing::error!(err = %err, "cannot write an audit record");
+fn audit_quietly(state: &AppState, record: Record) -> impl Future<Output = ()> + Send + '_ {
+    // The record is handed to the store now, not carried by the throttle's future.
+    let written = state.store.audit(record);
+    async move {
+        if let Err(err) = written.await {
+            tracing::error!(err = %err, "cannot write an audit record");
+        }
     }
 }
 
@@ -190,7 +198,7 @@ async fn audit_quietly(state: &AppState, record: Record) {
 /// plain (a proxy's), else a fresh one.
 fn request_id(headers: &HeaderMap) -> String {
     headers
-        .get("x-request-id")
+        .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .filter(|id| {
             (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
@@ -224,7 +232,7 @@ pub(crate) async fn observe(
     let mut response = crate::audit::in_context(context, next.run(request)).instrument(span).await;
     crate::metrics::http_request(listener, &endpoint, response.status().as_u16(), started.elapsed());
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert("x-request-id", value);
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
     response
 }
@@ -241,8 +249,7 @@ async fn observe_public(
 /// through a proxy (scrape the admin listener from elsewhere).
 async fn public_metrics(State(state): State<AppState>, request: axum::extract::Request) -> Response {
     let peer = request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
-    let proxied =
-        request.headers().contains_key(header::FORWARDED) || request.headers().contains_key("x-forwarded-for");
+    let proxied = request.headers().contains_key(header::FORWARDED) || request.headers().contains_key(&X_FORWARDED_FOR);
     if proxied || !peer.is_some_and(|ip| ip.is_loopback()) {
         return error::json_error(
             StatusCode::FORBIDDEN,

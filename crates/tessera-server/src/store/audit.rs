@@ -1,4 +1,5 @@
-//! The audit log's SQL (`audit_log`, `audit_head`; the records and the chain are `crate::audit`).
+//! The audit log's SQL (`audit_log`, `audit_segments`, `audit_head`; the records and the chain are
+//! `crate::audit`).
 //!
 //! [`AppendAudit::audit`] appends records inside the transaction of the change they describe,
 //! as that transaction's last step. On PostgreSQL it bumps the one-row head (a row lock held to
@@ -12,11 +13,17 @@
 //! `outbox.rs`, and moves it into the log in batches), in a transaction of their own on
 //! PostgreSQL. Every read of the log first moves the outbox in, so it sees every acknowledged
 //! record.
+//!
+//! On SQLite the outbox is moved in as segments ([`append_segments`], migration 0016): one row per
+//! batch of up to 512 records, holding the objects their hashes cover and the hashes, instead of a
+//! row per record, whose insert cost more than the rest of the audit path. So SQLite's log is the
+//! rows of `audit_log` and the records of `audit_segments`, which every read merges in `seq` order
+//! (`SQLITE_LOG`), a bounded window of positions at a time.
 
 use sqlx::Row;
 
 use super::{Db, Store, to_i64, to_u64};
-use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
+use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, chain_hash_of, hex, write_hashed};
 
 /// PostgreSQL: the head bumped by a whole transaction's records (a row lock held to commit), and
 /// moved to the last hash once they are in.
@@ -151,6 +158,58 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
     }
 }
 
+/// The most records in one segment (`audit_segments`, migration 0016).
+const SEGMENT: usize = 512;
+
+/// SQLite: appends `records`, whose encodings ([`Record::encode`]) are `encoding(i)`, as
+/// segments of up to [`SEGMENT`] records: one row each, holding the records as a JSON array whose
+/// elements are the objects their hashes cover ([`write_hashed`]) and the hashes themselves. Each
+/// record is hashed from the bytes stored, so it is serialized once on its way from the outbox.
+pub(super) async fn append_segments<'e>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    records: &[Record],
+    encoding: impl Fn(usize) -> &'e [u8],
+) -> anyhow::Result<()> {
+    const INSERT: &str =
+        "INSERT INTO audit_segments (last, first, at_min, at_max, records, hashes) VALUES (?, ?, ?, ?, ?, ?)";
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **tx).await?);
+    for (chunk, batch) in records.chunks(SEGMENT).enumerate() {
+        let first = head.seq + 1;
+        let mut text = Vec::with_capacity(batch.len() * 512);
+        let mut hashes = Vec::with_capacity(batch.len() * 32);
+        text.push(b'[');
+        for index in 0..batch.len() {
+            if index > 0 {
+                text.push(b',');
+            }
+            let start = text.len();
+            let seq = head.seq + 1;
+            write_hashed(seq, encoding(chunk * SEGMENT + index), &mut text);
+            head = Head { seq, hash: chain_hash_of(&head.hash, &text[start..]) };
+            hashes.extend_from_slice(&head.hash);
+        }
+        text.push(b']');
+        // serde_json writes UTF-8; a segment is stored as text, which SQLite's JSON functions read.
+        let text = String::from_utf8(text)?;
+        let at = batch.iter().map(|r| to_i64(r.at));
+        let (at_min, at_max) = (at.clone().min().unwrap_or_default(), at.max().unwrap_or_default());
+        sqlx::query(INSERT)
+            .bind(to_i64(head.seq))
+            .bind(to_i64(first))
+            .bind(at_min)
+            .bind(at_max)
+            .bind(text)
+            .bind(hashes)
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query(MOVE_SQLITE_HEAD).bind(to_i64(head.seq)).bind(&head.hash[..]).execute(&mut **tx).await?;
+    Ok(())
+}
+
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
         if records.is_empty() {
@@ -201,16 +260,44 @@ enum FilterValue<'a> {
     Time(u64),
 }
 
+/// SQLite's log: the rows of `audit_log` and the records of the segments (migration 0016) within
+/// the window `seq > $1 AND seq <= $2`, with the columns of `audit_log`. `{segments}` is where
+/// conditions on whole segments go.
+const SQLITE_LOG: &str =
+    "SELECT seq, at, event, outcome, actor, subject, client_id, session_id, ip, request_id, details, hash
+    FROM audit_log WHERE seq > $1 AND seq <= $2
+    UNION ALL
+    SELECT r.value ->> 'seq', r.value ->> 'at', r.value ->> 'event', r.value ->> 'outcome', r.value ->> 'actor',
+        r.value ->> 'subject', r.value ->> 'client_id', r.value ->> 'session_id', r.value ->> 'ip',
+        r.value ->> 'request_id', r.value ->> 'details', substr(s.hashes, 32 * r.key + 1, 32)
+    FROM audit_segments s, json_each(s.records) r
+    WHERE s.last > $1 AND s.first <= $2{segments}";
+
+/// SQLite's log in the window `$1`, `$2` (its tests read it with their own conditions).
+#[cfg(test)]
+pub(super) fn sqlite_log() -> String {
+    SQLITE_LOG.replace("{segments}", "")
+}
+
+/// How many positions one query of SQLite's log covers: its segments' records are read from JSON,
+/// with no index, so a query reads a bounded window rather than everything after a position.
+const SQLITE_WINDOW: u64 = 4_096;
+
 impl AuditFilter {
-    /// The query's text, with a condition for each filter given (so that the database can use an
-    /// index where it has one: `at` on both, subject and client on PostgreSQL), and the values
-    /// to bind after `after` (`$1`) and before the limit (the last placeholder).
-    fn sql(&self) -> (String, Vec<FilterValue<'_>>) {
-        let mut sql = String::from("SELECT * FROM audit_log WHERE seq > $1");
+    /// The query of the records in the window `seq > $1 AND seq <= $2` that match, with a
+    /// condition for each filter given (so that the database can use an index where it has one:
+    /// `at` on both, subject and client on PostgreSQL; on SQLite the time range also passes over
+    /// whole segments), and the values to bind after the window and before the limit (the last
+    /// placeholder).
+    fn sql(&self, sqlite: bool) -> (String, Vec<FilterValue<'_>>) {
+        let mut conditions = String::new();
+        let mut segments = String::new();
         let mut values = Vec::new();
         let mut push = |condition: &str, value| {
             values.push(value);
-            sql.push_str(&condition.replace('?', &format!("${}", values.len() + 1)));
+            let placeholder = format!("${}", values.len() + 2);
+            conditions.push_str(&condition.replace('?', &placeholder));
+            placeholder
         };
         if let Some(user) = &self.user {
             push(" AND (subject = ? OR actor = 'user:' || ?)", FilterValue::Text(user));
@@ -222,33 +309,38 @@ impl AuditFilter {
             push(" AND event = ?", FilterValue::Text(event));
         }
         if let Some(since) = self.since {
-            push(" AND at >= ?", FilterValue::Time(since));
+            let placeholder = push(" AND at >= ?", FilterValue::Time(since));
+            segments.push_str(&format!(" AND s.at_max >= {placeholder}"));
         }
         if let Some(until) = self.until {
-            push(" AND at <= ?", FilterValue::Time(until));
+            let placeholder = push(" AND at <= ?", FilterValue::Time(until));
+            segments.push_str(&format!(" AND s.at_min <= {placeholder}"));
         }
-        let limit = values.len() + 2;
-        sql.push_str(&format!(" ORDER BY seq LIMIT ${limit}"));
+        let limit = values.len() + 3;
+        let log =
+            if sqlite { format!("({})", SQLITE_LOG.replace("{segments}", &segments)) } else { "audit_log".to_owned() };
+        let sql = format!("SELECT * FROM {log} WHERE seq > $1 AND seq <= $2{conditions} ORDER BY seq LIMIT ${limit}");
         (sql, values)
     }
 }
 
 impl Store {
-    /// Appends records that change nothing else, once committed.
-    pub async fn audit(&self, record: Record) -> anyhow::Result<()> {
+    /// Appends a record of an event that changes nothing else; resolves once it is committed.
+    ///
+    /// Not an `async fn`: every request future that may write a record (the issuance path, the
+    /// endpoint throttle) would carry the record, and is moved whole each time it is nested in the
+    /// next. SQLite's group commit takes the record when this is called; PostgreSQL's work is
+    /// boxed (sqlx's PostgreSQL futures are kilobytes).
+    pub fn audit(&self, record: Record) -> impl Future<Output = anyhow::Result<()>> + Send + '_ {
+        use futures_util::future::Either;
         match &self.db {
-            Db::Sqlite(db) => db.append_audit(record).await,
-            // Boxed: sqlx's PostgreSQL futures are kilobytes, and every request future that may
-            // write a record (the issuance path, the endpoint throttle) would carry and copy them.
-            Db::Postgres(db) => {
-                Box::pin(async move {
-                    let mut tx = db.pool.begin().await?;
-                    tx.audit(std::slice::from_ref(&record)).await?;
-                    tx.commit().await?;
-                    Ok(())
-                })
-                .await
-            }
+            Db::Sqlite(db) => Either::Left(db.append_audit(record)),
+            Db::Postgres(db) => Either::Right(Box::pin(async move {
+                let mut tx = db.pool.begin().await?;
+                tx.audit(std::slice::from_ref(&record)).await?;
+                tx.commit().await?;
+                Ok(())
+            })),
         }
     }
 
@@ -263,11 +355,40 @@ impl Store {
 
     /// Records matching `filter`, oldest first, at most `limit`.
     pub async fn audit_entries(&self, filter: &AuditFilter, limit: u32) -> anyhow::Result<Vec<Entry>> {
-        self.flush_audit().await?;
-        let (sql, values) = filter.sql();
+        let (head, _) = self.audit_head().await?;
+        self.audit_entries_upto(filter, head, limit).await
+    }
+
+    /// [`Store::audit_entries`] up to position `head`: the window moves on until `limit` records
+    /// are found or it passes `head`.
+    async fn audit_entries_upto(&self, filter: &AuditFilter, head: u64, limit: u32) -> anyhow::Result<Vec<Entry>> {
+        let window = match &self.db {
+            Db::Sqlite(_) => SQLITE_WINDOW,
+            Db::Postgres(_) => u64::MAX,
+        };
+        let mut entries = Vec::new();
+        let mut after = filter.after;
+        while after < head && entries.len() < limit as usize {
+            let upto = after.saturating_add(window).min(head);
+            let room = limit - u32::try_from(entries.len()).unwrap_or(limit);
+            entries.extend(self.audit_window(filter, after, upto, room).await?);
+            after = upto;
+        }
+        Ok(entries)
+    }
+
+    /// Records in the window `after < seq <= upto` matching `filter`, oldest first, at most `limit`.
+    async fn audit_window(
+        &self,
+        filter: &AuditFilter,
+        after: u64,
+        upto: u64,
+        limit: u32,
+    ) -> anyhow::Result<Vec<Entry>> {
+        let (sql, values) = filter.sql(matches!(self.db, Db::Sqlite(_)));
         on_pool!(self, read, |pool| {
             // The statement text is built only from placeholders; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(to_i64(filter.after));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(to_i64(after)).bind(to_i64(upto));
             for value in &values {
                 query = match value {
                     FilterValue::Text(text) => query.bind(*text),
@@ -281,38 +402,28 @@ impl Store {
 
     /// The newest `limit` records, oldest first.
     pub async fn audit_tail(&self, limit: u32) -> anyhow::Result<Vec<Entry>> {
-        const SQL: &str = "SELECT * FROM (SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1) t ORDER BY seq";
-        self.flush_audit().await?;
-        on_pool!(self, read, |pool| {
-            let rows = sqlx::query(SQL).bind(i64::from(limit)).fetch_all(pool).await?;
-            Ok(rows.iter().map(|r| r.audit_entry()).collect())
-        })
+        let (head, _) = self.audit_head().await?;
+        let filter = AuditFilter { after: head.saturating_sub(limit.into()), ..AuditFilter::default() };
+        self.audit_entries_upto(&filter, head, limit).await
     }
 
-    /// Checks the whole chain, a page at a time, against its head and an optional anchor
+    /// Checks the whole chain, a window at a time, against its head and an optional anchor
     /// (`seq`, hex hash) kept from an earlier check.
     pub async fn verify_audit(&self, anchor: Option<(u64, String)>) -> anyhow::Result<Verification> {
-        const PAGE: u32 = 2_000;
-        const SQL: &str = "SELECT * FROM audit_log WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3";
+        const PAGE: u64 = 2_000;
         // The head first: records appended while we read lie beyond it and are left for later.
         let head = self.audit_head().await?;
         let mut verifier = Verifier::new(anchor);
+        let all = AuditFilter::default();
         let mut after = 0u64;
-        loop {
-            let page: Vec<Entry> = on_pool!(self, read, |pool| {
-                let rows = sqlx::query(SQL)
-                    .bind(to_i64(after))
-                    .bind(to_i64(head.0))
-                    .bind(i64::from(PAGE))
-                    .fetch_all(pool)
-                    .await?;
-                rows.iter().map(|r| r.audit_entry()).collect()
-            });
-            let Some(last) = page.last().map(|e| e.seq) else { break };
+        while after < head.0 {
+            let upto = after.saturating_add(PAGE).min(head.0);
+            // No limit: a forged log may hold more records than positions in a window.
+            let page = self.audit_window(&all, after, upto, u32::MAX).await?;
             if !verifier.feed(&page) {
                 break;
             }
-            after = last;
+            after = upto;
         }
         Ok(verifier.finish(head))
     }

@@ -668,11 +668,17 @@ impl Store {
     /// Stores an opaque token and returns its id once it is committed: on SQLite through the
     /// group commit, on PostgreSQL with one insert whose id comes from the table's identity.
     /// `audit` is the record of its issuance, committed with it.
-    pub async fn insert_opaque_token(&self, row: OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
+    /// Not an `async fn`, so that the request future does not carry `row` and `audit`: SQLite's
+    /// group commit takes them when called, and PostgreSQL's work is boxed (see `Store::audit`).
+    pub fn insert_opaque_token(
+        &self,
+        row: OpaqueTokenRow,
+        audit: Record,
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send + '_ {
+        use futures_util::future::Either;
         match &self.db {
-            Db::Sqlite(db) => db.insert_opaque_token(row, audit).await,
-            // Boxed, as in `Store::audit`: the request future stays small.
-            Db::Postgres(db) => Box::pin(db.insert_opaque_token(&row, audit)).await,
+            Db::Sqlite(db) => Either::Left(db.insert_opaque_token(row, audit)),
+            Db::Postgres(db) => Either::Right(Box::pin(async move { db.insert_opaque_token(&row, audit).await })),
         }
     }
 
@@ -770,12 +776,17 @@ impl Store {
     /// transaction: under a grant (`grant_jwts`, so that revoking the grant revokes it, with its
     /// token-status index), and for a split token its header and payload by SHA-256 of its
     /// signature part. A stateless JWT (neither) has only its record, through [`Store::audit`].
-    pub async fn record_jwt(&self, jwt: IssuedJwt<'_>, audit: Record) -> anyhow::Result<()> {
+    pub fn record_jwt<'a>(
+        &'a self,
+        jwt: IssuedJwt<'a>,
+        audit: Record,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send + 'a {
+        use futures_util::future::Either;
         if jwt.grant_id.is_none() && jwt.split.is_none() {
-            return self.audit(audit).await;
+            return Either::Left(self.audit(audit));
         }
         // Boxed, as in `Store::audit`: the request future stays small.
-        Box::pin(self.record_jwt_in_transaction(jwt, audit)).await
+        Either::Right(Box::pin(self.record_jwt_in_transaction(jwt, audit)))
     }
 
     /// [`Store::record_jwt`] of a JWT with more to store than its record.

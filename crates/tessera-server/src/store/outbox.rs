@@ -44,6 +44,11 @@ pub(super) struct Outbox {
     /// whose token was not committed are no longer held).
     next: u64,
     pub(super) records: Vec<Record>,
+    /// The records' encodings ([`Record::encode`]), one after another: written into their lines
+    /// and chained from here when they are moved, so a record is serialized once.
+    encoded: Vec<u8>,
+    /// Where each record's encoding ends in `encoded`.
+    ends: Vec<usize>,
     /// For each record, its number and the opaque token whose issuance it records, if any
     /// (`records[i]` is numbered `held[i].0`).
     held: Vec<(u64, Option<u64>)>,
@@ -54,7 +59,8 @@ pub(super) struct Outbox {
 }
 
 /// One line after the header: a record, its number, and the id of the opaque token whose issuance
-/// it records, if any (`&Record` written, `Record` read).
+/// it records, if any. Read with serde; written by [`Outbox::append`] from the record's encoding,
+/// byte for byte what serializing a `Line<&Record>` writes (a test checks it).
 #[derive(Serialize, Deserialize)]
 struct Line<R> {
     n: u64,
@@ -111,6 +117,8 @@ impl Outbox {
             header: Vec::new(),
             next: drained + 1,
             records: Vec::new(),
+            encoded: Vec::new(),
+            ends: Vec::new(),
             held: Vec::new(),
             len,
             buffer: Vec::new(),
@@ -157,6 +165,7 @@ impl Outbox {
                 Err(_) => return Err(damaged(&self.path, 1)),
             }
         }
+        let mut kept = Vec::new();
         while let Some((index, line)) = lines.next() {
             let line = line.with_context(|| format!("reading the audit outbox {}", self.path.display()))?;
             let last = lines.peek().is_none();
@@ -180,10 +189,31 @@ impl Outbox {
                 );
             }
             self.next += 1;
-            self.records.push(record);
-            self.held.push((n, token));
+            kept.push((record, n, token));
+        }
+        drop(lines);
+        for (record, n, token) in kept {
+            self.hold(record, n, token);
         }
         Ok(None)
+    }
+
+    /// Keeps `record` (numbered `n`, about the opaque token `token`) with its encoding.
+    fn hold(&mut self, record: Record, n: u64, token: Option<u64>) {
+        record.encode(&mut self.encoded);
+        self.ends.push(self.encoded.len());
+        self.records.push(record);
+        self.held.push((n, token));
+    }
+
+    /// The encoding of `records[index]`.
+    pub(super) fn encoding(&self, index: usize) -> &[u8] {
+        &self.encoded[self.span(index)]
+    }
+
+    /// Where the encoding of `records[index]` lies in `encoded`.
+    fn span(&self, index: usize) -> std::ops::Range<usize> {
+        index.checked_sub(1).map_or(0, |before| self.ends[before])..self.ends[index]
     }
 
     /// The number the next appended record gets.
@@ -201,20 +231,32 @@ impl Outbox {
     /// [`Outbox::next`] on.
     pub(super) fn append(&mut self, records: Vec<Record>, tokens: &[Option<u64>]) -> std::io::Result<()> {
         debug_assert_eq!(records.len(), tokens.len());
+        let kept = self.records.len();
+        let count = records.len() as u64;
+        for ((n, record), token) in (self.next..).zip(records).zip(tokens) {
+            self.hold(record, n, *token);
+        }
+        // Each line is what serializing a `Line` writes, with the record's encoding as `record`.
         self.buffer.clear();
-        for ((n, record), token) in (self.next..).zip(&records).zip(tokens) {
-            serde_json::to_writer(&mut self.buffer, &Line { n, token: *token, record })?;
-            self.buffer.push(b'\n');
+        for index in kept..self.records.len() {
+            let (n, token) = self.held[index];
+            write!(self.buffer, "{{\"n\":{n},")?;
+            if let Some(token) = token {
+                write!(self.buffer, "\"token\":{token},")?;
+            }
+            self.buffer.extend_from_slice(b"\"record\":");
+            let span = self.span(index);
+            self.buffer.extend_from_slice(&self.encoded[span]);
+            self.buffer.extend_from_slice(b"}\n");
         }
         if let Err(err) = self.file.write_all(&self.buffer) {
             // These records are refused and their numbers used again: cut off what was written.
             let _ = self.file.set_len(self.len);
+            self.truncate(kept);
             return Err(err);
         }
         self.len += self.buffer.len() as u64;
-        self.held.extend((self.next..).zip(tokens.iter().copied()));
-        self.next += records.len() as u64;
-        self.records.extend(records);
+        self.next += count;
         Ok(())
     }
 
@@ -222,9 +264,15 @@ impl Outbox {
     /// moved into the log. Their lines stay in the file until it is emptied; should the process
     /// die before that, start-up finds no token for them and drops them too ([`Outbox::retain`]).
     pub(super) fn forget_last(&mut self, count: usize) {
-        let keep = self.records.len().saturating_sub(count);
+        self.truncate(self.records.len().saturating_sub(count));
+    }
+
+    /// Keeps the first `keep` records held.
+    fn truncate(&mut self, keep: usize) {
         self.records.truncate(keep);
         self.held.truncate(keep);
+        self.ends.truncate(keep);
+        self.encoded.truncate(self.ends.last().copied().unwrap_or_default());
     }
 
     /// The opaque tokens, with their records' numbers, whose records are held.
@@ -236,18 +284,21 @@ impl Outbox {
     /// holds; returns how many were dropped. Used at start-up, before anything is appended.
     pub(super) fn retain(&mut self, mut committed: impl FnMut(u64, u64) -> bool) -> usize {
         let before = self.records.len();
-        (self.records, self.held) = std::mem::take(&mut self.records)
+        let (records, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.records)
             .into_iter()
             .zip(std::mem::take(&mut self.held))
             .filter(|&(_, (n, token))| token.is_none_or(|t| committed(t, n)))
             .unzip();
+        self.truncate(0);
+        for (record, (n, token)) in records.into_iter().zip(held) {
+            self.hold(record, n, token);
+        }
         before - self.records.len()
     }
 
     /// Forgets the records held, once they are committed to the log: the file is emptied.
     pub(super) fn moved(&mut self) -> std::io::Result<()> {
-        self.records.clear();
-        self.held.clear();
+        self.truncate(0);
         self.start()
     }
 }
@@ -370,6 +421,41 @@ mod tests {
         assert_eq!(ats(&Outbox::open(&db, "db-new", 0).unwrap().unwrap()), [3]);
         let aside = std::fs::read_to_string(dir.path().join("tessera.db-outbox.db-old")).unwrap();
         assert_eq!(aside.lines().count(), 3, "{aside}");
+    }
+
+    /// The lines written are those serde writes for a `Line`, and each record's encoding is that of
+    /// the record read back, also after records are forgotten and the outbox reopened.
+    #[test]
+    fn lines_and_encodings_are_the_records_serialized() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tessera.db");
+        let tricky = |i: u64| record(i).detail("text", format!("\"quoted\" \\ ü 😀 \u{1}{i}")).subject("s").client("c");
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
+        outbox.append(vec![tricky(1), tricky(2)], &[Some(10), None]).unwrap();
+        outbox.append(vec![tricky(3)], &[Some(11)]).unwrap();
+        outbox.forget_last(1);
+        outbox.append(vec![tricky(4)], &[None]).unwrap();
+        let check = |outbox: &Outbox| {
+            assert_eq!(outbox.records.len(), outbox.ends.len());
+            for (index, record) in outbox.records.iter().enumerate() {
+                assert_eq!(outbox.encoding(index), serde_json::to_vec(record).unwrap(), "record {index}");
+            }
+        };
+        check(&outbox);
+        drop(outbox);
+        let text = std::fs::read_to_string(dir.path().join("tessera.db-outbox")).unwrap();
+        let expected: Vec<String> = [(1, Some(10)), (2, None), (3, Some(11)), (4, None)]
+            .into_iter()
+            .map(|(n, token)| serde_json::to_string(&Line { n, token, record: &tricky(n) }).unwrap())
+            .collect();
+        assert_eq!(text.lines().skip(1).collect::<Vec<_>>(), expected);
+
+        let mut outbox = Outbox::open(&db, "db-1", 0).unwrap().unwrap();
+        assert_eq!(ats(&outbox), [1, 2, 3, 4]);
+        check(&outbox);
+        outbox.retain(|token, _| token == 10);
+        assert_eq!(ats(&outbox), [1, 2, 4]);
+        check(&outbox);
     }
 
     #[test]

@@ -7,9 +7,9 @@
 //! with `synchronous=NORMAL`. Each round of the group commit appends its audit records (of
 //! opaque tokens, of stateless JWTs, of refused clients) to the audit outbox (`outbox.rs`) in
 //! one write, then commits its opaque tokens in one statement, each token naming the number of
-//! its record (`opaque_tokens.outbox`); the task moves the outbox into the log in batches
-//! between rounds. Both writes are done before the responses are sent, so they survive the
-//! process being killed. A power loss can keep either without the other (two files, no fsync):
+//! its record (`opaque_tokens.outbox`); between rounds the task moves the outbox into the log in
+//! batches, one row of `audit_segments` per batch (`store::audit`). Both writes are done before
+//! the responses are sent, so they survive the process being killed. A power loss can keep either without the other (two files, no fsync):
 //! start-up then deletes the tokens whose record is not in the outbox (they fail closed, as a
 //! token lost with its commit does) and drops the records whose token was not committed
 //! ([`reconcile`]), so every token has its record and every record its token, while a
@@ -26,7 +26,7 @@ use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
-use super::audit::{AppendAudit as _, Head, WIDTH, bind_chained, chain};
+use super::audit::{Head, WIDTH, append_segments, bind_chained, chain};
 use super::outbox::Outbox;
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
 use crate::audit::Record;
@@ -37,8 +37,6 @@ const MAX_BATCH: usize = 64;
 /// [`DRAIN_AFTER`] old, or when the log is read.
 const DRAIN_AT: usize = 512;
 const DRAIN_AFTER: Duration = Duration::from_millis(100);
-/// Records per statement when the outbox is moved.
-const DRAIN_CHUNK: usize = 512;
 /// While the log cannot be written, the outbox takes this many records and then refuses more (the
 /// requests fail closed) rather than growing without bound.
 const OUTBOX_MAX: usize = 65_536;
@@ -118,14 +116,19 @@ impl SqliteDb {
     }
 
     /// Stores an opaque token and the record of its issuance through the group commit;
-    /// returns its id once both are committed.
-    pub(crate) async fn insert_opaque_token(&self, row: OpaqueTokenRow, audit: Record) -> anyhow::Result<u64> {
-        self.group_commit(Some(row), audit).await
+    /// resolves to its id once both are committed. Handed over at once ([`SqliteDb::group_commit`]).
+    pub(crate) fn insert_opaque_token(
+        &self,
+        row: OpaqueTokenRow,
+        audit: Record,
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send + 'static {
+        self.group_commit(Some(row), audit)
     }
 
-    /// Appends an audit record through the group commit; returns once it is committed.
-    pub(crate) async fn append_audit(&self, audit: Record) -> anyhow::Result<()> {
-        self.group_commit(None, audit).await.map(|_| ())
+    /// Appends an audit record through the group commit; resolves once it is committed.
+    pub(crate) fn append_audit(&self, audit: Record) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
+        let committed = self.group_commit(None, audit);
+        async move { committed.await.map(|_| ()) }
     }
 
     /// Moves the records waiting in the outbox into the log; the log is complete once it returns.
@@ -135,10 +138,35 @@ impl SqliteDb {
         wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("moving the audit outbox: {e}"))
     }
 
-    async fn group_commit(&self, row: Option<OpaqueTokenRow>, audit: Record) -> anyhow::Result<u64> {
+    /// Hands a token and its record to the group-commit task when called, not when first polled,
+    /// and returns a future of the answer that holds only the receiving end of a channel: the row
+    /// and the record (half a kilobyte) are moved once, into the queue, instead of being carried by
+    /// every future of the request that awaits this one, each of which is moved whole as it is
+    /// nested in the next (`memmove` was the largest single cost the audit log added to issuance,
+    /// BENCHMARKS.md). Only a full queue makes it wait, in a future of its own on the heap.
+    fn group_commit(
+        &self,
+        row: Option<OpaqueTokenRow>,
+        audit: Record,
+    ) -> impl Future<Output = anyhow::Result<u64>> + Send + 'static {
         let (done, wait) = oneshot::channel();
-        self.batcher.send(Pending::Insert { row, audit, done }).await.map_err(|_| anyhow!("the store is closed"))?;
-        wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
+        let queued: Option<std::pin::Pin<Box<dyn Future<Output = bool> + Send>>> =
+            match self.batcher.try_send(Pending::Insert { row, audit, done }) {
+                Ok(()) => None,
+                Err(mpsc::error::TrySendError::Full(pending)) => {
+                    let batcher = self.batcher.clone();
+                    Some(Box::pin(async move { batcher.send(pending).await.is_ok() }))
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => Some(Box::pin(std::future::ready(false))),
+            };
+        async move {
+            if let Some(queued) = queued
+                && !queued.await
+            {
+                anyhow::bail!("the store is closed");
+            }
+            wait.await.map_err(|_| anyhow!("the store is closed"))?.map_err(|e| anyhow!("storing a token: {e}"))
+        }
     }
 }
 
@@ -266,9 +294,9 @@ async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut out
 async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>, next_token: u64) -> anyhow::Result<()> {
     *head = None;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for records in outbox.records.chunks(DRAIN_CHUNK) {
-        tx.audit(records).await?;
-    }
+    // As segments of many records a row, each stored and chained from the encoding the outbox
+    // wrote, not serialized again.
+    append_segments(&mut tx, &outbox.records, |index| outbox.encoding(index)).await?;
     sqlx::query("UPDATE audit_outbox SET drained = ?, token_floor = ? WHERE id = 1")
         .bind(to_i64(outbox.last()))
         .bind(to_i64(next_token))
@@ -514,8 +542,9 @@ mod tests {
 
     async fn logged_jtis(db: &SqliteDb) -> Vec<String> {
         db.flush_audit().await.unwrap();
-        const SQL: &str = "SELECT details ->> 'jti' AS jti FROM audit_log WHERE event = 'token.issued' ORDER BY seq";
-        let rows = sqlx::query(SQL).fetch_all(&db.read).await.unwrap();
+        let log = super::super::audit::sqlite_log();
+        let sql = format!("SELECT details ->> 'jti' AS jti FROM ({log}) WHERE event = 'token.issued' ORDER BY seq");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(0).bind(i64::MAX).fetch_all(&db.read).await.unwrap();
         rows.iter().map(|r| r.get("jti")).collect()
     }
 

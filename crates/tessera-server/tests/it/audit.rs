@@ -284,6 +284,10 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     assert!(n >= 22, "{honest}");
     let anchor = format!("{}:{}", honest["head_seq"], honest["head_hash"].as_str().unwrap());
     assert_eq!(verify(&app, Some(&anchor)).await["first_break"], Value::Null);
+    let broken_at = |result: &Value| result["first_break"]["seq"].as_u64();
+    if app.postgres.is_none() {
+        tamper_inside_segments(&app, n).await;
+    }
     app.execute_sql(&[
         "CREATE TABLE audit_backup AS SELECT * FROM audit_log",
         "CREATE TABLE head_backup AS SELECT * FROM audit_head",
@@ -294,7 +298,6 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
         "INSERT INTO audit_log SELECT * FROM audit_backup ORDER BY seq",
         "UPDATE audit_head SET seq = (SELECT seq FROM head_backup), hash = (SELECT hash FROM head_backup)",
     ];
-    let broken_at = |result: &Value| result["first_break"]["seq"].as_u64();
 
     // Modified: one character of record 5.
     app.execute_sql(&[
@@ -369,6 +372,77 @@ async fn verify_names_the_first_modified_deleted_swapped_or_cut_off_record() {
     assert_eq!(app.client_credentials(&service).await.status(), 200);
     let result = verify(&app, Some(&anchor)).await;
     assert_eq!((result["first_break"].clone(), result["verified"].as_u64()), (Value::Null, Some(n + 1)));
+}
+
+/// SQLite keeps the records moved from the outbox in segments, many to a row (migration 0016):
+/// `verify` names the exact record modified, deleted, moved or cut off inside one. Afterwards the
+/// segments are unpacked into rows of `audit_log`, which the rest of the test tampers with as on
+/// PostgreSQL.
+async fn tamper_inside_segments(app: &TestApp, n: u64) {
+    let (_, issued) = body(read(app, "/admin/audit?event=token.issued&limit=100").await).await;
+    let issued: Vec<u64> = issued["entries"].as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(issued.len() >= 20, "{issued:?}");
+    // Four consecutive records of one segment, and the last record of the log.
+    let four = issued.windows(4).find(|w| w[3] == w[0] + 3).expect("four consecutive records");
+    let (a, b, c, d) = (four[0], four[1], four[2], four[3]);
+    assert_eq!(issued.last(), Some(&n), "the log ends with a token's record");
+    let broken = |result: Value| (result["first_break"]["seq"].as_u64(), result["first_break"]["reason"].to_string());
+    let element = |seq: u64| format!("'$[' || ({seq} - first) || ']'");
+    let edit = |seq: u64, records: String| {
+        format!("UPDATE audit_segments SET records = {records} WHERE first <= {seq} AND last >= {seq}")
+    };
+    app.execute_sql(&["CREATE TABLE segments_backup AS SELECT * FROM audit_segments"]).await;
+    let restore = ["DELETE FROM audit_segments", "INSERT INTO audit_segments SELECT * FROM segments_backup"];
+    let cases = [
+        // Modified: one character of a record's details, or its time.
+        (
+            edit(
+                a,
+                format!(
+                    "json_replace(records, {p} || '.details', replace(records ->> ({p} || '.details'), 'client_credentials', \
+                     'client_credentialz'))",
+                    p = element(a)
+                ),
+            ),
+            a,
+            "hash",
+        ),
+        (
+            edit(b, format!("json_set(records, {p} || '.at', (records ->> ({p} || '.at')) + 1)", p = element(b))),
+            b,
+            "hash",
+        ),
+        // Deleted.
+        (edit(b, format!("json_remove(records, {})", element(b))), b, "missing"),
+        // Moved: two records exchange positions.
+        (
+            edit(c, format!("json_set(records, {} || '.seq', {d}, {} || '.seq', {c})", element(c), element(d))),
+            c,
+            "hash",
+        ),
+        // Cut off: the last record.
+        (edit(n, format!("json_remove(records, {})", element(n))), n, "removed from the end"),
+    ];
+    for (sql, at, reason) in cases {
+        app.execute_sql(&[&sql]).await;
+        let (seq, why) = broken(verify(app, None).await);
+        assert_eq!(seq, Some(at), "{sql}: {why}");
+        assert!(why.contains(reason), "{sql}: {why}");
+        app.execute_sql(&restore).await;
+        assert_eq!(verify(app, None).await["first_break"], Value::Null, "restored after {sql}");
+    }
+    // Unpacked into rows, the log verifies as it did.
+    app.execute_sql(&[
+        "INSERT INTO audit_log SELECT r.value ->> 'seq', r.value ->> 'at', r.value ->> 'event', r.value ->> 'outcome',
+            r.value ->> 'actor', r.value ->> 'subject', r.value ->> 'client_id', r.value ->> 'session_id',
+            r.value ->> 'ip', r.value ->> 'request_id', r.value ->> 'details', substr(s.hashes, 32 * r.key + 1, 32)
+         FROM audit_segments s, json_each(s.records) r",
+        "DELETE FROM audit_segments",
+        "DROP TABLE segments_backup",
+    ])
+    .await;
+    let result = verify(app, None).await;
+    assert_eq!((result["first_break"].clone(), result["verified"].as_u64()), (Value::Null, Some(n)), "{result}");
 }
 
 #[tokio::test]
