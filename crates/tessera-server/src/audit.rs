@@ -165,28 +165,63 @@ pub struct Record {
     /// its members in the order they were added ([`Record::detail`]). Kept as text because it is
     /// stored and hashed as text; building a map first cost more than the rest of the record.
     #[serde(with = "details_text")]
-    details: String,
+    details: Details,
+}
+
+/// A record's details: the text of a JSON object, and the same text escaped as the contents of a
+/// JSON string, which is how the record's encoding holds it ([`Record::encode`]). Built together,
+/// member by member: escaping the whole text when the record is encoded meant a separate write for
+/// each of its quotes, the largest cost of serializing a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Details {
+    text: String,
+    escaped: Vec<u8>,
+}
+
+impl Details {
+    fn from_text(text: String) -> Details {
+        let mut escaped = Vec::with_capacity(text.len() + text.len() / 4);
+        escape_json_text(&text, &mut escaped);
+        Details { text, escaped }
+    }
+}
+
+/// Appends `text` as the contents of a JSON string, exactly as serde_json writes it. Text that
+/// serde_json wrote has no control character (it escapes them), so only `"` and `\` need a
+/// backslash before them; any other text is escaped by serde_json itself.
+fn escape_json_text(text: &str, out: &mut Vec<u8>) {
+    if text.bytes().any(|b| b < 0x20) {
+        let quoted = serde_json::to_vec(text).unwrap_or_default();
+        out.extend_from_slice(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default());
+        return;
+    }
+    for &b in text.as_bytes() {
+        if b == b'"' || b == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
 }
 
 /// A record's details in the outbox: a JSON string (older outboxes held the object itself).
 mod details_text {
     use serde::{Deserialize as _, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(details: &str, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(details)
+    pub(super) fn serialize<S: Serializer>(details: &super::Details, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&details.text)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<super::Details, D::Error> {
         #[derive(serde::Deserialize)]
         #[serde(untagged)]
         enum Details {
             Text(String),
             Object(serde_json::Map<String, serde_json::Value>),
         }
-        Ok(match Details::deserialize(deserializer)? {
+        Ok(super::Details::from_text(match Details::deserialize(deserializer)? {
             Details::Text(text) => text,
             Details::Object(map) => serde_json::Value::Object(map).to_string(),
-        })
+        }))
     }
 }
 
@@ -206,9 +241,10 @@ impl Record {
             request_id: context.request_id,
             // Room for a token's details, so that adding them does not reallocate.
             details: {
-                let mut details = String::with_capacity(256);
-                details.push_str("{}");
-                details
+                let (mut text, mut escaped) = (String::with_capacity(256), Vec::with_capacity(320));
+                text.push_str("{}");
+                escaped.extend_from_slice(b"{}");
+                Details { text, escaped }
             },
         }
     }
@@ -248,28 +284,40 @@ impl Record {
 
     /// Adds `key: value` to the details (each key once).
     pub fn detail(mut self, key: &str, value: impl Serialize) -> Record {
-        debug_assert!(!self.details.contains(&format!("{:?}:", key)), "detail {key} added twice");
-        self.details.pop();
-        if self.details.len() > 1 {
-            self.details.push(',');
+        let Details { text, escaped } = &mut self.details;
+        debug_assert!(!text.contains(&format!("{:?}:", key)), "detail {key} added twice");
+        // Both end with the object's closing brace.
+        text.pop();
+        escaped.pop();
+        if text.len() > 1 {
+            text.push(',');
+            escaped.push(b',');
         }
-        // Written in place: this runs for every token issued, and a string per key and per value
-        // cost more than the rest of the record. Strings and numbers always serialize; a value
-        // that does not is stored as null.
-        let _ = serde_json::to_writer(TextWriter(&mut self.details), key);
-        self.details.push(':');
-        let value_mark = self.details.len();
-        if serde_json::to_writer(TextWriter(&mut self.details), &value).is_err() {
-            self.details.truncate(value_mark);
-            self.details.push_str("null");
+        // The member is written by serde_json at the end of `escaped` (bytes: no check per write),
+        // copied into `text`, and escaped in its place. Strings and numbers always serialize; a
+        // value that does not is stored as null. serde_json writes UTF-8.
+        let mark = escaped.len();
+        let _ = serde_json::to_writer(&mut *escaped, key);
+        escaped.push(b':');
+        let value_mark = escaped.len();
+        if serde_json::to_writer(&mut *escaped, &value).is_err() {
+            escaped.truncate(value_mark);
+            escaped.extend_from_slice(b"null");
         }
-        self.details.push('}');
+        let text_mark = text.len();
+        if let Ok(member) = std::str::from_utf8(&escaped[mark..]) {
+            text.push_str(member);
+        }
+        escaped.truncate(mark);
+        escape_json_text(&text[text_mark..], escaped);
+        text.push('}');
+        escaped.push(b'}');
         self
     }
 
     /// The details: the text of a JSON object.
     pub fn details(&self) -> &str {
-        &self.details
+        &self.details.text
     }
 
     /// The fields as stored and hashed.
@@ -284,29 +332,12 @@ impl Record {
             session_id: self.session_id.as_deref(),
             ip: self.ip.as_deref(),
             request_id: self.request_id.as_deref(),
-            details: &self.details,
+            details: &self.details.text,
         }
     }
 }
 
 pub use tessera_proto::admin::{AuditBreak as Break, AuditEntry as Entry, AuditVerification as Verification};
-
-/// `io::Write` into a `String`, for serde_json's writer. serde_json writes whole UTF-8 sequences
-/// (it splits a string only before a character it escapes, which is ASCII), so a chunk that is not
-/// valid UTF-8 cannot come; were one to, it is refused and the value becomes null.
-struct TextWriter<'a>(&'a mut String);
-
-impl std::io::Write for TextWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let text = std::str::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        self.0.push_str(text);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// A record's fields as stored; its hash covers them, in this order, after the previous hash.
 #[derive(Debug)]
@@ -366,10 +397,39 @@ impl Record {
     /// Appends the record's encoding: a JSON object of its fields in the order of [`Hashed`] after
     /// `seq`, each written as [`Hashed`] writes it. So the object [`chain_hash`] covers is this
     /// encoding with `"seq":N,` after its opening brace ([`write_hashed`]), and the outbox, which
-    /// stores it, is not serialized again to chain and store its records.
+    /// stores it, is not serialized again to chain and store its records. Byte for byte what
+    /// serializing the record writes (the tests compare them), with the details already escaped.
     pub fn encode(&self, out: &mut Vec<u8>) {
-        // Serializing strings and integers cannot fail.
-        let _ = serde_json::to_writer(out, self);
+        // Writing strings and integers into a Vec cannot fail.
+        let text = |out: &mut Vec<u8>, value: &str| {
+            let _ = serde_json::to_writer(&mut *out, value);
+        };
+        out.reserve(160 + self.actor.len() + self.details.escaped.len());
+        out.extend_from_slice(b"{\"at\":");
+        let _ = serde_json::to_writer(&mut *out, &self.at);
+        out.extend_from_slice(b",\"event\":");
+        text(out, &self.event);
+        out.extend_from_slice(b",\"outcome\":");
+        text(out, &self.outcome);
+        out.extend_from_slice(b",\"actor\":");
+        text(out, &self.actor);
+        let optional = [
+            (&b",\"subject\":"[..], &self.subject),
+            (b",\"client_id\":", &self.client_id),
+            (b",\"session_id\":", &self.session_id),
+            (b",\"ip\":", &self.ip),
+            (b",\"request_id\":", &self.request_id),
+        ];
+        for (name, value) in optional {
+            out.extend_from_slice(name);
+            match value {
+                Some(value) => text(out, value),
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b",\"details\":\"");
+        out.extend_from_slice(&self.details.escaped);
+        out.extend_from_slice(b"\"}");
     }
 }
 
@@ -545,6 +605,8 @@ mod tests {
     fn hash_from_encoding(prev: &[u8; 32], seq: u64, record: &Record) -> [u8; 32] {
         let (mut encoded, mut hashed) = (Vec::new(), Vec::new());
         record.encode(&mut encoded);
+        // The encoding written by hand is what serde writes for the record.
+        assert_eq!(String::from_utf8_lossy(&encoded), serde_json::to_string(record).unwrap());
         write_hashed(seq, &encoded, &mut hashed);
         // The object covered is the JSON that `chain_hash` serializes, byte for byte.
         let fields: serde_json::Value = serde_json::from_slice(&hashed).unwrap();
