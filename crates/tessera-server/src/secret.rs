@@ -17,9 +17,40 @@ pub const CODE_PREFIX: &str = "tac_";
 /// `n` bytes from the system CSPRNG, base64url without padding.
 pub fn random_b64(n: usize) -> String {
     let mut bytes = vec![0u8; n];
+    fill_random(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Fills `bytes` from the system CSPRNG. Each call costs more than the bytes it makes (a hardware
+/// draw and a DRBG step), so a caller that needs several random values draws them at once.
+pub fn fill_random(bytes: &mut [u8]) {
     // aws-lc's RNG only fails if the OS entropy source is gone, where nothing can go on safely.
     #[allow(clippy::expect_used)]
-    rand::fill(&mut bytes).expect("system random number generator failed");
+    rand::fill(bytes).expect("system random number generator failed");
+}
+
+/// base64url without padding.
+pub fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A fresh identifier that is unique but not secret (a request id): 16 base64url characters, a
+/// prefix drawn at random once per process and a counter, so unique within the process and, with
+/// overwhelming probability, across processes and restarts. Not drawn from the CSPRNG per call,
+/// which cost more than the rest of the id; anyone may guess the next one, which gives nothing.
+pub fn unique_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: std::sync::LazyLock<[u8; 6]> = std::sync::LazyLock::new(|| {
+        let mut prefix = [0u8; 6];
+        fill_random(&mut prefix);
+        prefix
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 12];
+    bytes[..6].copy_from_slice(&*PREFIX);
+    // 48 bits of counter: a process would need millions of years to wrap it at this rate.
+    bytes[6..].copy_from_slice(&n.to_be_bytes()[2..]);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -40,8 +71,7 @@ impl OpaqueToken {
     /// A fresh secret for a token whose id the store assigns.
     pub fn secret() -> [u8; 32] {
         let mut secret = [0u8; 32];
-        #[allow(clippy::expect_used)]
-        rand::fill(&mut secret).expect("system random number generator failed");
+        fill_random(&mut secret);
         secret
     }
 
@@ -121,6 +151,19 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn unique_ids_are_distinct_and_plain() {
+        let ids: Vec<String> = (0..1000).map(|_| unique_id()).collect();
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert_eq!(id.len(), 16, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
+            // The same process prefix.
+            assert_eq!(id[..8], ids[0][..8]);
+        }
+    }
 
     proptest! {
         #[test]

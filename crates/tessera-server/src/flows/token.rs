@@ -196,7 +196,11 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let ttl = client.access_token_ttl;
     let iat = now.secs();
     let exp = now.plus(ttl).secs();
-    let jti = secret::random_b64(16);
+    // One draw for the jti and an opaque token's secret (independent bytes of the CSPRNG's output).
+    let mut random = [0u8; 48];
+    secret::fill_random(&mut random);
+    let (jti_bytes, secret_bytes) = random.split_at(16);
+    let jti = secret::b64(jti_bytes);
     let scope = grant.scope.to_string();
     let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
     let cnf = grant.cnf.as_ref().map(Confirmation::to_json);
@@ -252,7 +256,8 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
             issued
         }
         TokenFormat::Opaque => {
-            let secret = OpaqueToken::secret();
+            let mut secret = [0u8; 32];
+            secret.copy_from_slice(secret_bytes);
             let row = OpaqueTokenRow {
                 id: 0,
                 secret_hash: secret::hash_bytes(&secret),

@@ -203,7 +203,7 @@ fn request_id(headers: &HeaderMap) -> String {
         .filter(|id| {
             (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
         })
-        .map_or_else(|| crate::secret::random_b64(12), str::to_owned)
+        .map_or_else(crate::secret::unique_id, str::to_owned)
 }
 
 /// Every request: a request id (in a tracing span around the handler, so every log line of
