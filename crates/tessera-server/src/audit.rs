@@ -186,16 +186,49 @@ impl Details {
     }
 }
 
+/// Whether serde_json escapes anything in `bytes` when it writes them as a JSON string (a control
+/// character, `"` or `\`). Without an early exit, so that the compiler checks many bytes at once:
+/// nearly every string of a record is plain, and serde_json looks at one byte at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| found | (b < 0x20) | (b == b'"') | (b == b'\\'))
+}
+
+/// Appends `text` as a JSON string, exactly as serde_json writes it.
+fn write_json_str(out: &mut Vec<u8>, text: &str) {
+    if needs_escape(text.as_bytes()) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, text);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
 /// Appends `text` as the contents of a JSON string, exactly as serde_json writes it. Text that
 /// serde_json wrote has no control character (it escapes them), so only `"` and `\` need a
 /// backslash before them; any other text is escaped by serde_json itself.
 fn escape_json_text(text: &str, out: &mut Vec<u8>) {
-    if text.bytes().any(|b| b < 0x20) {
+    let bytes = text.as_bytes();
+    if !needs_escape(bytes) {
+        out.extend_from_slice(bytes);
+        return;
+    }
+    if bytes.iter().any(|&b| b < 0x20) {
         let quoted = serde_json::to_vec(text).unwrap_or_default();
         out.extend_from_slice(quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default());
         return;
     }
-    for &b in text.as_bytes() {
+    // A JSON string with nothing to escape inside (a member's key, most values): its two quotes.
+    if let [b'"', inner @ .., b'"'] = bytes
+        && !needs_escape(inner)
+    {
+        out.extend_from_slice(br#"\""#);
+        out.extend_from_slice(inner);
+        out.extend_from_slice(br#"\""#);
+        return;
+    }
+    for &b in bytes {
         if b == b'"' || b == b'\\' {
             out.push(b'\\');
         }
@@ -297,19 +330,34 @@ impl Record {
         // copied into `text`, and escaped in its place. Strings and numbers always serialize; a
         // value that does not is stored as null. serde_json writes UTF-8.
         let mark = escaped.len();
-        let _ = serde_json::to_writer(&mut *escaped, key);
-        escaped.push(b':');
+        write_json_str(escaped, key);
         let value_mark = escaped.len();
         if serde_json::to_writer(&mut *escaped, &value).is_err() {
             escaped.truncate(value_mark);
             escaped.extend_from_slice(b"null");
         }
         let text_mark = text.len();
-        if let Ok(member) = std::str::from_utf8(&escaped[mark..]) {
-            text.push_str(member);
-        }
+        let Ok(member) = std::str::from_utf8(&escaped[mark..]) else {
+            // serde_json writes UTF-8: not reached. The member is left out rather than mangled.
+            escaped.truncate(mark);
+            if text.ends_with(',') {
+                text.pop();
+                escaped.pop();
+            }
+            text.push('}');
+            escaped.push(b'}');
+            return self;
+        };
+        let (key_json, value_json) = member.split_at(value_mark - mark);
+        text.push_str(key_json);
+        text.push(':');
+        text.push_str(value_json);
         escaped.truncate(mark);
-        escape_json_text(&text[text_mark..], escaped);
+        // The key and the value apart: each is usually a string with nothing to escape inside.
+        let key_end = text_mark + (value_mark - mark);
+        escape_json_text(&text[text_mark..key_end], escaped);
+        escaped.push(b':');
+        escape_json_text(&text[key_end + 1..], escaped);
         text.push('}');
         escaped.push(b'}');
         self
@@ -401,9 +449,7 @@ impl Record {
     /// serializing the record writes (the tests compare them), with the details already escaped.
     pub fn encode(&self, out: &mut Vec<u8>) {
         // Writing strings and integers into a Vec cannot fail.
-        let text = |out: &mut Vec<u8>, value: &str| {
-            let _ = serde_json::to_writer(&mut *out, value);
-        };
+        let text = write_json_str;
         out.reserve(160 + self.actor.len() + self.details.escaped.len());
         out.extend_from_slice(b"{\"at\":");
         let _ = serde_json::to_writer(&mut *out, &self.at);
