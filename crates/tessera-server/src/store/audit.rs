@@ -275,6 +275,9 @@ const SQLITE_LOG: &str =
     FROM audit_segments s, json_each(s.records) r
     WHERE s.last > $1 AND s.last <= $2 + 512 AND s.first <= $2{segments}";
 
+// `SQLITE_LOG` bounds its scan of segments by their length.
+const _: () = assert!(SEGMENT == 512, "SQLITE_LOG's `$2 + 512` is the longest segment");
+
 /// SQLite's log in the window `$1`, `$2` (its tests read it with their own conditions).
 #[cfg(test)]
 pub(super) fn sqlite_log() -> String {
