@@ -205,9 +205,9 @@ fn write_json_str(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// Appends `text` as the contents of a JSON string, exactly as serde_json writes it. Text that
-/// serde_json wrote has no control character (it escapes them), so only `"` and `\` need a
-/// backslash before them; any other text is escaped by serde_json itself.
+/// Appends `text` as the contents of a JSON string, exactly as serde_json writes it. The text of
+/// details is serde_json's output, which has no control character (it escapes them), so only `"`
+/// and `\` get a backslash here; text with a control character is escaped by serde_json itself.
 fn escape_json_text(text: &str, out: &mut Vec<u8>) {
     let bytes = text.as_bytes();
     if !needs_escape(bytes) {
@@ -421,8 +421,6 @@ struct Hashed<'a> {
 
 /// The chain hash of record `seq` with these fields after `prev`.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
-    let mut input = Vec::with_capacity(256 + fields.details.len());
-    input.extend_from_slice(prev);
     let hashed = Hashed {
         seq,
         at: fields.at,
@@ -436,9 +434,10 @@ pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
         request_id: fields.request_id,
         details: fields.details,
     };
+    let mut object = Vec::with_capacity(256 + fields.details.len());
     // Serializing strings and integers cannot fail.
-    let _ = serde_json::to_writer(&mut input, &hashed);
-    crate::secret::hash_bytes(&input)
+    let _ = serde_json::to_writer(&mut object, &hashed);
+    chain_hash_of(prev, &object)
 }
 
 impl Record {
@@ -694,7 +693,8 @@ mod tests {
         #[test]
         fn encodings_hash_as_their_fields(text in "\\PC*|[\\x00-\\x7f]*", seq: u64, at: u64) {
             let record = full_record(&text, at);
-            proptest::prop_assert_eq!(hash_from_encoding(&[1; 32], seq, &record), chain_hash(&[1; 32], seq, &record.stored()));
+            let from_fields = chain_hash(&[1; 32], seq, &record.stored());
+            proptest::prop_assert_eq!(hash_from_encoding(&[1; 32], seq, &record), from_fields);
             // Details are valid JSON whatever the values.
             let details: serde_json::Value = serde_json::from_str(record.details()).unwrap();
             proptest::prop_assert_eq!(&details["k"], &serde_json::Value::String(text.clone()));

@@ -29,11 +29,6 @@ pub fn fill_random(bytes: &mut [u8]) {
     rand::fill(bytes).expect("system random number generator failed");
 }
 
-/// base64url without padding.
-pub fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
 /// A fresh identifier that is unique but not secret (a request id): 16 base64url characters, a
 /// prefix drawn at random once per process and a counter, so unique within the process and, with
 /// overwhelming probability, across processes and restarts. Not drawn from the CSPRNG per call,

@@ -2,6 +2,7 @@
 //! issuance in both formats: RFC 9068 JWTs and opaque reference tokens stored only as their
 //! hash. The code and refresh grants live in [`crate::flows::code_grant`].
 
+use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
 use tessera_proto::UnixTime;
 use tessera_proto::token::{Audience, TokenResponse};
@@ -200,7 +201,7 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
     let mut random = [0u8; 48];
     secret::fill_random(&mut random);
     let (jti_bytes, secret_bytes) = random.split_at(16);
-    let jti = secret::b64(jti_bytes);
+    let jti = URL_SAFE_NO_PAD.encode(jti_bytes);
     let scope = grant.scope.to_string();
     let token_type = if matches!(grant.cnf, Some(Confirmation::Jkt(_))) { "DPoP" } else { "Bearer" };
     let cnf = grant.cnf.as_ref().map(Confirmation::to_json);

@@ -9,13 +9,14 @@
 //! one write, then commits its opaque tokens in one statement, each token naming the number of
 //! its record (`opaque_tokens.outbox`); between rounds the task moves the outbox into the log in
 //! batches, one row of `audit_segments` per batch (`store::audit`). Both writes are done before
-//! the responses are sent, so they survive the process being killed. A power loss can keep either without the other (two files, no fsync):
-//! start-up then deletes the tokens whose record is not in the outbox (they fail closed, as a
-//! token lost with its commit does) and drops the records whose token was not committed
-//! ([`reconcile`]), so every token has its record and every record its token, while a
-//! revocation is never lost. A process that does not own the outbox (a tool, a test), and an
-//! in-memory database, write each round's tokens and records together in one statement through
-//! the `issuance` view instead, chained onto the audit head the task keeps in memory.
+//! the responses are sent, so they survive the process being killed. A power loss can keep
+//! either without the other (two files, no fsync): start-up then deletes the tokens whose record
+//! is not in the outbox (they fail closed, as a token lost with its commit does) and drops the
+//! records whose token was not committed ([`reconcile`]), so every token has its record and
+//! every record its token, while a revocation is never lost. A process that does not own the
+//! outbox (a tool, a test), and an in-memory database, write each round's tokens and records
+//! together in one statement through the `issuance` view instead, chained onto the audit head
+//! the task keeps in memory.
 
 use std::collections::HashSet;
 use std::str::FromStr;

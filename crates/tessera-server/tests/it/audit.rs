@@ -399,8 +399,8 @@ async fn tamper_inside_segments(app: &TestApp, n: u64) {
             edit(
                 a,
                 format!(
-                    "json_replace(records, {p} || '.details', replace(records ->> ({p} || '.details'), 'client_credentials', \
-                     'client_credentialz'))",
+                    "json_replace(records, {p} || '.details', \
+                     replace(records ->> ({p} || '.details'), 'client_credentials', 'client_credentialz'))",
                     p = element(a)
                 ),
             ),
