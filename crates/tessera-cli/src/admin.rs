@@ -59,6 +59,9 @@ pub(crate) enum ClientCommand {
         /// This client is a resource server that may introspect tokens for its audiences.
         #[arg(long)]
         introspection: bool,
+        /// An admin client: its client_credentials tokens may use the admin API (client_credentials only).
+        #[arg(long)]
+        admin: bool,
         /// Where RP-initiated logout may return to (repeatable).
         #[arg(long = "post-logout-redirect-uri")]
         post_logout_redirect_uris: Vec<String>,
@@ -397,6 +400,7 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             audiences,
             redirect_uris,
             introspection,
+            admin,
             post_logout_redirect_uris,
             require_par,
             first_party,
@@ -437,6 +441,7 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
                 access_token_ttl: ttl,
                 audience: Some(audiences).filter(|a| !a.is_empty()),
                 introspection: Some(introspection),
+                admin: Some(admin).filter(|a| *a),
                 dpop_bound_access_tokens: Some(require_dpop).filter(|d| *d),
                 dpop_nonce_required: Some(dpop_nonce).filter(|d| *d),
                 jwks,

@@ -36,6 +36,11 @@ pub struct ClientMetadata {
     /// Whether this client is a resource server that may introspect tokens addressed to its audiences.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub introspection: Option<bool>,
+    /// An admin client: its `client_credentials` tokens carry `tessera:admin` and are accepted by
+    /// the admin API. Only a confidential client whose one grant type is `client_credentials`
+    /// may be one; `tessera:admin` in `scope` means the same. Defaults to false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<bool>,
     /// Response types; only `["code"]` is supported (the default for code-flow clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_types: Option<Vec<String>>,
@@ -131,6 +136,9 @@ pub struct ClientInfo {
     pub audience: Vec<String>,
     /// Whether the client may introspect tokens addressed to its audiences.
     pub introspection: bool,
+    /// Whether the client is an admin client (its `client_credentials` tokens may use the admin API).
+    #[serde(default)]
+    pub admin: bool,
     /// Response types.
     pub response_types: Vec<String>,
     /// Where RP-initiated logout may return to.

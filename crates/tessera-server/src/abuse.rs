@@ -1,25 +1,39 @@
 //! Abuse controls (SECURITY-TESTS.md BF-01…BF-03, RT-14):
 //!
-//! - **Failed client authentication** at `/token`, `/introspect`, `/revoke` and `/par` is counted
-//!   per claimed `client_id` and per IP address; past the allowance (`auth_failure_allowance`,
-//!   10 by default, then one every 6 s) that client id or address gets 429 with `Retry-After` before anything is checked — the
-//!   same for a known and an unknown client id, so nothing is enumerated.
-//! - **Token scanning**: introspection answers `active: false` to a caller at most 100 times at
-//!   once (then one every 100 ms); past that, 429.
+//! - **Failed client authentication** at `/token`, `/introspect`, `/revoke`, `/par`, the
+//!   revocation feed and `/split-tokens` is counted per (claimed `client_id`, address) and per
+//!   address; past the allowance (`auth_failure_allowance`, 10 by default, then one every 6 s)
+//!   that pair or address gets 429 with `Retry-After` before anything is checked — the same for
+//!   a known and an unknown client id, so nothing is enumerated. A client id alone is never
+//!   blocked before its credential is checked: client ids are public, and a stranger's failures
+//!   must not lock the real client out (docs/threat-model.md, T-01). Past a generous per-id
+//!   allowance (100 times the per-address one) a *failed* attempt is answered 429 instead of
+//!   401, from every address; a correct credential still passes.
+//! - **Token scanning**: introspection answers `active: false` to a client that is not a
+//!   resource server at most 100 times at once (then one every 100 ms); past that, 429. A
+//!   resource server (`introspection: true`) legitimately introspects unknown tokens that its
+//!   own callers present, so it is not throttled here: the gateway and `tessera-verify` bound
+//!   those lookups per address of *their* callers, with a negative cache.
 //! - **Passwords**: after 5 consecutive failures a user is locked out for 30 s, doubling with each
 //!   further failure up to an hour (stored, so every node and restart agrees). While locked, the
 //!   login form answers 429 without checking the password, and codes and refresh tokens of the
 //!   user are not redeemed (RT-14: a grant started before the lockout cannot be finished during
 //!   it). Unknown usernames are locked the same way in memory, so a lock reveals nothing. Failed
 //!   passwords are also counted per IP address (20 at once, then one every 30 s).
-//! - **Request rates** per client and per IP address on those endpoints (`rate_limit_per_client`,
-//!   `rate_limit_per_ip`, requests per second; 0 turns one off).
+//! - **Request rates** on those endpoints (`rate_limit_per_client`, `rate_limit_per_ip`,
+//!   requests per second; 0 turns one off). A request that authenticated a confidential client
+//!   spends that client's budget only; any other request (no credential, a wrong one, a public
+//!   client, which anyone can name) spends its address's budget. So no stranger can spend a
+//!   budget an authenticated client relies on. Introspection by a resource server spends
+//!   nothing: it answers for its own callers, whom the gateway throttles.
 //!
 //! Addresses are the peer's, or — from a peer in `trusted_proxies` — the nearest address in
-//! `X-Forwarded-For` that is not itself a trusted proxy.
+//! `X-Forwarded-For` that is not itself a trusted proxy. IPv6 addresses are keyed by their /64
+//! (one host usually holds a whole /64), IPv4-mapped ones as IPv4.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -52,6 +66,12 @@ impl Throttle {
         let burst = NonZeroU32::new(allowance.saturating_sub(1).max(1)).unwrap_or(NonZeroU32::MIN);
         let quota =
             Quota::with_period(refill_every).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(burst);
+        Throttle::with_quota(quota)
+    }
+
+    /// Blocks a key once it has spent more than `quota` allows. The blocked set is bounded
+    /// (100,000 keys, an hour each at most); the counters are dropped by [`Abuse::forget_old`].
+    fn with_quota(quota: Quota) -> Throttle {
         Throttle {
             failures: RateLimiter::keyed(quota),
             blocked: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(Duration::from_secs(3600)).build(),
@@ -80,31 +100,65 @@ impl Throttle {
     }
 }
 
-/// A request-rate limit per key; `None` when turned off.
-pub struct RequestLimit(Option<DefaultKeyedRateLimiter<String>>);
+/// A request-rate limit per key, spent after the answer by whoever the request turned out to
+/// be (see the module docs); `None` when turned off.
+pub struct RequestLimit(Option<Throttle>);
 
 impl RequestLimit {
     fn new(per_second: u32) -> RequestLimit {
         RequestLimit(NonZeroU32::new(per_second).map(|rate| {
             let burst = rate.saturating_mul(NonZeroU32::new(2).unwrap_or(NonZeroU32::MIN));
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+            Throttle::with_quota(Quota::per_second(rate).allow_burst(burst))
         }))
     }
 
-    /// `Err(seconds to wait)` when `key` is over its rate.
-    pub fn check(&self, key: &str) -> Result<(), u64> {
-        let Some(limiter) = &self.0 else { return Ok(()) };
-        limiter.check_key(&key.to_owned()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-            wait.as_secs().max(1)
-        })
+    /// Seconds until `key` may send again, while it is over its rate.
+    pub fn blocked(&self, key: &str) -> Option<u64> {
+        self.0.as_ref()?.blocked(key)
     }
+
+    /// Spends one request of `key`'s budget.
+    pub fn spend(&self, key: &str) {
+        if let Some(throttle) = &self.0 {
+            throttle.failed(key);
+        }
+    }
+}
+
+/// Who a request authenticated as, recorded by client authentication for the throttle that
+/// wraps the request (so budgets are spent by the party that actually sent it).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub client_id: String,
+    /// A resource server (`introspection: true`).
+    pub resource_server: bool,
+}
+
+tokio::task_local! {
+    static AUTHENTICATED: Arc<OnceLock<Authenticated>>;
+}
+
+/// Runs `future` and returns what it authenticated as, if it authenticated a confidential client.
+pub async fn noting_authentication<F: Future>(future: F) -> (F::Output, Option<Authenticated>) {
+    let seen = Arc::new(OnceLock::new());
+    let output = AUTHENTICATED.scope(seen.clone(), future).await;
+    (output, seen.get().cloned())
+}
+
+/// Records that the current request authenticated `client` (a no-op outside [`noting_authentication`]).
+pub fn authenticated(client_id: &str, resource_server: bool) {
+    let _ = AUTHENTICATED.try_with(|seen| {
+        let _ = seen.set(Authenticated { client_id: client_id.to_owned(), resource_server });
+    });
 }
 
 /// Every throttle of one node.
 pub struct Abuse {
-    /// Failed client authentications, keyed `client:<id>` and `ip:<address>`.
+    /// Failed client authentications, keyed `pair:<id> <address>` and `ip:<address>`.
     pub client_auth: Throttle,
+    /// Failed client authentications per claimed client id, from every address: a last resort
+    /// that never refuses a correct credential.
+    pub client_id_failures: Throttle,
     /// `active: false` answers per introspecting client.
     pub scans: Throttle,
     /// Failed passwords per IP address.
@@ -119,6 +173,7 @@ impl Abuse {
     pub fn new(per_client: u32, per_ip: u32, auth_failures: u32) -> Abuse {
         Abuse {
             client_auth: Throttle::new(auth_failures, Duration::from_secs(6)),
+            client_id_failures: Throttle::new(auth_failures.saturating_mul(100), Duration::from_millis(60)),
             scans: Throttle::new(100, Duration::from_millis(100)),
             login_ip: Throttle::new(20, Duration::from_secs(30)),
             unknown_users: moka::sync::Cache::builder()
@@ -133,10 +188,11 @@ impl Abuse {
     /// Drops idle keys (the janitor calls this once a minute).
     pub fn forget_old(&self) {
         self.client_auth.forget_old();
+        self.client_id_failures.forget_old();
         self.scans.forget_old();
         self.login_ip.forget_old();
-        for limiter in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
-            limiter.retain_recent();
+        for throttle in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
+            throttle.forget_old();
         }
     }
 }
@@ -160,6 +216,21 @@ pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[i
     Some(nearest)
 }
 
+/// The throttle key of an address: IPv4 as is, IPv6 by its /64 (a host is usually given a
+/// whole /64, so keying by address would give an attacker 2^64 fresh keys).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +250,15 @@ mod tests {
         assert_eq!(client_ip(ip("10.0.0.2"), Some("198.51.100.7, 10.0.0.9"), &trusted), ip("198.51.100.7"));
         assert_eq!(client_ip(ip("10.0.0.2"), Some("garbage"), &trusted), ip("10.0.0.2"));
         assert_eq!(client_ip(ip("10.0.0.2"), None, &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn ipv6_addresses_are_keyed_by_their_64() {
+        let key = |s: &str| address_key(s.parse().unwrap());
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
+        assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
     }
 
     #[test]

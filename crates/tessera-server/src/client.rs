@@ -242,8 +242,23 @@ impl Client {
         if let Some(unsupported) = grant_types.iter().find(|g| !SUPPORTED_GRANT_TYPES.contains(&g.as_str())) {
             return invalid(format!("grant_types: {unsupported:?} is not supported"));
         }
-        let scope = Scope::parse(metadata.scope.as_deref().unwrap_or(""))
+        let mut scope = Scope::parse(metadata.scope.as_deref().unwrap_or(""))
             .map_err(|_| InvalidMetadata("scope: not a space-separated list of scope tokens".into()))?;
+        // Admin is an identity, not a scope anyone can request (docs/threat-model.md, T-06): only
+        // a confidential client acting for itself holds `tessera:admin`, never a person's sign-in.
+        match metadata.admin {
+            Some(true) => scope = scope.with(crate::ADMIN_SCOPE),
+            Some(false) if scope.contains(crate::ADMIN_SCOPE) => {
+                return invalid(format!("scope: {} is the admin clients' (admin: true)", crate::ADMIN_SCOPE));
+            }
+            _ => {}
+        }
+        if scope.contains(crate::ADMIN_SCOPE) && grant_types.iter().any(|g| g != "client_credentials") {
+            return invalid(format!(
+                "scope: {} is for admin clients, whose only grant type is client_credentials",
+                crate::ADMIN_SCOPE
+            ));
+        }
         let profile: Profile = metadata
             .profile
             .as_deref()
@@ -411,6 +426,7 @@ impl Client {
             access_token_ttl: self.access_token_ttl,
             audience: self.audience.clone(),
             introspection: self.introspection,
+            admin: self.is_admin(),
             response_types: if self.may_use("authorization_code") { vec!["code".to_owned()] } else { Vec::new() },
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             require_pushed_authorization_requests: self.require_par,
@@ -442,6 +458,16 @@ impl Client {
     }
 
     /// Whether the client is registered for `grant_type`.
+    /// Whether the client is an admin client: a confidential client whose one grant type is
+    /// `client_credentials` and whose registration holds `tessera:admin`. Only such a client's
+    /// own tokens are accepted by the admin API; a registration made before this rule that holds
+    /// the scope with another grant type is not an admin client.
+    pub fn is_admin(&self) -> bool {
+        self.scope.contains(crate::ADMIN_SCOPE)
+            && self.grant_types.iter().all(|g| g == "client_credentials")
+            && self.auth_method != AuthMethod::None
+    }
+
     pub fn may_use(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
     }

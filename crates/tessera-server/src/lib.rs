@@ -248,9 +248,7 @@ impl AppState {
         // This node's admin.json names an admin client that still exists: the bootstrap client,
         // or (on a node that joined a shared database later) that node's own admin client.
         let file_client_exists = match &existing {
-            Some(file) => {
-                self.store.client(&file.client_id).await?.is_some_and(|c| c.client.scope.contains(ADMIN_SCOPE))
-            }
+            Some(file) => self.store.client(&file.client_id).await?.is_some_and(|c| c.client.is_admin()),
             None => false,
         };
         if let Some(file) = existing.as_ref().filter(|_| file_client_exists) {
@@ -275,7 +273,7 @@ impl AppState {
         let metadata = ClientMetadata {
             client_name: Some(name),
             grant_types: Some(vec!["client_credentials".into()]),
-            scope: Some(ADMIN_SCOPE.into()),
+            admin: Some(true),
             ..ClientMetadata::default()
         };
         let now = self.clock.now();

@@ -44,6 +44,18 @@ impl Scope {
         self.0.contains(token)
     }
 
+    /// The scope with `token` added.
+    pub fn with(mut self, token: &str) -> Scope {
+        self.0.insert(token.to_owned());
+        self
+    }
+
+    /// The scope with `token` removed.
+    pub fn without(mut self, token: &str) -> Scope {
+        self.0.remove(token);
+        self
+    }
+
     /// Whether the scope holds no token.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

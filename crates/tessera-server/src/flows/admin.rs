@@ -1,5 +1,7 @@
 //! The admin API's operations: clients, signing keys, users and revocations, and the check that
-//! a caller holds an active access token from this server with scope `tessera:admin`.
+//! a caller holds an active `client_credentials` access token of an admin client (scope
+//! `tessera:admin`). Admin is an identity: a person's sign-in, an API key, or a client that is
+//! not an admin client never reaches the admin API, whatever scope its token carries.
 
 use tessera_proto::UnixTime;
 use tessera_proto::admin::{
@@ -23,7 +25,7 @@ pub enum AdminError {
     /// No bearer token, or one that is not an active access token of this server.
     #[error("invalid_token")]
     Unauthorized,
-    /// An active token without scope `tessera:admin`.
+    /// An active token that is not an admin client's own `tessera:admin` token.
     #[error("insufficient_scope")]
     Forbidden,
     #[error("invalid_client_metadata")]
@@ -55,7 +57,12 @@ pub async fn authorize(state: &AppState, authorization: Option<&str>, now: UnixT
         return Err(AdminError::Unauthorized);
     }
     let scope = Scope::parse(&active.scope).unwrap_or_default();
-    if !scope.contains(ADMIN_SCOPE) {
+    // The client's own token (client_credentials: `sub` is the client), not an API key's and not
+    // a person's, of a client that is an admin client now.
+    if !scope.contains(ADMIN_SCOPE) || active.api_key || active.sub != active.client_id {
+        return Err(AdminError::Forbidden);
+    }
+    if !state.store.client(&active.client_id).await?.is_some_and(|stored| stored.client.is_admin()) {
         return Err(AdminError::Forbidden);
     }
     Ok(format!("admin:{}", active.client_id))

@@ -41,7 +41,8 @@ async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope
     match owner {
         Owner::Client => {
             let client = state.store.client(id).await?.ok_or(OAuthError::InvalidRequest("no such client".into()))?;
-            Ok((client.client.scope.clone(), client.client.audience.clone()))
+            // An API key never carries admin rights (docs/threat-model.md, T-06).
+            Ok((client.client.scope.clone().without(crate::ADMIN_SCOPE), client.client.audience.clone()))
         }
         Owner::User => {
             let user = state.store.user(id).await?.ok_or(OAuthError::InvalidRequest("no such user".into()))?;
@@ -50,7 +51,7 @@ async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope
             }
             let (scopes, audiences) = state.store.granted_to_user(id).await?;
             let scope = Scope::parse(&scopes.join(" ")).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
-            Ok((scope, audiences))
+            Ok((scope.without(crate::ADMIN_SCOPE), audiences))
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - `client_secret_basic` and `client_secret_post` (RFC 6749 §2.3.1);
 //! - `private_key_jwt` (RFC 7523 §2.2): a JWT signed with a key of the client's JWK Set,
-//!   `iss` = `sub` = client id, `aud` the issuer (FAPI 2.0: only the issuer, as a string),
+//!   `iss` = `sub` = client id, `aud` exactly the issuer identifier as one string (rfc7523bis),
 //!   a bounded `exp`, a `jti` used once across every node;
 //! - `tls_client_auth` and `self_signed_tls_client_auth` (RFC 8705 §2): the request names the
 //!   client with `client_id` and comes with a client certificate (`flows::mtls`);
@@ -16,7 +16,7 @@ use serde_json::Value;
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::client::{AuthMethod, Client, Profile};
+use crate::client::{AuthMethod, Client};
 use crate::flows::error::OAuthError;
 use crate::flows::mtls;
 use crate::form::Form;
@@ -163,7 +163,7 @@ pub async fn authenticate(
             secret_ok && client.is_some_and(|c| c.auth_method == *method)
         }
         (Offered::Assertion(jwt), Some(client)) if client.auth_method == AuthMethod::PrivateKeyJwt => {
-            assertion_ok(state, client, jwt, request, now).await?
+            assertion_ok(state, client, jwt, now).await?
         }
         (Offered::IdOnly, Some(client)) => match (client.auth_method, request.certificate) {
             // A public client has no secret: naming it is all there is (RFC 6749 §2.1).
@@ -189,7 +189,14 @@ pub async fn authenticate(
         _ => false,
     };
     match client {
-        Some(client) if ok => Ok(client.clone()),
+        Some(client) if ok => {
+            // A public client is authenticated by its name alone, which anyone can send: its
+            // requests spend their address's budgets, not a client's.
+            if client.auth_method != AuthMethod::None {
+                crate::abuse::authenticated(&client.client_id, client.introspection);
+            }
+            Ok(client.clone())
+        }
         _ => {
             // The id is attacker-chosen: log it escaped (Debug) and bounded.
             let client_id: String = credentials.client_id.chars().take(128).collect();
@@ -201,13 +208,7 @@ pub async fn authenticate(
 
 /// RFC 7523 §3 checks of a `private_key_jwt` assertion for `client`; the `jti` is spent only
 /// when everything else holds.
-async fn assertion_ok(
-    state: &AppState,
-    client: &Client,
-    jwt: &str,
-    request: &ClientRequest<'_>,
-    now: UnixTime,
-) -> Result<bool, OAuthError> {
+async fn assertion_ok(state: &AppState, client: &Client, jwt: &str, now: UnixTime) -> Result<bool, OAuthError> {
     let verify = |jwks: &Value| tessera_verify::client_assertion::verify_signature(jwt, jwks, &ASSERTION_ALGS);
     let claims = match state.client_keys.of(client, false, now).await.map(|jwks| verify(&jwks)) {
         Ok(Ok(claims)) => claims,
@@ -230,16 +231,10 @@ async fn assertion_ok(
         return Ok(false);
     }
     let issuer = state.config.issuer.as_str();
-    let aud_ok = match (claims.get("aud"), client.profile) {
-        // FAPI 2.0 Final: the issuer, as a string, and nothing else.
-        (Some(Value::String(aud)), Profile::Fapi2) => aud == issuer,
-        (_, Profile::Fapi2) => false,
-        (Some(Value::String(aud)), Profile::Default) => aud == issuer || aud == request.endpoint,
-        (Some(Value::Array(auds)), Profile::Default) => {
-            auds.iter().any(|a| a.as_str().is_some_and(|a| a == issuer || a == request.endpoint))
-        }
-        _ => false,
-    };
+    // draft-ietf-oauth-rfc7523bis §5 (CVE-2025-27370/27371): the audience is exactly the
+    // issuer identifier, as a single string, for every profile. An endpoint URL or an array
+    // would let an assertion made for another server (or another endpoint) be replayed here.
+    let aud_ok = matches!(claims.get("aud"), Some(Value::String(aud)) if aud == issuer);
     if !aud_ok {
         return Ok(false);
     }

@@ -8,10 +8,8 @@
 //! they are `__Host-` prefixed and `Secure`; a plain-http loopback issuer (development) can set
 //! neither, so there they go without both.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, RawQuery, State};
+use axum::extract::{FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -66,13 +64,14 @@ async fn page_headers(mut response: Response) -> Response {
     response
 }
 
-/// The peer address, when the server was started with connect info.
-struct ClientIp(Option<String>);
+/// The client's address (the peer's, or from a trusted proxy the forwarded one: see
+/// [`crate::abuse::client_ip`]), when the server was started with connect info.
+struct ClientIp(Option<std::net::IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string())))
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<ClientIp, Self::Rejection> {
+        Ok(ClientIp(super::request_ip(state, &parts.extensions, &parts.headers)))
     }
 }
 
@@ -312,7 +311,8 @@ async fn login_submit(
     let username = form.get("username").unwrap_or("");
     let password = SecretString::new(form.get("password").unwrap_or("").to_owned());
     let user_agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok());
-    let ip_key = ip.as_deref().map(|ip| format!("ip:{ip}"));
+    let ip_key = ip.map(crate::abuse::address_key);
+    let ip = ip.map(|ip| ip.to_string());
     let retry_page = |wait: u64| {
         let csrf = session::csrf_token(&state, "login", &[request, browser]);
         let ctx = context! {

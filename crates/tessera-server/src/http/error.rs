@@ -48,7 +48,7 @@ impl IntoResponse for AdminError {
             AdminError::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, Some("an active access token is required".to_owned()))
             }
-            AdminError::Forbidden => (StatusCode::FORBIDDEN, Some("the token lacks scope tessera:admin".to_owned())),
+            AdminError::Forbidden => (StatusCode::FORBIDDEN, Some("only an admin client's own client_credentials token with scope tessera:admin may use the admin API".to_owned())),
             AdminError::InvalidClientMetadata(why) | AdminError::InvalidRequest(why) => {
                 (StatusCode::BAD_REQUEST, Some(why.clone()))
             }

@@ -41,9 +41,18 @@ pub fn app(state: AppState) -> Router {
         .route("/revoke", post(revoke).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
         .route("/par", post(par).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
         .route("/userinfo", get(userinfo).post(userinfo))
-        .route("/revocations", get(feed::page))
-        .route("/revocations/stream", get(feed::stream))
-        .route("/split-tokens/{hash}", get(feed::split_token))
+        .route(
+            "/revocations",
+            get(feed::page).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)),
+        )
+        .route(
+            "/revocations/stream",
+            get(feed::stream).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)),
+        )
+        .route(
+            "/split-tokens/{hash}",
+            get(feed::split_token).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)),
+        )
         .route("/statuslists/{list}", get(status_list))
         .merge(browser::routes())
         .route("/healthz", get(healthz))
@@ -116,10 +125,11 @@ fn claimed_client_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
         .map(|id| id.chars().take(128).collect())
 }
 
-/// `/token`, `/introspect`, `/revoke`, `/par`: request rates per client and per address, and the
-/// failure throttles (`crate::abuse`): a client id or address past its allowance of failed
-/// authentications, or a caller past its allowance of inactive introspection answers, gets 429
-/// before anything is checked.
+/// `/token`, `/introspect`, `/revoke`, `/par`, the revocation feed and `/split-tokens`: the
+/// request-rate budgets and failure throttles of `crate::abuse`. Before anything is checked, a
+/// request is refused (429) only for what its own address or its own (claimed client id,
+/// address) pair did; after the answer, the budget of whoever the request turned out to be is
+/// spent: the authenticated confidential client's, or else the address's.
 async fn throttle(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -130,34 +140,51 @@ async fn throttle(
         return error::json_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", Some("the body is too large"));
     };
     let abuse = &state.abuse;
-    let ip = request_ip(&state, &parts.extensions, &parts.headers).map(|ip| format!("ip:{ip}"));
+    let address = request_ip(&state, &parts.extensions, &parts.headers);
+    let ip = address.map(crate::abuse::address_key);
     let claimed = claimed_client_id(&parts.headers, &bytes);
-    let client = claimed.as_ref().map(|id| format!("client:{id}"));
-    for key in [&ip, &client].into_iter().flatten() {
+    let pair = claimed.as_ref().map(|id| format!("pair:{id} {}", ip.as_deref().unwrap_or("ip:?")));
+    for key in [&ip, &pair].into_iter().flatten() {
         if let Some(wait) = abuse.client_auth.blocked(key) {
             return too_many(wait, "too many failed client authentications; try again later");
         }
     }
-    if let Some(ip) = &ip
-        && let Err(wait) = abuse.per_ip.check(ip)
-    {
+    if let Some(wait) = ip.as_deref().and_then(|ip| abuse.per_ip.blocked(ip)) {
         return too_many(wait, "too many requests from this address");
     }
-    if let Some(client) = &client
-        && let Err(wait) = abuse.per_client.check(client)
-    {
+    // Only an authenticated client spends this budget, so only it can exhaust it.
+    if let Some(wait) = claimed.as_deref().and_then(|id| abuse.per_client.blocked(&format!("client:{id}"))) {
         return too_many(wait, "too many requests from this client");
     }
     let introspection = parts.uri.path() == "/introspect";
-    if introspection && let Some(wait) = client.as_deref().and_then(|c| abuse.scans.blocked(c)) {
+    if introspection && let Some(wait) = claimed.as_deref().and_then(|c| abuse.scans.blocked(&format!("client:{c}"))) {
         return too_many(wait, "too many inactive tokens introspected; try again later");
     }
     let endpoint = parts.uri.path().to_owned();
-    let response = next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await;
+    let request = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    let (mut response, authenticated) = crate::abuse::noting_authentication(next.run(request)).await;
+    match &authenticated {
+        Some(who) if introspection && who.resource_server => {}
+        Some(who) => abuse.per_client.spend(&format!("client:{}", who.client_id)),
+        None => {
+            if let Some(ip) = &ip {
+                abuse.per_ip.spend(ip);
+            }
+        }
+    }
     let now = state.clock.now().secs();
     if response.status() == StatusCode::UNAUTHORIZED {
-        for key in [&ip, &client].into_iter().flatten() {
+        for key in [&ip, &pair].into_iter().flatten() {
             abuse.client_auth.failed(key);
+        }
+        if let Some(id) = &claimed {
+            let key = format!("client:{id}");
+            abuse.client_id_failures.failed(&key);
+            // The last resort: this id is under attack from many addresses. A wrong credential
+            // is told to wait; a right one was never refused.
+            if let Some(wait) = abuse.client_id_failures.blocked(&key) {
+                response = too_many(wait, "too many failed client authentications; try again later");
+            }
         }
         let record = Record::new(Event::ClientAuthFailed, now, "anonymous").failed().detail("endpoint", &endpoint);
         audit_quietly(
@@ -171,13 +198,16 @@ async fn throttle(
     }
     if introspection
         && response.extensions().get::<InactiveAnswer>().is_some()
-        && let Some(client) = &client
+        && let Some(who) = &authenticated
     {
-        abuse.scans.failed(client);
-        if let Some(id) = &claimed {
-            audit_quietly(&state, Record::new(Event::IntrospectionInactive, now, format!("client:{id}")).client(id))
-                .await;
+        if !who.resource_server {
+            abuse.scans.failed(&format!("client:{}", who.client_id));
         }
+        audit_quietly(
+            &state,
+            Record::new(Event::IntrospectionInactive, now, format!("client:{}", who.client_id)).client(&who.client_id),
+        )
+        .await;
     }
     response
 }

@@ -55,7 +55,9 @@ async fn client_secret_guessing_is_throttled_per_client_and_per_address_alike_fo
 #[tokio::test]
 async fn token_scanning_at_introspection_is_throttled() {
     let app = spawn_app().await;
-    let rs = app.create_client(json!({"introspection": true, "audience": ["https://api.example.test"]})).await;
+    // A client that is no resource server (#23: a resource server's callers present unknown
+    // tokens legitimately; attacks::a_resource_server_introspecting_unknown_tokens_is_not_throttled).
+    let rs = app.jwt_client().await;
     let mut statuses = Vec::new();
     for i in 0..150 {
         let res = app.introspect(&rs, &format!("tat_random{i:04}")).await;
@@ -161,11 +163,18 @@ async fn request_rates_are_limited_per_client_and_per_address() {
     }
     assert!(statuses[..10].iter().all(|s| *s == 200), "a burst of twice the rate passes: {statuses:?}");
     assert!(statuses.contains(&429), "{statuses:?}");
+    // #23: requests that authenticate no confidential client (here a public client, which
+    // anyone can name) spend their address's budget; an authenticated client spends only its own.
     let other = spawn_app_with(T0, |c| c.rate_limit_per_ip = 5).await;
     let client = other.jwt_client().await;
+    for _ in 0..20 {
+        assert_eq!(other.client_credentials(&client).await.status(), 200);
+    }
+    let public = other.code_client(json!({"token_endpoint_auth_method": "none"})).await;
     let mut statuses = Vec::new();
     for _ in 0..30 {
-        statuses.push(other.client_credentials(&client).await.status().as_u16());
+        let form = [("grant_type", "refresh_token"), ("refresh_token", "x"), ("client_id", public.id.as_str())];
+        statuses.push(other.post_form("/token", None, &form).await.status().as_u16());
     }
     assert!(statuses.contains(&429), "{statuses:?}");
 }

@@ -6,6 +6,7 @@
 mod abuse;
 mod admin;
 mod api_keys;
+mod attacks;
 mod audit;
 mod client_assertion;
 mod discovery;

@@ -1,0 +1,165 @@
+//! Attacks from docs/threat-model.md, each made as a stranger would make it: real HTTP from
+//! several source addresses (all of 127.0.0.0/8 is loopback), floods bounded in count. Every
+//! test here failed against the build before its fix (#23).
+
+use std::net::IpAddr;
+
+use serde_json::{Value, json};
+use tessera_test_support::{Browser, T0, TestApp, TestClient, basic, code_request, query_param, spawn_app_with};
+
+/// An HTTP client whose connections come from `source` (e.g. `127.0.0.2`).
+fn from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(source.parse::<IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn client_credentials(app: &TestApp, http: &reqwest::Client, id: &str, secret: &str) -> u16 {
+    let res = http
+        .post(app.url("/token"))
+        .header("authorization", basic(id, secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+// Regression: #23. Client ids are public; failures made with one from other addresses used to
+// block the id itself, and the real client then got 429 with its correct secret.
+#[tokio::test]
+async fn a_stranger_cannot_lock_a_client_out_from_other_addresses() {
+    let app = spawn_app_with(T0, |c| c.auth_failure_allowance = 10).await;
+    let victim = app.jwt_client().await;
+    let mut attacker_statuses = Vec::new();
+    for source in ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"] {
+        let attacker = from(source);
+        for i in 0..15 {
+            attacker_statuses.push(client_credentials(&app, &attacker, &victim.id, &format!("tcs_guess{i}")).await);
+        }
+    }
+    // Each attacking address is stopped after its own allowance...
+    assert_eq!(attacker_statuses.iter().filter(|s| **s == 401).count(), 40, "{attacker_statuses:?}");
+    assert_eq!(attacker_statuses.iter().filter(|s| **s == 429).count(), 20, "{attacker_statuses:?}");
+    // ...and the real client, from its own address, is never refused.
+    let real = from("127.0.0.1");
+    for _ in 0..3 {
+        assert_eq!(client_credentials(&app, &real, &victim.id, &victim.secret).await, 200);
+    }
+    // An address that failed too often is blocked as a whole: that budget was the attacker's.
+    let shared = from("127.0.0.2");
+    assert_eq!(client_credentials(&app, &shared, &victim.id, &victim.secret).await, 429);
+}
+
+// Regression: #23. The per-client request budget was spent by whoever named the client.
+#[tokio::test]
+async fn a_stranger_cannot_spend_a_clients_request_budget() {
+    let app = spawn_app_with(T0, |c| {
+        c.rate_limit_per_client = 5;
+        c.rate_limit_per_ip = 0;
+        c.auth_failure_allowance = 1000;
+    })
+    .await;
+    let victim = app.jwt_client().await;
+    let attacker = from("127.0.0.2");
+    for i in 0..30 {
+        assert_eq!(client_credentials(&app, &attacker, &victim.id, &format!("tcs_guess{i}")).await, 401);
+    }
+    // The client's own budget (5/s, bursts of 10) is whole: the stranger spent none of it. The
+    // client itself is held to it (a request past it is answered, then the client waits).
+    let real = from("127.0.0.1");
+    let mut answered = 0;
+    for _ in 0..20 {
+        match client_credentials(&app, &real, &victim.id, &victim.secret).await {
+            200 => answered += 1,
+            status => {
+                assert_eq!(status, 429);
+                break;
+            }
+        }
+    }
+    assert!((10..=12).contains(&answered), "{answered}");
+}
+
+// Regression: #23. A resource server introspects whatever its callers present, unknown tokens
+// included: it is not a scanner, and the per-client rate does not apply to its introspection.
+#[tokio::test]
+async fn a_resource_server_introspecting_unknown_tokens_is_not_throttled() {
+    let app = spawn_app_with(T0, |c| c.rate_limit_per_client = 50).await;
+    let rs = app.create_client(json!({"introspection": true, "audience": ["https://api.example.test"]})).await;
+    let mut statuses = Vec::new();
+    for i in 0..400 {
+        statuses.push(app.introspect(&rs, &format!("tat_junk{i:04}")).await.status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // A client that is not a resource server scanning tokens is still throttled.
+    let scanner = app.jwt_client().await;
+    let mut statuses = Vec::new();
+    for i in 0..120 {
+        statuses.push(app.introspect(&scanner, &format!("tat_junk{i:04}")).await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+}
+
+/// The admin API's answer to `token`.
+async fn admin_status(app: &TestApp, token: &str) -> u16 {
+    app.http.get(app.admin_url("/admin/clients")).bearer_auth(token).send().await.unwrap().status().as_u16()
+}
+
+// Regression: #23. The admin API authorised on the scope alone: a code-flow client holding
+// `tessera:admin` gave every person who signed in to it admin rights.
+#[tokio::test]
+async fn admin_rights_never_come_from_a_sign_in_or_an_api_key() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    // Registration refuses the scope for anything but a client_credentials-only client.
+    for metadata in [
+        json!({"grant_types": ["authorization_code"], "redirect_uris": ["https://c.example/cb"], "scope": "openid tessera:admin"}),
+        json!({"grant_types": ["authorization_code", "client_credentials"], "redirect_uris": ["https://c.example/cb"], "admin": true}),
+        json!({"grant_types": ["client_credentials"], "scope": "tessera:admin", "admin": false}),
+    ] {
+        let res = app.admin_post("/admin/clients", &metadata).await;
+        assert_eq!(res.status(), 400, "{metadata}");
+        assert_eq!(res.json::<Value>().await.unwrap()["error"], "invalid_client_metadata");
+    }
+    // An admin client made with `admin: true` works, and says so.
+    let res = app.admin_post("/admin/clients", &json!({"admin": true})).await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!((body["admin"].clone(), body["scope"].clone()), (json!(true), json!("tessera:admin")));
+    let admin = TestClient {
+        id: body["client_id"].as_str().unwrap().into(),
+        secret: body["client_secret"].as_str().unwrap().into(),
+    };
+    assert_eq!(admin_status(&app, &app.access_token(&admin).await).await, 200);
+
+    // A registration from before this rule: a code-flow client that holds the scope.
+    app.create_user("mallory").await;
+    let client = app.code_client(json!({"first_party": true})).await;
+    let sql = format!("UPDATE clients SET scope = scope || ' tessera:admin' WHERE client_id = '{}'", client.id);
+    app.execute_sql(&[&sql]).await;
+    let mut browser = Browser::new(&app);
+    let redirect = browser.authorize(&code_request(&client.id, "openid tessera:admin"), "mallory").await;
+    let tokens: Value = app.redeem(&client, &query_param(&redirect, "code").unwrap()).await.json().await.unwrap();
+    let token = tokens["access_token"].as_str().unwrap();
+    assert!(tokens["scope"].as_str().unwrap().contains("tessera:admin"), "{tokens}");
+    assert_eq!(admin_status(&app, token).await, 403, "a person's token never reaches the admin API");
+    // Nor does a key the person makes: it cannot even carry the scope.
+    let user_id = app.admin_get("/admin/users").await.json::<Value>().await.unwrap()["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "mallory")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = app
+        .admin_post("/admin/api-keys", &json!({"user_id": user_id, "name": "k", "scope": "openid tessera:admin"}))
+        .await;
+    assert_eq!(res.status(), 400, "{}", res.text().await.unwrap());
+    // A client's service key does not inherit it from an admin client either.
+    let res =
+        app.admin_post("/admin/api-keys", &json!({"client_id": admin.id, "name": "k", "scope": "tessera:admin"})).await;
+    assert_eq!(res.status(), 400, "{}", res.text().await.unwrap());
+}
