@@ -377,7 +377,11 @@ impl Bff {
                 IssuerError::Unavailable
             })?;
         let status = response.status();
-        if status.is_server_error() {
+        // A busy issuer, or one rate-limiting the token handler, says nothing about the session:
+        // ending every SPA user's session on a 429 would let whoever causes it log them out
+        // (docs/threat-model.md, T-02).
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            tracing::warn!(%status, "the issuer could not answer the token handler's token request");
             return Err(IssuerError::Unavailable);
         }
         if !status.is_success() {

@@ -5,13 +5,19 @@
 //! `bff` mode: a token handler for single-page apps, which holds the tokens in an encrypted
 //! cookie and attaches them to the API calls it proxies, see [`bff`]).
 //!
-//! Per request: the path must be in normal form (no `..`, `.`, `//`, `;`, encoded dots,
-//! slashes, backslashes or NUL), or 400; the longest route prefix (at a segment boundary)
-//! decides the upstream, or 404; the method must be allowed, or 405; then `VerifyLayer` admits
-//! the token (401/403/503 with RFC 6750/9449 challenges that point at the RFC 9728 metadata).
-//! The upstream gets the request with hop-by-hop headers and any client-supplied identity
-//! headers removed, and the verified identity in `x-tessera-*` headers. An upstream that cannot
-//! be reached is 502, one that does not answer in time 504, each as JSON.
+//! Per request: the path is brought to its one canonical form ([`canonical_path`]: percent-
+//! encoded unreserved characters decoded, RFC 3986 §6.2.2.2), and refused (400) if that form
+//! has dot or empty segments, `;`, backslashes, or any percent-encoding that could change
+//! routing (`%2F`, `%5C`, `%25`, `%3B`, controls); the longest route prefix (at a segment
+//! boundary, case-sensitive) of the canonical path decides the upstream, or 404; the method must
+//! be allowed, or 405; a `Connection` header may name only hop-by-hop headers, or 400; then
+//! `VerifyLayer` admits the token (401/403/503 with RFC 6750/9449 challenges that point at the
+//! RFC 9728 metadata). The upstream gets exactly the canonical path, with hop-by-hop headers,
+//! client-supplied identity headers and client-supplied routing headers (`Forwarded`,
+//! `X-Forwarded-*`, `X-Real-IP`, `X-Original-URL`, `X-Rewrite-URL`, method overrides) removed;
+//! only the gateway speaks for the client: its own `X-Forwarded-For/-Host/-Proto` and the
+//! verified identity in `x-tessera-*` headers. An upstream that cannot be reached is 502, one
+//! that does not answer in time 504, each as JSON.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -128,8 +134,8 @@ impl GatewayConfig {
             anyhow::bail!("routes: at least one route is needed");
         }
         for route in &self.routes {
-            if !route.prefix.starts_with('/') || normal_path(&route.prefix).is_err() {
-                anyhow::bail!("routes: prefix {:?} is not a normal absolute path", route.prefix);
+            if !route.prefix.starts_with('/') || canonical_path(&route.prefix).ok().as_ref() != Some(&route.prefix) {
+                anyhow::bail!("routes: prefix {:?} is not a canonical absolute path", route.prefix);
             }
             if !["jwt", "phantom", "split", "bff"].contains(&route.mode.as_str()) {
                 anyhow::bail!("routes: mode {:?} is not one of jwt, phantom, split, bff", route.mode);
@@ -197,6 +203,79 @@ const IDENTITY_HEADERS: [&str; 9] = [
     "x-ssl-client-cert",
     "x-forwarded-client-cert",
 ];
+
+/// Headers with which a client could tell the upstream where the request came from, where it
+/// was meant to go, or which method it "really" is; only the gateway may say such things
+/// (docs/threat-model.md, T-04). Every `x-forwarded-*` header is removed too.
+const CLIENT_ROUTING_HEADERS: [&str; 14] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "true-client-ip",
+    "x-cluster-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-original-method",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-http-destinationurl",
+    "x-proxy-url",
+];
+
+/// What a `Connection` header may name: connection options and hop-by-hop headers. Naming an
+/// end-to-end header (`Authorization`, `Cookie`, an identity header) would have the gateway
+/// drop it after checking it (T-04).
+const CONNECTION_OPTIONS: [&str; 9] =
+    ["close", "keep-alive", "upgrade", "te", "trailer", "trailers", "proxy-connection", "transfer-encoding", "http2-settings"];
+
+/// The request's `Connection` options, if every one is allowed.
+fn connection_ok(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CONNECTION).iter().all(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').map(str::trim).filter(|o| !o.is_empty()).all(|option| {
+                CONNECTION_OPTIONS.iter().any(|allowed| allowed.eq_ignore_ascii_case(option))
+            })
+        })
+    })
+}
+
+/// RFC 3986 §6.2.2: the one form of `path` that the gateway routes on and forwards. Percent-
+/// encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded; encodings of `/`, `\`,
+/// `%`, `;` and control characters are refused (an upstream that decodes before routing would
+/// route on a path the gateway never saw); any other encoding is kept, in upper case. The
+/// result must be a [`normal_path`]. Case is significant: `/API` is not `/api`.
+pub fn canonical_path(path: &str) -> Result<String, &'static str> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte != b'%' {
+            if !(0x21..0x7f).contains(&byte) {
+                return Err("the path holds characters that must be percent-encoded");
+            }
+            out.push(char::from(byte));
+            i += 1;
+            continue;
+        }
+        let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+        let (Some(high), Some(low)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
+            return Err("the path holds a malformed percent-encoding");
+        };
+        let decoded = u8::try_from(high * 16 + low).unwrap_or(0);
+        if decoded.is_ascii_alphanumeric() || b"-._~".contains(&decoded) {
+            out.push(char::from(decoded));
+        } else if b"/\\%;".contains(&decoded) || decoded < 0x20 || decoded == 0x7f {
+            return Err("the path holds encoded separators, percent signs, parameters or control characters");
+        } else {
+            out.push_str(&format!("%{decoded:02X}"));
+        }
+        i += 3;
+    }
+    normal_path(&out)?;
+    Ok(out)
+}
 
 /// Whether a path is in normal form: no dot segments, empty segments, parameters, or encoded
 /// characters that a server behind us might decode into any of those.
@@ -278,9 +357,10 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         }
         let upstream = route.upstream.trim_end_matches('/').to_owned();
         let client = client.clone();
+        let scheme = if origin.starts_with("https://") { "https" } else { "http" };
         let proxy = tower::service_fn(move |request: Request| {
             let (client, upstream) = (client.clone(), upstream.clone());
-            async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, request).await) }
+            async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, scheme, request).await) }
         });
         let reference = match route.mode.as_str() {
             "phantom" => Some(phantom::Reference::Phantom),
@@ -388,10 +468,35 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
 
 /// Answers one request; with the label its metrics go under (the route prefix, or `bff`,
 /// `static`, `none`, `invalid`).
-async fn handle(gateway: &Gateway, request: Request) -> (String, Response) {
-    let path = request.uri().path().to_owned();
-    if let Err(why) = normal_path(&path) {
-        return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", why));
+async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
+    let path = match canonical_path(request.uri().path()) {
+        Ok(path) => path,
+        Err(why) => return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", why)),
+    };
+    if path != request.uri().path() {
+        // From here on, and upstream, the request is for the canonical path only.
+        let target = match request.uri().query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.clone(),
+        };
+        match target.parse::<http::uri::PathAndQuery>() {
+            Ok(path_and_query) => {
+                let mut parts = request.uri().clone().into_parts();
+                parts.path_and_query = Some(path_and_query);
+                if let Ok(uri) = http::Uri::from_parts(parts) {
+                    *request.uri_mut() = uri;
+                }
+            }
+            Err(_) => {
+                return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad request target"));
+            }
+        }
+    }
+    if !connection_ok(request.headers()) {
+        return (
+            "invalid".into(),
+            json_error(StatusCode::BAD_REQUEST, "invalid_request", "the Connection header may name only hop-by-hop headers"),
+        );
     }
     // SECURITY-TESTS AK-03: an API key in a URL ends up in logs and histories; refuse it
     // whatever the parameter is called (and never log it).
@@ -435,7 +540,6 @@ async fn handle(gateway: &Gateway, request: Request) -> (String, Response) {
         }
         return (label, response);
     }
-    let mut request = request;
     client_certificate(gateway, &mut request);
     match route.service.clone().oneshot(request).await {
         Ok(response) => (label, response),
@@ -508,7 +612,12 @@ async fn static_file(dir: &std::path::Path, request: Request) -> Response {
 }
 
 /// Sends the admitted request upstream and returns its answer.
-async fn forward(client: &Client<HttpConnector, Body>, upstream: &str, request: Request) -> Response {
+async fn forward(
+    client: &Client<HttpConnector, Body>,
+    upstream: &str,
+    scheme: &'static str,
+    request: Request,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let claims = parts.extensions.remove::<Claims>();
     let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
@@ -518,11 +627,15 @@ async fn forward(client: &Client<HttpConnector, Body>, upstream: &str, request: 
     };
     let original_host = parts.headers.get(header::HOST).cloned();
     strip(&mut parts.headers);
-    for name in IDENTITY_HEADERS {
-        parts.headers.remove(name);
+    for name in IDENTITY_HEADERS.iter().chain(&CLIENT_ROUTING_HEADERS) {
+        parts.headers.remove(*name);
     }
-    let own: Vec<HeaderName> =
-        parts.headers.keys().filter(|name| name.as_str().starts_with("x-tessera-")).cloned().collect();
+    let own: Vec<HeaderName> = parts
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-tessera-") || name.as_str().starts_with("x-forwarded-"))
+        .cloned()
+        .collect();
     for name in own {
         parts.headers.remove(name);
     }
@@ -533,6 +646,7 @@ async fn forward(client: &Client<HttpConnector, Body>, upstream: &str, request: 
     if let Some(ip) = remote.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
         parts.headers.insert("x-forwarded-for", ip);
     }
+    parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
     if let Some(claims) = &claims {
         let mut set = |name: &'static str, value: &str| {
             if let Ok(value) = HeaderValue::from_str(value) {
@@ -739,6 +853,57 @@ mod tests {
             let config: GatewayConfig = toml::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
             config.check().unwrap_or_else(|e| panic!("{e:#}\n{block}"));
         }
+    }
+
+    #[track_caller]
+    fn check_canonical(path: &str, expect: Result<&str, ()>) {
+        assert_eq!(canonical_path(path).map_err(|_| ()), expect.map(str::to_owned), "{path}");
+    }
+
+    // Regression: #23. `/api/%61dmin` matched `/api` and reached upstreams that decode first as
+    // `/api/admin`.
+    #[test]
+    fn paths_are_brought_to_one_canonical_form() {
+        check_canonical("/api/%61dmin/x", Ok("/api/admin/x"));
+        check_canonical("/api/%41DMIN", Ok("/api/ADMIN"));
+        check_canonical("/a/%7e%2D%5f%2E%30", Ok("/a/~-_.0"));
+        check_canonical("/a/%c3%a9", Ok("/a/%C3%A9"));
+        check_canonical("/a/%20b", Ok("/a/%20b"));
+        check_canonical("/a/%40", Ok("/a/%40"));
+        for bad in [
+            "/api/%2e%2e/admin",
+            "/api/%2E/admin",
+            "/api%2fadmin",
+            "/api%2Fadmin",
+            "/api/%5c../admin",
+            "/api/%25",
+            "/api/%252e",
+            "/api/%3b",
+            "/api/%00",
+            "/api/%0a",
+            "/api/%7f",
+            "/api/%",
+            "/api/%6",
+            "/api/%zz",
+            "/api/%+1",
+            "/api/%-1",
+            "/api/\\x",
+            "/api;x",
+        ] {
+            check_canonical(bad, Err(()));
+        }
+    }
+
+    #[test]
+    fn connection_may_name_only_hop_by_hop_headers() {
+        let ok = |v: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONNECTION, HeaderValue::from_str(v).unwrap());
+            connection_ok(&headers)
+        };
+        assert!(ok("close") && ok("keep-alive, Upgrade") && ok("TE"));
+        assert!(!ok("authorization") && !ok("close, Cookie") && !ok("x-tessera-sub") && !ok("dpop"));
+        assert!(connection_ok(&HeaderMap::new()));
     }
 
     #[test]

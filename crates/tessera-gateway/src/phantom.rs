@@ -11,11 +11,21 @@
 //! forged or tampered part fails the signature check.
 //!
 //! A JWT sent to such a route is refused (it would bypass the reference-token design); an
-//! inactive or unknown token is 401; the issuer unreachable is 503 and the issuer refusing the
-//! gateway's own credentials 502, never 401.
+//! inactive or unknown token is 401; the issuer unreachable, or refusing the gateway for rate
+//! reasons (429), is 503 with `Retry-After`; the issuer refusing the gateway's own credentials
+//! is 502, never 401.
+//!
+//! Misses are cheap and bounded (docs/threat-model.md, T-02): a token the issuer called inactive
+//! or unknown is remembered (by SHA-256, for [`NEGATIVE_TTL`]) and refused without asking
+//! again, and each client address may make the issuer look up at most [`UNKNOWN_LOOKUPS`]
+//! unknown tokens at once (then one per second); past that, its requests with tokens the gateway
+//! has not cached are 429. A flood of junk tokens therefore costs the issuer a bounded number of
+//! lookups per address, and never touches a valid token that is cached or sent from elsewhere.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -56,6 +66,33 @@ struct Exchange {
     resource_metadata: String,
     /// JWTs by SHA-256 of the whole opaque token, with the token's `exp`.
     cache: moka::sync::Cache<[u8; 32], (Arc<str>, u64)>,
+    /// Tokens the issuer called inactive or unknown, by SHA-256 (bounded, [`NEGATIVE_TTL`]).
+    negative: moka::sync::Cache<[u8; 32], ()>,
+    /// Unknown tokens looked up per client address ([`UNKNOWN_LOOKUPS`]), and the addresses
+    /// that spent their allowance, until when.
+    unknown_lookups: governor::DefaultKeyedRateLimiter<IpAddr>,
+    over_allowance: moka::sync::Cache<IpAddr, std::time::Instant>,
+}
+
+/// How long a token the issuer called inactive is refused without asking again. A revoked or
+/// unknown token never becomes active, so this only bounds memory.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+
+/// Unknown tokens one client address may have the issuer look up at once; then one per second.
+pub const UNKNOWN_LOOKUPS: u32 = 20;
+
+/// The throttle key of an address: IPv6 by its /64 (a host usually holds a whole /64).
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
 }
 
 impl PhantomLayer {
@@ -81,6 +118,15 @@ impl PhantomLayer {
                 cache: moka::sync::Cache::builder()
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(86_400))
+                    .build(),
+                negative: moka::sync::Cache::builder().max_capacity(100_000).time_to_live(NEGATIVE_TTL).build(),
+                unknown_lookups: governor::RateLimiter::keyed(
+                    governor::Quota::per_second(NonZeroU32::MIN)
+                        .allow_burst(NonZeroU32::new(UNKNOWN_LOOKUPS).unwrap_or(NonZeroU32::MIN)),
+                ),
+                over_allowance: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(60))
                     .build(),
             }),
         })
@@ -130,7 +176,8 @@ where
         let exchange = self.exchange.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            match exchange.outcome(&parts.headers).await {
+            let address = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| address_key(c.0.ip()));
+            match exchange.outcome(&parts.headers, address).await {
                 Outcome::PassThrough => {}
                 Outcome::Replace(jwt) => {
                     // A DPoP-bound reference keeps its scheme; the proof's `ath` hashes the
@@ -171,6 +218,23 @@ fn refuse(exchange: &Exchange, status: StatusCode, error: &str, description: &st
     response
 }
 
+/// 429 for an address that had too many unknown tokens looked up.
+fn too_many(wait: u64) -> Response {
+    let body = serde_json::json!({
+        "error": "too_many_requests",
+        "error_description": "too many unknown tokens from this address; try again later",
+    });
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+        headers.insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
 /// The `exp` of a JWT, read without checking anything (the next layer verifies the JWT).
 fn unverified_exp(jwt: &str) -> Option<u64> {
     let payload = jwt.split('.').nth(1)?;
@@ -194,7 +258,7 @@ fn presented(headers: &http::HeaderMap) -> Option<(&'static str, String)> {
 }
 
 impl Exchange {
-    async fn outcome(&self, headers: &http::HeaderMap) -> Outcome {
+    async fn outcome(&self, headers: &http::HeaderMap, address: Option<IpAddr>) -> Outcome {
         let Some((_, token)) = presented(headers) else { return Outcome::PassThrough };
         let token = token.as_str();
         let api_key = tessera_proto::token::looks_like_api_key(token);
@@ -236,7 +300,30 @@ impl Exchange {
             crate::metrics::exchange(mode, "hit");
             return Outcome::Replace(jwt);
         }
+        if self.negative.contains_key(&key) {
+            crate::metrics::exchange(mode, "negative");
+            return Outcome::Refuse(refuse(self, StatusCode::UNAUTHORIZED, "invalid_token", "the token is not active"));
+        }
+        if let Some(until) = address.and_then(|a| self.over_allowance.get(&a)) {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if !left.is_zero() {
+                crate::metrics::exchange(mode, "throttled");
+                return Outcome::Refuse(too_many(left.as_secs().max(1)));
+            }
+        }
         let outcome = self.exchange(kind, token, key).await;
+        if let Outcome::Refuse(response) = &outcome
+            && response.status() == StatusCode::UNAUTHORIZED
+        {
+            self.negative.insert(key, ());
+            if let Some(address) = address
+                && let Err(not_until) = self.unknown_lookups.check_key(&address)
+            {
+                let clock = governor::clock::DefaultClock::default();
+                let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+                self.over_allowance.insert(address, std::time::Instant::now() + wait.max(Duration::from_secs(1)));
+            }
+        }
         crate::metrics::exchange(
             mode,
             match &outcome {
@@ -280,7 +367,9 @@ impl Exchange {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|t| t.starts_with("application/jwt"));
-        if status.is_server_error() {
+        // The issuer busy (5xx) or rate-limiting the gateway (429) says nothing about the token.
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            tracing::warn!(%status, "the issuer could not answer the gateway's exchange request");
             return Outcome::Refuse(refuse(
                 self,
                 StatusCode::SERVICE_UNAVAILABLE,

@@ -120,6 +120,10 @@ impl RemoteVerifierBuilder {
                     .max_capacity(50_000)
                     .time_to_live(Duration::from_secs(300))
                     .build(),
+                inactive: moka::sync::Cache::builder()
+                    .max_capacity(50_000)
+                    .time_to_live(Duration::from_secs(60))
+                    .build(),
             }),
             (true, None, _) => {
                 return Err(RemoteError::Unavailable(
@@ -171,6 +175,9 @@ struct Metadata {
 struct ApiKeys {
     endpoint: String,
     exchanged: moka::sync::Cache<[u8; 32], (Arc<str>, u64)>,
+    /// Keys the issuer called inactive lately, refused without asking again: a flood of junk
+    /// keys costs the issuer one lookup each per minute at most (bounded, 50,000 entries).
+    inactive: moka::sync::Cache<[u8; 32], ()>,
 }
 
 async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, RemoteError> {
@@ -400,6 +407,9 @@ impl RemoteVerifier {
             return Err(VerifyError::Malformed("API keys are not accepted here").into());
         };
         let hash = token_hash(key);
+        if api.inactive.contains_key(&hash) {
+            return Err(VerifyError::Inactive.into());
+        }
         let jwt = match api.exchanged.get(&hash).filter(|(_, exp)| *exp > now.0) {
             Some((jwt, _)) => jwt,
             None => {
@@ -423,6 +433,7 @@ impl RemoteVerifier {
                     .and_then(|v| v.to_str().ok())
                     .is_some_and(|t| t.starts_with("application/jwt"));
                 if !is_jwt {
+                    api.inactive.insert(hash, ());
                     return Err(VerifyError::Inactive.into());
                 }
                 let jwt: Arc<str> = Arc::from(res.text().await.map_err(|e| unavailable(&e))?.trim());

@@ -69,7 +69,7 @@ pub(crate) fn scrape(addr: &str) -> String {
 }
 
 /// An upstream that answers with what it received, and counts requests.
-fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
+pub(crate) fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
     let count = Arc::new(AtomicUsize::new(0));
     let counted = count.clone();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -89,7 +89,7 @@ fn upstream(runtime: &tokio::runtime::Runtime) -> (String, Arc<AtomicUsize>) {
 }
 
 /// A client_credentials access token of `id` from the server at `server_url`.
-fn client_token(server_url: &str, id: &str, secret: &str) -> String {
+pub(crate) fn client_token(server_url: &str, id: &str, secret: &str) -> String {
     post_form(&format!("{server_url}/token"), id, secret, &[("grant_type", "client_credentials")]).1["access_token"]
         .as_str()
         .unwrap()

@@ -7,6 +7,7 @@ mod browser;
 mod durability;
 mod e2e;
 mod gateway;
+mod gateway_attacks;
 mod https;
 mod interop;
 mod multinode;

@@ -1,0 +1,189 @@
+//! Attacks on `tessera gateway` as a real process in front of a real `tessera serve`, made as a
+//! stranger would make them: raw request targets written to the socket (no client-side
+//! normalisation), several source addresses (all of 127.0.0.0/8 is loopback), floods bounded in
+//! count. docs/threat-model.md T-02, T-03, T-04; each test failed before its fix (#23).
+
+use std::io::{Read as _, Write as _};
+use std::sync::atomic::Ordering;
+
+use serde_json::Value;
+
+use crate::e2e::{Server, free_port};
+use crate::gateway::{API, Gateway, client_token, create_client, scrape, upstream};
+
+/// A raw HTTP/1.1 GET from `source` (e.g. `127.0.0.2`), target and headers exactly as written.
+fn raw_from(source: &str, addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let stream = runtime.block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        socket.connect(addr.parse().unwrap()).await.unwrap().into_std().unwrap()
+    });
+    let mut stream = stream;
+    stream.set_nonblocking(false).unwrap();
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (status, head.to_owned(), body.to_owned())
+}
+
+fn gateway_toml(listen: &str, issuer: &str, reader: &Value, routes: &str) -> String {
+    format!(
+        "listen = \"{listen}\"\nissuer = \"{issuer}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\npublic_origin = \"http://{listen}\"\nmax_feed_outage = 0\n{routes}",
+        reader["client_id"].as_str().unwrap(),
+        reader["client_secret"].as_str().unwrap(),
+    )
+}
+
+/// A server, the gateway's resource-server client, and a caller of `format` with `scope`.
+fn server_and_caller(dir: &std::path::Path, format: &str, scope: &str) -> (Server, Value, Value) {
+    let server = Server::start(dir, free_port(), free_port());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let reader = create_client(&admin, &["--name", "gateway", "--introspection", "--audience", API]);
+    let caller = create_client(&admin, &["--name", "caller", "--format", format, "--scope", scope, "--audience", API]);
+    (server, reader, caller)
+}
+
+fn token_of(server: &Server, caller: &Value) -> String {
+    client_token(&server.issuer, caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap())
+}
+
+// Regression: #23. With `/api` (read) and `/api/admin` (admin), `/api/%61dmin/x` matched `/api`
+// and was forwarded as is; upstreams that decode before routing served `/api/admin/x`.
+#[test]
+fn encoded_paths_cannot_walk_past_a_nested_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, reader, caller) = server_and_caller(dir.path(), "jwt", "invoices:read");
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let routes = format!(
+        "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n\n[[routes]]\nprefix = \"/api/admin\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:admin\"]\n"
+    );
+    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+    let bearer = format!("Bearer {}", token_of(&server, &caller));
+    let get = |target: &str| raw_from("127.0.0.2", &gateway.addr, target, &[("Authorization", &bearer)]);
+
+    assert_eq!(get("/api/admin/x").0, 403, "the admin route needs its scope");
+    for target in ["/api/%61dmin/x", "/api/%61%64%6D%69%6E/x", "/api/admi%6E"] {
+        let (status, head, _) = get(target);
+        assert_eq!(status, 403, "{target} is /api/admin…: {head}");
+        assert!(head.contains("insufficient_scope"), "{head}");
+    }
+    let before = upstream_count.load(Ordering::SeqCst);
+    for target in ["/api/%2561dmin/x", "/api%2Fadmin/x", "/api/%2e%2e/api/admin", "/api/%5Cadmin", "/api/%3Badmin"] {
+        assert_eq!(get(target).0, 400, "{target}");
+    }
+    assert_eq!(upstream_count.load(Ordering::SeqCst), before, "nothing refused reached the upstream");
+    // What passes is forwarded in exactly its canonical form; case stays significant.
+    let (status, _, body) = get("/api/%7e%41x?q=%61");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["path"], "/api/~Ax");
+    assert_eq!(get("/API/admin/x").0, 404, "/API is no route");
+}
+
+// Regression: #23. Routing headers from the client reached the upstream, and `Connection:
+// authorization` made the gateway drop the verified `Authorization` before forwarding.
+#[test]
+fn only_the_gateway_speaks_for_the_client_to_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, reader, caller) = server_and_caller(dir.path(), "jwt", "invoices:read");
+    let (upstream_url, upstream_count) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let routes = format!(
+        "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
+    );
+    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+    let bearer = format!("Bearer {}", token_of(&server, &caller));
+    let spoofed = [
+        ("Forwarded", "for=6.6.6.6;proto=https;host=admin.internal"),
+        ("X-Forwarded-For", "6.6.6.6"),
+        ("X-Forwarded-Host", "admin.internal"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Prefix", "/admin"),
+        ("X-Forwarded-Port", "443"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Client-IP", "6.6.6.6"),
+        ("True-Client-IP", "6.6.6.6"),
+        ("X-Original-URL", "/api/admin"),
+        ("X-Rewrite-URL", "/api/admin"),
+        ("X-HTTP-Method-Override", "DELETE"),
+        ("X-HTTP-Method", "DELETE"),
+        ("X-Method-Override", "DELETE"),
+    ];
+    let mut headers = vec![("Authorization", bearer.as_str())];
+    headers.extend(spoofed);
+    let (status, _, body) = raw_from("127.0.0.2", &gateway.addr, "/api/x", &headers);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    for (name, _) in spoofed {
+        let name = name.to_ascii_lowercase();
+        let own = ["x-forwarded-for", "x-forwarded-host", "x-forwarded-proto"].contains(&name.as_str());
+        if !own {
+            assert!(seen["headers"].get(&name).is_none(), "{name} reached the upstream: {seen}");
+        }
+    }
+    // The gateway's own, from what it saw.
+    assert_eq!(seen["headers"]["x-forwarded-for"], "127.0.0.2");
+    assert_eq!(seen["headers"]["x-forwarded-host"], gateway.addr.as_str());
+    assert_eq!(seen["headers"]["x-forwarded-proto"], "http");
+    assert_eq!(seen["headers"]["authorization"], bearer.as_str());
+
+    let before = upstream_count.load(Ordering::SeqCst);
+    for connection in ["authorization", "close, Authorization", "cookie", "x-tessera-sub", "dpop"] {
+        let headers = [("Authorization", bearer.as_str()), ("Connection", connection)];
+        assert_eq!(raw_from("127.0.0.2", &gateway.addr, "/api/x", &headers).0, 400, "{connection}");
+    }
+    assert_eq!(upstream_count.load(Ordering::SeqCst), before);
+    let headers = [("Authorization", bearer.as_str()), ("Connection", "keep-alive")];
+    assert_eq!(raw_from("127.0.0.2", &gateway.addr, "/api/x", &headers).0, 200);
+}
+
+// Regression: #23. 400 junk `tat_…` references made the gateway introspect each one with its
+// single resource-server client; the server's scan throttle then refused that client, and every
+// request with a token not yet cached got 502, valid ones included.
+#[test]
+fn a_flood_of_junk_tokens_does_not_take_a_phantom_route_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, reader, caller) = server_and_caller(dir.path(), "opaque", "reports:read");
+    let (upstream_url, _) = upstream(&runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let routes = format!(
+        "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\nmode = \"phantom\"\n"
+    );
+    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+
+    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        for i in 0..200 {
+            let junk = format!("Bearer tat_{attacker}_{i:04}_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+            let (status, _, _) = raw_from(attacker, &gateway.addr, "/reports/q3", &[("Authorization", &junk)]);
+            *statuses.entry((attacker, status)).or_default() += 1;
+        }
+    }
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        let looked_up = statuses.get(&(attacker, 401)).copied().unwrap_or(0);
+        let throttled = statuses.get(&(attacker, 429)).copied().unwrap_or(0);
+        assert_eq!(looked_up + throttled, 200, "only 401 and 429: {statuses:?}");
+        assert!((20..=40).contains(&looked_up), "each address gets a bounded number of lookups: {statuses:?}");
+    }
+    // A junk token seen before is refused from memory.
+    let junk = "Bearer tat_127.0.0.2_0000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    assert_eq!(raw_from("127.0.0.4", &gateway.addr, "/reports/q3", &[("Authorization", junk)]).0, 401);
+    assert!(scrape(&gateway.addr).contains(r#"outcome="negative""#));
+    // A valid token the gateway has never seen, from elsewhere, is served.
+    for _ in 0..3 {
+        let bearer = format!("Bearer {}", token_of(&server, &caller));
+        let (status, _, body) = raw_from("127.0.0.1", &gateway.addr, "/reports/q3", &[("Authorization", &bearer)]);
+        assert_eq!(status, 200, "{body}");
+    }
+}
