@@ -161,10 +161,29 @@ pub struct Sealer {
 }
 
 impl Sealer {
-    /// Reads the master key file, creating it (mode 0600) on first start.
+    /// Reads the master key file, creating it (mode 0600) on first start. A file that others
+    /// may read or write is refused: whoever reads it can open every private key.
     pub fn load_or_create(path: &Path) -> anyhow::Result<Sealer> {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let mut bytes = match std::fs::read(path) {
+            Ok(bytes) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt as _;
+                    let mode = std::fs::metadata(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .permissions()
+                        .mode();
+                    if mode & 0o077 != 0 {
+                        anyhow::bail!(
+                            "{} has mode {:o}: the master key must be readable by its owner only (chmod 600 {})",
+                            path.display(),
+                            mode & 0o777,
+                            path.display()
+                        );
+                    }
+                }
+                bytes
+            }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = vec![0u8; 32];
                 rand::fill(&mut bytes).map_err(|_| anyhow!("random number generator failed"))?;
@@ -176,6 +195,8 @@ impl Sealer {
         let unbound =
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| anyhow!("{} is not a 32-byte key", path.display()))?;
         let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"tessera master key").extract(&bytes);
+        // aws-lc keeps its own copies (and clears them); ours goes now.
+        zeroize::Zeroize::zeroize(&mut bytes);
         Ok(Sealer { key: LessSafeKey::new(unbound), prk })
     }
 
@@ -385,6 +406,20 @@ fn snapshot(sealer: &Sealer, rows: Vec<KeyRow>, issuer: &str) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Regression: #23. Whoever reads the master key opens every private key.
+    #[cfg(unix)]
+    #[test]
+    fn a_master_key_others_may_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("master.key");
+        assert!(Sealer::load_or_create(&path).is_ok(), "created 0600");
+        assert!(Sealer::load_or_create(&path).is_ok(), "read back");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = Sealer::load_or_create(&path).err().unwrap().to_string();
+        assert!(err.contains("mode 644") && err.contains("chmod 600"), "{err}");
+    }
 
     // RFC 7638 §3.1.
     #[test]

@@ -43,15 +43,13 @@ impl ClientKeys {
         }
         let allow_private = self.allow_private;
         let resolver = Arc::new(PublicOnly { allow_private });
+        // A client names the URL: never follow its redirects, never go through a proxy the
+        // environment names (the address filter would check the proxy, not the target).
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::custom(move |attempt| {
-                let acceptable = attempt.previous().len() < 3
-                    && (attempt.url().scheme() == "https" || allow_private)
-                    && host_allowed(attempt.url(), allow_private);
-                if acceptable { attempt.follow() } else { attempt.stop() }
-            }))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .dns_resolver(resolver)
             .build()?;
         Ok(self.http.get_or_init(|| http))
@@ -99,33 +97,45 @@ impl ClientKeys {
     }
 }
 
-/// Whether an address may be fetched from: public unicast only, unless private ones are allowed.
+/// Whether an address may be fetched from: global unicast only (every special-purpose block of
+/// the IANA IPv4 and IPv6 registries is refused, and so are the IPv6 forms that embed an IPv4
+/// address: NAT64, 6to4, Teredo, IPv4-compatible), unless private ones are allowed.
 fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
     if allow_private {
         return true;
     }
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             !(v4.is_private()
                 || v4.is_loopback()
                 || v4.is_link_local()
-                || v4.is_unspecified()
                 || v4.is_broadcast()
                 || v4.is_multicast()
                 || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b)))
+                || a == 0 // 0.0.0.0/8, "this network"
+                || (a == 100 && (64..128).contains(&b)) // 100.64.0.0/10, shared address space
+                || (a == 192 && b == 0 && c == 0) // 192.0.0.0/24, IETF protocol assignments
+                || (a == 192 && b == 88 && c == 99) // 192.88.99.0/24, 6to4 relay anycast
+                || (a == 198 && (b & 0xfe) == 18) // 198.18.0.0/15, benchmarking
+                || a >= 240) // 240.0.0.0/4, reserved
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return address_allowed(IpAddr::V4(v4), false);
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
             !(v6.is_loopback()
-                || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
+                || s[..6] == [0; 6] // ::/96: unspecified and IPv4-compatible
+                || (s[0] == 0x64 && s[1] == 0xff9b) // 64:ff9b::/96 and 64:ff9b:1::/48, NAT64
+                || (s[0] == 0x100 && s[1..4] == [0; 3]) // 100::/64, discard
+                || (s[0] == 0x2001 && s[1] < 0x200) // 2001::/23, IETF protocol assignments (Teredo)
+                || (s[0] == 0x2001 && s[1] == 0xdb8) // 2001:db8::/32, documentation
+                || s[0] == 0x2002 // 2002::/16, 6to4
+                || (s[0] & 0xfe00) == 0xfc00 // fc00::/7, unique local
+                || (s[0] & 0xffc0) == 0xfe80 // fe80::/10, link local
+                || (s[0] & 0xffc0) == 0xfec0) // fec0::/10, site local (deprecated)
         }
     }
 }
@@ -189,6 +199,25 @@ mod tests {
             "fe80::1",
             "::ffff:10.0.0.1",
             "0.0.0.0",
+            // Regression: #23.
+            "0.1.2.3",
+            "198.18.0.1",
+            "198.19.255.255",
+            "240.0.0.1",
+            "255.255.255.254",
+            "192.0.0.8",
+            "64:ff9b::a00:1",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::1",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "::7f00:1",
+            "::a00:1",
+            "::",
+            "2001::1",
+            "2001:db8::1",
+            "100::1",
+            "fec0::1",
         ] {
             assert!(!address_allowed(ip.parse().unwrap(), false), "{ip}");
             assert!(address_allowed(ip.parse().unwrap(), true), "{ip}");
