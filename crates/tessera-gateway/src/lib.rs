@@ -227,16 +227,26 @@ const CLIENT_ROUTING_HEADERS: [&str; 14] = [
 /// What a `Connection` header may name: connection options and hop-by-hop headers. Naming an
 /// end-to-end header (`Authorization`, `Cookie`, an identity header) would have the gateway
 /// drop it after checking it (T-04).
-const CONNECTION_OPTIONS: [&str; 9] =
-    ["close", "keep-alive", "upgrade", "te", "trailer", "trailers", "proxy-connection", "transfer-encoding", "http2-settings"];
+const CONNECTION_OPTIONS: [&str; 9] = [
+    "close",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "trailers",
+    "proxy-connection",
+    "transfer-encoding",
+    "http2-settings",
+];
 
 /// The request's `Connection` options, if every one is allowed.
 fn connection_ok(headers: &HeaderMap) -> bool {
     headers.get_all(header::CONNECTION).iter().all(|value| {
         value.to_str().is_ok_and(|v| {
-            v.split(',').map(str::trim).filter(|o| !o.is_empty()).all(|option| {
-                CONNECTION_OPTIONS.iter().any(|allowed| allowed.eq_ignore_ascii_case(option))
-            })
+            v.split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .all(|option| CONNECTION_OPTIONS.iter().any(|allowed| allowed.eq_ignore_ascii_case(option)))
         })
     })
 }
@@ -488,14 +498,21 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
                 }
             }
             Err(_) => {
-                return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad request target"));
+                return (
+                    "invalid".into(),
+                    json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad request target"),
+                );
             }
         }
     }
     if !connection_ok(request.headers()) {
         return (
             "invalid".into(),
-            json_error(StatusCode::BAD_REQUEST, "invalid_request", "the Connection header may name only hop-by-hop headers"),
+            json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "the Connection header may name only hop-by-hop headers",
+            ),
         );
     }
     // SECURITY-TESTS AK-03: an API key in a URL ends up in logs and histories; refuse it

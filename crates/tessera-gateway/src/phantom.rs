@@ -176,7 +176,8 @@ where
         let exchange = self.exchange.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let address = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| address_key(c.0.ip()));
+            let address =
+                parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| address_key(c.0.ip()));
             match exchange.outcome(&parts.headers, address).await {
                 Outcome::PassThrough => {}
                 Outcome::Replace(jwt) => {
