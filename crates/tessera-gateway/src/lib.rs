@@ -43,7 +43,11 @@ use tessera_verify::remote::RemoteVerifier;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
+use canonical::canonical_path;
+use canonical::{CLIENT_ROUTING_HEADERS, IDENTITY_HEADERS, connection_ok, strip};
+
 pub mod bff;
+mod canonical;
 mod metrics;
 pub mod phantom;
 
@@ -177,129 +181,6 @@ struct Gateway {
     metrics_from: Vec<ipnet::IpNet>,
     trusted_proxies: Vec<ipnet::IpNet>,
     bff: Option<Arc<bff::Bff>>,
-}
-
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-/// Identity headers only the gateway may set; a client's own are removed (GW-08).
-const IDENTITY_HEADERS: [&str; 9] = [
-    "x-forwarded-user",
-    "x-auth-sub",
-    "x-user",
-    "x-remote-user",
-    "client-cert",
-    "client-cert-chain",
-    "x-client-cert",
-    "x-ssl-client-cert",
-    "x-forwarded-client-cert",
-];
-
-/// Headers with which a client could tell the upstream where the request came from, where it
-/// was meant to go, or which method it "really" is; only the gateway may say such things
-/// (docs/threat-model.md, T-04). Every `x-forwarded-*` header is removed too.
-const CLIENT_ROUTING_HEADERS: [&str; 14] = [
-    "forwarded",
-    "x-real-ip",
-    "x-client-ip",
-    "true-client-ip",
-    "x-cluster-client-ip",
-    "x-original-url",
-    "x-original-uri",
-    "x-rewrite-url",
-    "x-original-method",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "x-http-destinationurl",
-    "x-proxy-url",
-];
-
-/// What a `Connection` header may name: connection options and hop-by-hop headers. Naming an
-/// end-to-end header (`Authorization`, `Cookie`, an identity header) would have the gateway
-/// drop it after checking it (T-04).
-const CONNECTION_OPTIONS: [&str; 9] = [
-    "close",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "trailers",
-    "proxy-connection",
-    "transfer-encoding",
-    "http2-settings",
-];
-
-/// The request's `Connection` options, if every one is allowed.
-fn connection_ok(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CONNECTION).iter().all(|value| {
-        value.to_str().is_ok_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty())
-                .all(|option| CONNECTION_OPTIONS.iter().any(|allowed| allowed.eq_ignore_ascii_case(option)))
-        })
-    })
-}
-
-/// RFC 3986 §6.2.2: the one form of `path` that the gateway routes on and forwards. Percent-
-/// encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded; encodings of `/`, `\`,
-/// `%`, `;` and control characters are refused (an upstream that decodes before routing would
-/// route on a path the gateway never saw); any other encoding is kept, in upper case. The
-/// result must be a [`normal_path`]. Case is significant: `/API` is not `/api`.
-pub fn canonical_path(path: &str) -> Result<String, &'static str> {
-    let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
-    let mut i = 0;
-    while let Some(&byte) = bytes.get(i) {
-        if byte != b'%' {
-            if !(0x21..0x7f).contains(&byte) {
-                return Err("the path holds characters that must be percent-encoded");
-            }
-            out.push(char::from(byte));
-            i += 1;
-            continue;
-        }
-        let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
-        let (Some(high), Some(low)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) else {
-            return Err("the path holds a malformed percent-encoding");
-        };
-        let decoded = u8::try_from(high * 16 + low).unwrap_or(0);
-        if decoded.is_ascii_alphanumeric() || b"-._~".contains(&decoded) {
-            out.push(char::from(decoded));
-        } else if b"/\\%;".contains(&decoded) || decoded < 0x20 || decoded == 0x7f {
-            return Err("the path holds encoded separators, percent signs, parameters or control characters");
-        } else {
-            out.push_str(&format!("%{decoded:02X}"));
-        }
-        i += 3;
-    }
-    normal_path(&out)?;
-    Ok(out)
-}
-
-/// Whether a path is in normal form: no dot segments, empty segments, parameters, or encoded
-/// characters that a server behind us might decode into any of those.
-fn normal_path(path: &str) -> Result<(), &'static str> {
-    let lower = path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00", "%25", ";", "\\"].iter().any(|bad| lower.contains(bad)) {
-        return Err("the path holds encoded separators, dots or parameters");
-    }
-    if path.split('/').skip(1).enumerate().any(|(i, segment)| {
-        segment == "." || segment == ".." || (segment.is_empty() && i + 1 < path.split('/').count() - 1)
-    }) {
-        return Err("the path holds empty or dot segments");
-    }
-    Ok(())
 }
 
 /// A JSON body that is never cached.
@@ -691,19 +572,6 @@ async fn forward(
     }
 }
 
-/// Removes hop-by-hop headers, including those the `Connection` header names.
-fn strip(headers: &mut HeaderMap) {
-    let named: Vec<String> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()).collect::<Vec<_>>())
-        .collect();
-    for name in HOP_BY_HOP.iter().map(|s| (*s).to_owned()).chain(named) {
-        headers.remove(name.as_str());
-    }
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -869,81 +737,6 @@ mod tests {
                 .replace("static_dir = \"spa\"", &format!("static_dir = {:?}", spa.to_str().unwrap()));
             let config: GatewayConfig = toml::from_str(&block).unwrap_or_else(|e| panic!("{e}\n{block}"));
             config.check().unwrap_or_else(|e| panic!("{e:#}\n{block}"));
-        }
-    }
-
-    #[track_caller]
-    fn check_canonical(path: &str, expect: Result<&str, ()>) {
-        assert_eq!(canonical_path(path).map_err(|_| ()), expect.map(str::to_owned), "{path}");
-    }
-
-    // Regression: #23. `/api/%61dmin` matched `/api` and reached upstreams that decode first as
-    // `/api/admin`.
-    #[test]
-    fn paths_are_brought_to_one_canonical_form() {
-        check_canonical("/api/%61dmin/x", Ok("/api/admin/x"));
-        check_canonical("/api/%41DMIN", Ok("/api/ADMIN"));
-        check_canonical("/a/%7e%2D%5f%2E%30", Ok("/a/~-_.0"));
-        check_canonical("/a/%c3%a9", Ok("/a/%C3%A9"));
-        check_canonical("/a/%20b", Ok("/a/%20b"));
-        check_canonical("/a/%40", Ok("/a/%40"));
-        for bad in [
-            "/api/%2e%2e/admin",
-            "/api/%2E/admin",
-            "/api%2fadmin",
-            "/api%2Fadmin",
-            "/api/%5c../admin",
-            "/api/%25",
-            "/api/%252e",
-            "/api/%3b",
-            "/api/%00",
-            "/api/%0a",
-            "/api/%7f",
-            "/api/%",
-            "/api/%6",
-            "/api/%zz",
-            "/api/%+1",
-            "/api/%-1",
-            "/api/\\x",
-            "/api;x",
-        ] {
-            check_canonical(bad, Err(()));
-        }
-    }
-
-    #[test]
-    fn connection_may_name_only_hop_by_hop_headers() {
-        let ok = |v: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(header::CONNECTION, HeaderValue::from_str(v).unwrap());
-            connection_ok(&headers)
-        };
-        assert!(ok("close") && ok("keep-alive, Upgrade") && ok("TE"));
-        assert!(!ok("authorization") && !ok("close, Cookie") && !ok("x-tessera-sub") && !ok("dpop"));
-        assert!(connection_ok(&HeaderMap::new()));
-    }
-
-    #[test]
-    fn only_normal_paths_pass() {
-        for ok in ["/", "/invoices", "/invoices/42", "/a/b/c/", "/x.y/z"] {
-            assert!(normal_path(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "/invoices/../admin",
-            "/invoices/./x",
-            "/invoices/%2e%2e/admin",
-            "/invoices/%2E%2E/admin",
-            "/invoices%2fadmin",
-            "//admin",
-            "/invoices//x",
-            "/invoices;x=1",
-            "/invoices/..;/admin",
-            "/invoices\\..\\admin",
-            "/invoices/%00",
-            "/invoices/%252e%252e/admin",
-            "/invoices/..",
-        ] {
-            assert!(normal_path(bad).is_err(), "{bad}");
         }
     }
 }
