@@ -46,7 +46,16 @@ impl Drop for Gateway {
 
 /// A raw HTTP/1.1 GET (paths exactly as written: URL libraries would normalise them).
 pub(crate) fn raw(addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    get_on(std::net::TcpStream::connect(addr).unwrap(), addr, target, headers)
+}
+
+/// [`raw`] on a connection made already (e.g. from another source address).
+pub(crate) fn get_on(
+    mut stream: std::net::TcpStream,
+    addr: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));

@@ -3,13 +3,13 @@
 //! normalisation), several source addresses (all of 127.0.0.0/8 is loopback), floods bounded in
 //! count. docs/threat-model.md T-02, T-03, T-04; each test failed before its fix (#23).
 
-use std::io::{Read as _, Write as _};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
 use crate::e2e::{Server, free_port};
-use crate::gateway::{API, Gateway, client_token, create_client, scrape, upstream};
+use crate::gateway::{API, Gateway, client_token, create_client, get_on, scrape, upstream};
 
 /// A raw HTTP/1.1 GET from `source` (e.g. `127.0.0.2`), target and headers exactly as written.
 fn raw_from(source: &str, addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
@@ -19,19 +19,8 @@ fn raw_from(source: &str, addr: &str, target: &str, headers: &[(&str, &str)]) ->
         socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
         socket.connect(addr.parse().unwrap()).await.unwrap().into_std().unwrap()
     });
-    let mut stream = stream;
     stream.set_nonblocking(false).unwrap();
-    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (status, head.to_owned(), body.to_owned())
+    get_on(stream, addr, target, headers)
 }
 
 fn gateway_toml(listen: &str, issuer: &str, reader: &Value, routes: &str) -> String {
@@ -51,6 +40,21 @@ fn server_and_caller(dir: &std::path::Path, format: &str, scope: &str) -> (Serve
     (server, reader, caller)
 }
 
+/// A server with a caller of `format` and `scope`, and a gateway with `routes` (a function of the
+/// echoing upstream's URL) in front of it; with the upstream's request count.
+fn gateway_for(
+    dir: &std::path::Path,
+    runtime: &tokio::runtime::Runtime,
+    (format, scope): (&str, &str),
+    routes: impl Fn(&str) -> String,
+) -> (Server, Value, Gateway, Arc<AtomicUsize>) {
+    let (server, reader, caller) = server_and_caller(dir, format, scope);
+    let (upstream_url, upstream_count) = upstream(runtime);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let gateway = Gateway::start(dir, &gateway_toml(&listen, &server.issuer, &reader, &routes(&upstream_url)));
+    (server, caller, gateway, upstream_count)
+}
+
 fn token_of(server: &Server, caller: &Value) -> String {
     client_token(&server.issuer, caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap())
 }
@@ -61,13 +65,11 @@ fn token_of(server: &Server, caller: &Value) -> String {
 fn encoded_paths_cannot_walk_past_a_nested_route() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, reader, caller) = server_and_caller(dir.path(), "jwt", "invoices:read");
-    let (upstream_url, upstream_count) = upstream(&runtime);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let routes = format!(
-        "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n\n[[routes]]\nprefix = \"/api/admin\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:admin\"]\n"
-    );
-    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+    let (server, caller, gateway, upstream_count) = gateway_for(dir.path(), &runtime, ("jwt", "invoices:read"), |up| {
+        format!(
+            "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n\n[[routes]]\nprefix = \"/api/admin\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"invoices:admin\"]\n"
+        )
+    });
     let bearer = format!("Bearer {}", token_of(&server, &caller));
     let get = |target: &str| raw_from("127.0.0.2", &gateway.addr, target, &[("Authorization", &bearer)]);
 
@@ -95,13 +97,11 @@ fn encoded_paths_cannot_walk_past_a_nested_route() {
 fn only_the_gateway_speaks_for_the_client_to_the_upstream() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, reader, caller) = server_and_caller(dir.path(), "jwt", "invoices:read");
-    let (upstream_url, upstream_count) = upstream(&runtime);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let routes = format!(
-        "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
-    );
-    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+    let (server, caller, gateway, upstream_count) = gateway_for(dir.path(), &runtime, ("jwt", "invoices:read"), |up| {
+        format!(
+            "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
+        )
+    });
     let bearer = format!("Bearer {}", token_of(&server, &caller));
     let spoofed = [
         ("Forwarded", "for=6.6.6.6;proto=https;host=admin.internal"),
@@ -154,13 +154,11 @@ fn only_the_gateway_speaks_for_the_client_to_the_upstream() {
 fn a_flood_of_junk_tokens_does_not_take_a_phantom_route_down() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, reader, caller) = server_and_caller(dir.path(), "opaque", "reports:read");
-    let (upstream_url, _) = upstream(&runtime);
-    let listen = format!("127.0.0.1:{}", free_port());
-    let routes = format!(
-        "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\nmode = \"phantom\"\n"
-    );
-    let gateway = Gateway::start(dir.path(), &gateway_toml(&listen, &server.issuer, &reader, &routes));
+    let (server, caller, gateway, _) = gateway_for(dir.path(), &runtime, ("opaque", "reports:read"), |up| {
+        format!(
+            "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\nmode = \"phantom\"\n"
+        )
+    });
 
     let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
     for attacker in ["127.0.0.2", "127.0.0.3"] {
