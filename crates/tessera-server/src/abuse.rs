@@ -27,6 +27,11 @@
 //!   budget an authenticated client relies on. Introspection by a resource server spends
 //!   nothing: it answers for its own callers, whom the gateway throttles.
 //!
+//! - **Pending authorization requests**: an unauthenticated `GET /authorize` that needs a login
+//!   or consent page stores the request; each address may open [`PENDING_REQUESTS`] at once, then
+//!   one every two seconds (429 page past that), so one address can hold at most about 360 rows
+//!   at a time (they expire after ten minutes).
+//!
 //! Addresses are the peer's, or — from a peer in `trusted_proxies` — the nearest address in
 //! `X-Forwarded-For` that is not itself a trusted proxy. IPv6 addresses are keyed by their /64
 //! (one host usually holds a whole /64), IPv4-mapped ones as IPv4.
@@ -37,6 +42,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+/// Pending authorization requests one address may open at once (each is a row of up to a few
+/// KB kept for `INTERACTION_TTL`); then one every two seconds. docs/threat-model.md T-08.
+pub const PENDING_REQUESTS: u32 = 60;
 
 /// Consecutive password failures before a lockout.
 pub const LOCK_AFTER: u64 = 5;
@@ -163,6 +172,9 @@ pub struct Abuse {
     pub scans: Throttle,
     /// Failed passwords per IP address.
     pub login_ip: Throttle,
+    /// Pending authorization requests (rows written by an unauthenticated `GET /authorize`) per
+    /// address: [`PENDING_REQUESTS`] at once, then one every two seconds.
+    pub pending_requests: Throttle,
     /// Unknown usernames, locked like real users: (failures, locked until).
     pub unknown_users: moka::sync::Cache<String, (u64, u64)>,
     pub per_client: RequestLimit,
@@ -176,6 +188,7 @@ impl Abuse {
             client_id_failures: Throttle::new(auth_failures.saturating_mul(100), Duration::from_millis(60)),
             scans: Throttle::new(100, Duration::from_millis(100)),
             login_ip: Throttle::new(20, Duration::from_secs(30)),
+            pending_requests: Throttle::new(PENDING_REQUESTS, Duration::from_secs(2)),
             unknown_users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(LONGEST_LOCK))
@@ -191,6 +204,7 @@ impl Abuse {
         self.client_id_failures.forget_old();
         self.scans.forget_old();
         self.login_ip.forget_old();
+        self.pending_requests.forget_old();
         for throttle in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
             throttle.forget_old();
         }
@@ -259,6 +273,16 @@ mod tests {
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:192.0.2.7"), key("192.0.2.7"));
         assert_eq!(key("192.0.2.7"), "ip:192.0.2.7");
+    }
+
+    #[test]
+    fn the_pending_request_throttle_blocks_past_its_allowance() {
+        let abuse = Abuse::new(0, 0, 10);
+        for _ in 0..PENDING_REQUESTS {
+            assert!(abuse.pending_requests.blocked("ip:x").is_none());
+            abuse.pending_requests.failed("ip:x");
+        }
+        assert!(abuse.pending_requests.blocked("ip:x").is_some());
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub struct User {
     pub created_at: u64,
     /// Until when the user is locked out after repeated password failures (0: not locked).
     pub locked_until: u64,
+    /// When the current streak of password failures began (0: none).
+    pub failures_since: u64,
 }
 
 impl User {
@@ -74,6 +76,7 @@ impl NewUser {
                 email_verified: request.email_verified.unwrap_or(false),
                 disabled: false,
                 locked_until: 0,
+                failures_since: 0,
                 created_at: now,
             },
             password,

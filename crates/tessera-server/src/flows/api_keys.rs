@@ -37,7 +37,12 @@ const MAX_KEY_TTL: u64 = 5 * 365 * 86_400;
 const EXCHANGED_TTL: u64 = 300;
 
 /// The owner's scopes and audiences, if the owner exists and may hold keys.
-async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope, Vec<String>), OAuthError> {
+async fn owner_limits(
+    state: &AppState,
+    owner: Owner,
+    id: &str,
+    now: UnixTime,
+) -> Result<(Scope, Vec<String>), OAuthError> {
     match owner {
         Owner::Client => {
             let client = state.store.client(id).await?.ok_or(OAuthError::InvalidRequest("no such client".into()))?;
@@ -49,7 +54,7 @@ async fn owner_limits(state: &AppState, owner: Owner, id: &str) -> Result<(Scope
             if user.disabled {
                 return Err(OAuthError::InvalidRequest("the user is disabled".into()));
             }
-            let (scopes, audiences) = state.store.granted_to_user(id).await?;
+            let (scopes, audiences) = state.store.granted_to_user(id, now.secs()).await?;
             let scope = Scope::parse(&scopes.join(" ")).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
             Ok((scope.without(crate::ADMIN_SCOPE), audiences))
         }
@@ -73,7 +78,7 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(OAuthError::InvalidRequest("name: 1 to 100 printable characters".into()));
     }
-    let (allowed_scope, allowed_audience) = owner_limits(state, owner, owner_id).await?;
+    let (allowed_scope, allowed_audience) = owner_limits(state, owner, owner_id, now).await?;
     let scope = match &request.scope {
         None => allowed_scope.clone(),
         Some(text) => Scope::parse(text).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?,

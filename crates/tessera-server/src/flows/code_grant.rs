@@ -78,12 +78,14 @@ fn id_token(
     Ok(signer.sign_jws(&payload)?)
 }
 
-/// A user who may still receive tokens.
-/// The grant's user, if they may still get tokens: not deleted, not disabled, and not locked
-/// out (RT-14: a lockout also stops codes and refresh tokens issued before it).
-async fn active_user(state: &AppState, user_id: &str, now: UnixTime) -> Result<User, OAuthError> {
+/// The grant's user, if they may still get tokens: not deleted, not disabled, and, while locked
+/// out, only for a grant `created` before the streak of failures that locked them began. A
+/// lockout protects, never punishes (#23): the sessions the person had before someone started
+/// guessing keep working; a grant created during the streak (RT-14: through a session, since a
+/// correct password would have ended the streak) waits for the lock to end.
+async fn active_user(state: &AppState, user_id: &str, created: u64, now: UnixTime) -> Result<User, OAuthError> {
     match state.store.user(user_id).await? {
-        Some(user) if user.locked_until > now.secs() => {
+        Some(user) if user.locked_until > now.secs() && created >= user.failures_since => {
             Err(OAuthError::InvalidGrant("the user is locked out after repeated failed sign-ins"))
         }
         Some(user) if !user.disabled => Ok(user),
@@ -182,7 +184,8 @@ pub async fn redeem(
     {
         return Err(OAuthError::InvalidGrant("the code is bound to a DPoP key this request does not prove"));
     }
-    active_user(state, &row.user_id, now).await?;
+    // A code lives CODE_TTL seconds: it was created that long before it expires.
+    active_user(state, &row.user_id, row.expires_at.saturating_sub(crate::flows::authorize::CODE_TTL), now).await?;
     match state.store.session(&row.session_id).await? {
         Some(session) if session.ended_at.is_none() => {}
         _ => return Err(OAuthError::InvalidGrant("the session that authorized this code has ended")),
@@ -290,7 +293,7 @@ pub async fn refresh(
     {
         return Err(OAuthError::InvalidGrant("the refresh token is bound to a DPoP key this request does not prove"));
     }
-    active_user(state, &grant.user_id, now).await?;
+    active_user(state, &grant.user_id, grant.created_at, now).await?;
     let granted = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
     let scope = token::narrowed_scope(form, &granted, "a refresh cannot widen the granted scope")?;
     let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);

@@ -97,7 +97,7 @@ pub async fn login(
     let record = failed(reason);
     let Some(user) = user.filter(|u| matches && !u.disabled) else {
         let failures = match &known_id {
-            Some(id) => state.store.record_login_failure(id, record).await?,
+            Some(id) => state.store.record_login_failure(id, now.secs(), record).await?,
             None => {
                 let failures = state.abuse.unknown_users.get(&unknown_key).map_or(0, |(n, _)| n) + 1;
                 state.abuse.unknown_users.insert(unknown_key.clone(), (failures, 0));

@@ -200,12 +200,30 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
     }
 }
 
-async fn authorize(State(state): State<AppState>, headers: HeaderMap, Params(form): Params) -> Response {
+async fn authorize(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
+    Params(form): Params,
+) -> Response {
     let form = match form {
         Ok(form) => form,
         Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
     };
     let state = &state;
+    // Every pending request is a row: an address that opened too many waits (T-08).
+    let ip_key = ip.map(crate::abuse::address_key);
+    if let Some(wait) = ip_key.as_deref().and_then(|k| state.abuse.pending_requests.blocked(k)) {
+        let mut response = error_page(
+            state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in requests from this address. Please wait a moment and try again.",
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
     let now = state.clock.now();
     let cookies = Cookies::read(state, &headers);
     let resolved = match authorize::resolve(state, &form, now).await {
@@ -221,6 +239,11 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, Params(for
         None => (secret::random_b64(32), true),
     };
     let next = authorize::begin(state, resolved, signed_in.as_ref(), &browser, now).await;
+    if matches!(next, Ok(authorize::Next::Login(_) | authorize::Next::Consent(_)))
+        && let Some(key) = &ip_key
+    {
+        state.abuse.pending_requests.failed(key);
+    }
     let mut response = next_response(state, next);
     if fresh {
         cookies.set(&mut response, Which::Browser, Some(&browser));

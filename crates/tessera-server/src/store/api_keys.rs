@@ -44,6 +44,36 @@ pub struct NewApiKey<'a> {
     pub expires_at: Option<u64>,
 }
 
+/// Revokes every live key of an owner (`"user"` or `"client"`, and its id) in `$tx` at `$now`
+/// (`i64`), with each key's revocation events; the number revoked. Revocation means everything
+/// (#23, docs/threat-model.md T-10): a user's or a client's revocation takes its keys along.
+macro_rules! revoke_keys_of {
+    ($tx:expr, $kind:expr, $id:expr, $now:expr) => {{
+        let revoked = sqlx::query(
+            "UPDATE api_keys SET revoked_at = $1 WHERE owner_kind = $2 AND owner_id = $3 AND revoked_at IS NULL \
+             RETURNING id",
+        )
+        .bind($now)
+        .bind($kind)
+        .bind($id)
+        .fetch_all(&mut *$tx)
+        .await?;
+        for row in &revoked {
+            let jti = format!("ak_{}", sqlx::Row::try_get::<i64, _>(row, "id")?);
+            $crate::store::feed::feed_event!(
+                $tx,
+                "jti",
+                jti.as_str(),
+                $now,
+                $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL))
+            );
+            $crate::store::feed::feed_cutoff!($tx, "client", jti.as_str(), $now);
+        }
+        u64::try_from(revoked.len()).unwrap_or(u64::MAX)
+    }};
+}
+pub(crate) use revoke_keys_of;
+
 impl Store {
     /// Stores a key; its id. The display prefix is set once the key is encoded ([`Store::set_api_key_display`]).
     /// `audit` records the creation (the key's id added).
@@ -149,15 +179,16 @@ impl Store {
         })
     }
 
-    /// The scopes and resources a user has been granted by any client (what a personal access
-    /// token may carry at most).
-    pub async fn granted_to_user(&self, user_id: &str) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+    /// The scopes and resources of the user's live grants at `now` (not revoked, not expired):
+    /// what a personal access token may carry at most. A revoked grant gives nothing (#23).
+    pub async fn granted_to_user(&self, user_id: &str, now: u64) -> anyhow::Result<(Vec<String>, Vec<String>)> {
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(
                 "SELECT g.scope AS scope, c.audience AS audience FROM grants g JOIN clients c ON c.client_id = g.client_id
-                 WHERE g.user_id = $1",
+                 WHERE g.user_id = $1 AND g.revoked_at IS NULL AND g.expires_at > $2",
             )
             .bind(user_id)
+            .bind(to_i64(now))
             .fetch_all(pool)
             .await?;
             let mut scopes: Vec<String> = Vec::new();

@@ -440,7 +440,8 @@ impl Store {
             let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             if res.rows_affected() == 1 {
                 feed::feed_cutoff!(tx, "client", client_id, now);
-                tx.audit(std::slice::from_ref(&audit)).await?;
+                let keys = api_keys::revoke_keys_of!(tx, "client", client_id, now);
+                tx.audit(std::slice::from_ref(&audit.clone().detail("api_keys_revoked", keys))).await?;
             }
             tx.commit().await?;
             res.rows_affected()
@@ -550,16 +551,20 @@ impl Store {
         })
     }
 
-    /// Counts a failed password for the user, with `audit` recording it (and the count); the
-    /// number of consecutive failures.
-    pub async fn record_login_failure(&self, id: &str, audit: Record) -> anyhow::Result<u64> {
+    /// Counts a failed password for the user at `now`, with `audit` recording it (and the
+    /// count); the number of consecutive failures. The first of a streak sets `failures_since`.
+    pub async fn record_login_failure(&self, id: &str, now: u64, audit: Record) -> anyhow::Result<u64> {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
-            let row =
-                sqlx::query("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = $1 RETURNING failed_logins")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
+            let row = sqlx::query(
+                "UPDATE users SET failed_logins = failed_logins + 1, \
+                 failures_since = CASE WHEN failed_logins = 0 THEN $2 ELSE failures_since END \
+                 WHERE id = $1 RETURNING failed_logins",
+            )
+            .bind(id)
+            .bind(to_i64(now))
+            .fetch_optional(&mut *tx)
+            .await?;
             let failures = row.map_or(0, |r| to_u64(sqlx::Row::get(&r, "failed_logins")));
             let audit = audit.detail("consecutive_failures", failures);
             tx.audit(std::slice::from_ref(&audit)).await?;
@@ -586,7 +591,7 @@ impl Store {
     /// Clears the failure count and any lock (a successful sign-in, or an admin's "enable").
     pub async fn reset_login_failures(&self, id: &str) -> anyhow::Result<()> {
         on_pool!(self, write, |pool| {
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0 WHERE id = $1 AND (failed_logins > 0 OR locked_until > 0)")
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = 0, failures_since = 0 WHERE id = $1 AND (failed_logins > 0 OR locked_until > 0)")
                 .bind(id)
                 .execute(pool)
                 .await?;

@@ -59,6 +59,7 @@ macro_rules! impl_decode {
                     disabled: self.get("disabled"),
                     created_at: to_u64(self.get("created_at")),
                     locked_until: to_u64(self.get("locked_until")),
+                    failures_since: to_u64(self.get("failures_since")),
                 }
             }
 

@@ -254,7 +254,21 @@ impl Store {
                     (0, g.rows_affected())
                 }
             };
-            let audit = audit.detail("sessions_ended", sessions).detail("grants_revoked", grants);
+            // Revocation means everything (#23, docs/threat-model.md T-10): a user's personal
+            // access tokens and a client's service keys go with the user's or client's tokens.
+            let owner = match target {
+                RevocationTarget::User(id) => Some(("user", id)),
+                RevocationTarget::Client(id) => Some(("client", id)),
+                RevocationTarget::Session(_) => None,
+            };
+            let keys = match owner {
+                Some((kind, id)) => super::api_keys::revoke_keys_of!(tx, kind, id, now),
+                None => 0,
+            };
+            let audit = audit
+                .detail("sessions_ended", sessions)
+                .detail("grants_revoked", grants)
+                .detail("api_keys_revoked", keys);
             tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             if let RevocationTarget::Client(client_id) = target {

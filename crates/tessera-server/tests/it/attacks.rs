@@ -163,3 +163,85 @@ async fn admin_rights_never_come_from_a_sign_in_or_an_api_key() {
         app.admin_post("/admin/api-keys", &json!({"client_id": admin.id, "name": "k", "scope": "tessera:admin"})).await;
     assert_eq!(res.status(), 400, "{}", res.text().await.unwrap());
 }
+
+// Regression: #23. Every unauthenticated GET /authorize that needs a login page stored a pending
+// request (up to a few KB) with no limit: disk and writer exhaustion from one address.
+#[tokio::test]
+async fn pending_authorization_requests_are_bounded_per_address() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    let client = app.code_client(json!({})).await;
+    let state = "s".repeat(2000);
+    let mut query = code_request(&client.id, "openid");
+    query.retain(|(k, _)| *k != "state");
+    query.push(("state", &state));
+    let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
+    let attacker = from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..100 {
+        let res = attacker.get(url.as_str()).send().await.unwrap();
+        statuses.push(res.status().as_u16());
+    }
+    let stored = statuses.iter().filter(|s| **s == 303).count();
+    assert!((60..=62).contains(&stored), "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 100 - stored, "{statuses:?}");
+    // Nobody else is affected: another address, and a person signing in, go on.
+    let res = from("127.0.0.3").get(url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    app.create_user("alice").await;
+    let mut browser = Browser::new(&app);
+    let redirect = browser.authorize(&code_request(&client.id, "openid"), "alice").await;
+    assert!(query_param(&redirect, "code").is_some(), "{redirect}");
+}
+
+/// A key of `owner` (`{"user_id"}` or `{"client_id"}`) with scope `invoices:read`: the status and key.
+async fn create_key(app: &TestApp, owner: Value) -> (u16, String) {
+    let mut request = json!({"name": "k", "scope": "invoices:read"});
+    request.as_object_mut().unwrap().extend(owner.as_object().unwrap().clone());
+    let res = app.admin_post("/admin/api-keys", &request).await;
+    let (status, body) = (res.status().as_u16(), res.json::<Value>().await.unwrap());
+    (status, body["key"].as_str().unwrap_or_default().to_owned())
+}
+
+async fn key_active(app: &TestApp, rs: &TestClient, key: String) -> bool {
+    app.introspect(rs, &key).await.json::<Value>().await.unwrap()["active"] == json!(true)
+}
+
+// Regression: #23. API keys survived "sign out all devices", a password reset, disabling the
+// user and revoking the client; and a key's scope was the union of every grant ever given,
+// revoked ones included.
+#[tokio::test]
+async fn revocation_means_everything_api_keys_included() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    let api = "https://api.example.test";
+    let rs = app.create_client(json!({"introspection": true, "audience": [api]})).await;
+    let service = app.create_client(json!({"scope": "invoices:read", "audience": [api]})).await;
+    let user_id = app.create_user("alice").await;
+    let client =
+        app.code_client(json!({"first_party": true, "scope": "openid invoices:read", "audience": [api]})).await;
+    let mut browser = Browser::new(&app);
+    let redirect = browser.authorize(&code_request(&client.id, "openid invoices:read"), "alice").await;
+    assert_eq!(app.redeem(&client, &query_param(&redirect, "code").unwrap()).await.status(), 200);
+    let key = |owner: Value| create_key(&app, owner);
+    let active = |key: String| key_active(&app, &rs, key);
+
+    // Each way of revoking a user takes their personal access tokens along.
+    let revoke_user = json!({"user_id": user_id});
+    let (status, pat) = key(json!({"user_id": user_id})).await;
+    assert_eq!(status, 201);
+    assert!(active(pat.clone()).await);
+    assert_eq!(app.admin_post("/admin/revocations", &revoke_user).await.status(), 200);
+    assert!(!active(pat).await, "sign out all devices");
+    // The only grant is revoked now: a new key may not carry its scope.
+    assert_eq!(key(json!({"user_id": user_id})).await.0, 400, "a revoked grant gives no scope");
+
+    // A client's revocation takes its service keys along.
+    let (status, sak) = key(json!({"client_id": service.id})).await;
+    assert_eq!(status, 201);
+    assert!(active(sak.clone()).await);
+    assert_eq!(app.admin_post("/admin/revocations", &json!({"client_id": service.id})).await.status(), 200);
+    assert!(!active(sak).await, "client revocation");
+    let (status, sak) = key(json!({"client_id": service.id})).await;
+    assert_eq!(status, 201);
+    assert_eq!(app.admin_delete(&format!("/admin/clients/{}", service.id)).await.status(), 204);
+    assert!(!active(sak).await, "client deletion");
+}
