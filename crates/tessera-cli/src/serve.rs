@@ -61,6 +61,15 @@ pub(crate) struct ServeArgs {
     /// Failed client authentications allowed per client id and per address before 429 [default: 10].
     #[arg(long, env = "TESSERA_AUTH_FAILURE_ALLOWANCE")]
     auth_failure_allowance: Option<u32>,
+    /// Open connections per listener [default: 10000].
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Open connections per client address (IPv6: per /64) on each listener [default: 512].
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS_PER_IP")]
+    max_connections_per_ip: Option<usize>,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between requests [default: 10].
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
     /// PostgreSQL: connections per node [default: 16].
     #[arg(long, env = "TESSERA_DATABASE_MAX_CONNECTIONS")]
     database_max_connections: Option<u32>,
@@ -104,6 +113,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         refresh_token_grace_period: args.refresh_token_grace_period,
         rate_limit_per_client: args.rate_limit_per_client,
         rate_limit_per_ip: args.rate_limit_per_ip,
+        max_connections: args.max_connections,
+        max_connections_per_ip: args.max_connections_per_ip,
+        header_read_timeout: args.header_read_timeout,
         auth_failure_allowance: args.auth_failure_allowance,
         session_ttl: args.session_ttl,
         database_max_connections: args.database_max_connections,

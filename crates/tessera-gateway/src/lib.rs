@@ -31,7 +31,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt as _;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -81,6 +80,16 @@ pub struct GatewayConfig {
     /// proxy (`Forwarded`, `X-Forwarded-For`) never may.
     #[serde(default = "default_metrics_from")]
     pub metrics_from: Vec<ipnet::IpNet>,
+    /// Open connections at once [default: 10000].
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// Open connections at once from one client address, IPv6 by /64 [default: 512].
+    #[serde(default)]
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a connection may take to send a request's headers, and may sit idle between
+    /// requests [default: 10].
+    #[serde(default)]
+    pub header_read_timeout: Option<u64>,
 }
 
 fn default_metrics_from() -> Vec<ipnet::IpNet> {
@@ -677,15 +686,16 @@ pub async fn run(
         .fallback(dispatch)
         .with_state(gateway);
     tracing::info!(listen = %listener.local_addr()?, routes = config.routes.len(), "tessera gateway serving");
-    let nodelay = |stream: &mut tokio::net::TcpStream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
-        }
+    // Slow or greedy clients cannot hold the gateway (docs/threat-model.md T-12).
+    let default = tessera_listener::Limits::default();
+    let limits = tessera_listener::Limits {
+        max_connections: config.max_connections.unwrap_or(default.max_connections).max(1),
+        max_connections_per_ip: config.max_connections_per_ip.unwrap_or(default.max_connections_per_ip).max(1),
+        header_read_timeout: config
+            .header_read_timeout
+            .map_or(default.header_read_timeout, |s| Duration::from_secs(s.max(1))),
     };
-    axum::serve(listener.tap_io(nodelay), app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("gateway listener")
+    tessera_listener::serve(listener, None, app, limits, shutdown).await.context("gateway listener")
 }
 
 #[cfg(test)]

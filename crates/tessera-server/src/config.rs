@@ -43,6 +43,12 @@ pub struct RawConfig {
     pub rate_limit_per_ip: Option<u32>,
     /// Failed client authentications allowed per client id and per address before 429.
     pub auth_failure_allowance: Option<u32>,
+    /// Open connections per listener.
+    pub max_connections: Option<usize>,
+    /// Open connections per client address (IPv6: per /64) on each listener.
+    pub max_connections_per_ip: Option<usize>,
+    /// Seconds a connection may take to send a request's headers (and may sit idle between requests).
+    pub header_read_timeout: Option<u64>,
     /// PostgreSQL: connections per node.
     pub database_max_connections: Option<u32>,
     /// PostgreSQL: seconds a request waits for a connection before it fails with 503.
@@ -84,6 +90,9 @@ impl RawConfig {
             rate_limit_per_client: over.rate_limit_per_client.or(self.rate_limit_per_client),
             rate_limit_per_ip: over.rate_limit_per_ip.or(self.rate_limit_per_ip),
             auth_failure_allowance: over.auth_failure_allowance.or(self.auth_failure_allowance),
+            max_connections: over.max_connections.or(self.max_connections),
+            max_connections_per_ip: over.max_connections_per_ip.or(self.max_connections_per_ip),
+            header_read_timeout: over.header_read_timeout.or(self.header_read_timeout),
             session_ttl: over.session_ttl.or(self.session_ttl),
             database_max_connections: over.database_max_connections.or(self.database_max_connections),
             database_acquire_timeout: over.database_acquire_timeout.or(self.database_acquire_timeout),
@@ -186,6 +195,8 @@ pub struct Config {
     /// Failed client authentications per client id and per address before 429 (refilled one
     /// every 6 s).
     pub auth_failure_allowance: u32,
+    /// Connection caps and the header deadline of both listeners (docs/threat-model.md T-12).
+    pub listener: tessera_listener::Limits,
     /// PostgreSQL connection settings.
     pub postgres: crate::store::PostgresSettings,
     /// HTTPS on the public listener: `(certificate chain, private key)` files.
@@ -295,6 +306,16 @@ impl Config {
             rate_limit_per_client: raw.rate_limit_per_client.unwrap_or(1000),
             rate_limit_per_ip: raw.rate_limit_per_ip.unwrap_or(2000),
             auth_failure_allowance: raw.auth_failure_allowance.unwrap_or(10).max(1),
+            listener: {
+                let default = tessera_listener::Limits::default();
+                tessera_listener::Limits {
+                    max_connections: raw.max_connections.unwrap_or(default.max_connections).max(1),
+                    max_connections_per_ip: raw.max_connections_per_ip.unwrap_or(default.max_connections_per_ip).max(1),
+                    header_read_timeout: raw
+                        .header_read_timeout
+                        .map_or(default.header_read_timeout, |s| std::time::Duration::from_secs(s.max(1))),
+                }
+            },
             postgres,
             tls,
             tls_client_ca: raw.tls_client_ca,

@@ -24,7 +24,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tessera_proto::admin::{AdminConfig, ClientMetadata};
 use tokio::net::TcpListener;
 
@@ -307,34 +306,19 @@ pub async fn run(
         let _ = rx.wait_for(|stop| *stop).await;
     };
     tracing::info!(public = %public.local_addr()?, admin = %admin.local_addr()?, issuer = %state.config.issuer.as_str(), "tessera serving");
-    // Small request/response exchanges: never let Nagle's algorithm hold a response back.
-    let nodelay = |stream: &mut tokio::net::TcpStream| {
-        if let Err(err) = stream.set_nodelay(true) {
-            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
-        }
-    };
-    let public_server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &state.config.tls {
+    let limits = state.config.listener;
+    let tls = match &state.config.tls {
         Some((cert, key)) => {
             let certificate = Arc::new(tls::ServerCertificate::load(cert, key)?);
             let config = tls::server_config(certificate.clone())?;
             tls::reload_on_change(certificate, wait(rx.clone()));
-            Box::pin(tls::serve(public, config, app(state.clone()), wait(rx.clone())))
+            Some(tls::listener_tls(config))
         }
-        None => Box::pin(
-            axum::serve(
-                public.tap_io(nodelay),
-                app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(wait(rx.clone()))
-            .into_future(),
-        ),
+        None => None,
     };
+    let public_server = tessera_listener::serve(public, tls, app(state.clone()), limits, wait(rx.clone()));
     // With the peer's address: the audit log names where admin changes came from.
-    let admin_server = axum::serve(
-        admin.tap_io(nodelay),
-        admin_app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(wait(rx));
+    let admin_server = tessera_listener::serve(admin, None, admin_app(state.clone()), limits, wait(rx));
     let stopping = state.stopping.clone();
     tokio::spawn(async move {
         shutdown.await;
@@ -342,7 +326,7 @@ pub async fn run(
         let _ = tx.send(true);
         stopping.send_replace(true);
     });
-    let (public_result, admin_result) = tokio::join!(public_server, admin_server.into_future());
+    let (public_result, admin_result) = tokio::join!(public_server, admin_server);
     public_result.context("public listener")?;
     admin_result.context("admin listener")?;
     state.store.close().await;

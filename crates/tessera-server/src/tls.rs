@@ -11,14 +11,11 @@
 //! proxy's RFC 9440 `Client-Cert` header (see `http::client_certificate`).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::Router;
-use axum::extract::ConnectInfo;
 use rustls::DistinguishedName;
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -27,7 +24,6 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use tokio::net::TcpListener;
 
 /// The certificate chain a client presented, leaf first.
 #[derive(Debug, Clone)]
@@ -217,70 +213,19 @@ pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<O
     });
 }
 
-/// Serves `router` over TLS on `listener` until `shutdown` resolves, then lets open
-/// connections finish. Each request carries `ConnectInfo<SocketAddr>` and, when the client
-/// presented one, its [`ClientCertificate`].
-pub async fn serve(
-    listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    use tower::ServiceExt as _;
-
-    let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, remote) = tokio::select! {
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    tracing::debug!(err = %err, "accept failed");
-                    continue;
-                }
-            },
-        };
-        if let Err(err) = tcp.set_nodelay(true) {
-            tracing::debug!(err = %err, "cannot set TCP_NODELAY");
-        }
-        let acceptor = acceptor.clone();
-        let router = router.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            // A client that never finishes its handshake must not hold a task forever.
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(err)) => {
-                    tracing::debug!(err = %err, %remote, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
-            let certificate = tls
-                .get_ref()
-                .1
+/// TLS for a `tessera_listener` listener: each request carries the client's certificate chain
+/// as a [`ClientCertificate`] when the client presented one.
+pub fn listener_tls(config: Arc<rustls::ServerConfig>) -> tessera_listener::Tls {
+    tessera_listener::Tls {
+        acceptor: tokio_rustls::TlsAcceptor::from(config),
+        on_tls: Arc::new(|session: &rustls::ServerConnection, extensions: &mut axum::http::Extensions| {
+            let certificate = session
                 .peer_certificates()
                 .filter(|chain| !chain.is_empty())
                 .map(|chain| ClientCertificate(Arc::new(chain.iter().map(|c| c.clone().into_owned()).collect())));
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let mut request = request.map(axum::body::Body::new);
-                request.extensions_mut().insert(ConnectInfo::<SocketAddr>(remote));
-                if let Some(certificate) = &certificate {
-                    request.extensions_mut().insert(certificate.clone());
-                }
-                router.clone().oneshot(request)
-            });
-            let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
-            if let Err(err) = watcher.watch(connection).await {
-                tracing::debug!(err = %err, %remote, "connection ended with an error");
+            if let Some(certificate) = certificate {
+                extensions.insert(certificate);
             }
-        });
+        }),
     }
-    graceful.shutdown().await;
-    Ok(())
 }

@@ -245,3 +245,57 @@ async fn revocation_means_everything_api_keys_included() {
     assert_eq!(app.admin_delete(&format!("/admin/clients/{}", service.id)).await.status(), 204);
     assert!(!active(sak).await, "client deletion");
 }
+
+/// A raw connection from `source` to the app's public listener.
+async fn connect_from(app: &TestApp, source: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    socket.connect(app.addr).await.unwrap()
+}
+
+/// Whether the server closes `stream` within `within` (reads until EOF or an error).
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    let read_to_end = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(within, read_to_end).await.is_ok()
+}
+
+// Regression: #23. The listeners had no header-read deadline and no connection cap: a few
+// clients trickling headers (slowloris) held connections for ever.
+#[tokio::test]
+async fn slow_clients_cannot_hold_the_listener() {
+    use tokio::io::AsyncWriteExt as _;
+    let app = spawn_app_with(T0, |c| {
+        c.listener.max_connections_per_ip = 5;
+        c.listener.header_read_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    // Five connections from one address that send half a request and then nothing.
+    let mut slow = Vec::new();
+    for _ in 0..5 {
+        let mut stream = connect_from(&app, "127.0.0.2").await;
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        slow.push(stream);
+    }
+    // A sixth from the same address is closed at once, before anything is read.
+    let mut sixth = connect_from(&app, "127.0.0.2").await;
+    assert!(closed_within(&mut sixth, std::time::Duration::from_secs(5)).await, "over the per-address cap");
+    // Everyone else is served meanwhile.
+    let res = from("127.0.0.3").get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // The trickling connections are closed once their header deadline passes (1 s here).
+    for stream in &mut slow {
+        assert!(closed_within(stream, std::time::Duration::from_secs(5)).await, "header deadline");
+    }
+    // And their address may connect again.
+    let res = from("127.0.0.2").get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
