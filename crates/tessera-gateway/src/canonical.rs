@@ -82,7 +82,7 @@ pub(crate) fn connection_ok(headers: &HeaderMap) -> bool {
 /// `%`, `;` and control characters are refused (an upstream that decodes before routing would
 /// route on a path the gateway never saw); any other encoding is kept, in upper case. The
 /// result must be a [`normal_path`]. Case is significant: `/API` is not `/api`.
-pub(crate) fn canonical_path(path: &str) -> Result<String, &'static str> {
+pub fn canonical_path(path: &str) -> Result<String, &'static str> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
     let mut i = 0;

@@ -42,7 +42,7 @@ use tessera_verify::remote::RemoteVerifier;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
-use canonical::canonical_path;
+pub use canonical::canonical_path;
 use canonical::{CLIENT_ROUTING_HEADERS, IDENTITY_HEADERS, connection_ok, strip};
 
 pub mod bff;
@@ -142,7 +142,8 @@ impl GatewayConfig {
         Ok(config)
     }
 
-    fn check(&self) -> anyhow::Result<()> {
+    /// Checks a parsed configuration as [`GatewayConfig::from_file`] does.
+    pub fn check(&self) -> anyhow::Result<()> {
         if self.routes.is_empty() {
             anyhow::bail!("routes: at least one route is needed");
         }
