@@ -346,7 +346,7 @@ pub async fn begin(
     now: UnixTime,
 ) -> Result<Next, AuthorizeError> {
     let Resolved { client, params, par_hash } = resolved;
-    decide(state, &client, &params, signed_in, None, par_hash, Some(browser), now).await
+    decide(state, &client, &params, signed_in, None, false, par_hash, Some(browser), now).await
 }
 
 /// Continues an interaction after a login or on a revisit.
@@ -358,7 +358,20 @@ pub async fn resume(
     now: UnixTime,
 ) -> Result<Next, AuthorizeError> {
     let (row, client, params) = interaction(state, handle, browser, now).await?;
-    decide(state, &client, &params, signed_in, Some((&row, handle)), row.par_hash, None, now).await
+    decide(state, &client, &params, signed_in, Some((&row, handle)), false, row.par_hash, None, now).await
+}
+
+/// [`resume`] once the person has answered the consent page of this interaction: `prompt=consent`
+/// is satisfied.
+pub async fn resume_after_consent(
+    state: &AppState,
+    handle: &str,
+    browser: Option<&str>,
+    signed_in: Option<&SignedIn>,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
+    let (row, client, params) = interaction(state, handle, browser, now).await?;
+    decide(state, &client, &params, signed_in, Some((&row, handle)), true, row.par_hash, None, now).await
 }
 
 /// A pending interaction that belongs to this browser, with its client and parameters.
@@ -393,6 +406,7 @@ async fn decide(
     params: &AuthParams,
     signed_in: Option<&SignedIn>,
     interaction: Option<(&AuthRequestRow, &str)>,
+    consented_here: bool,
     par_hash: Option<[u8; 32]>,
     browser: Option<&str>,
     now: UnixTime,
@@ -420,8 +434,9 @@ async fn decide(
     if needs_login && none {
         return Err(fail("login_required", "the user is not signed in"));
     }
-    // A first-party client skips consent, unless the request insists (`prompt=consent`).
-    let forced = params.prompts("consent") && interaction.is_none();
+    // A first-party client skips consent, unless the request insists (`prompt=consent`), which
+    // holds until the person answers this interaction's consent page, a login first or not (#23).
+    let forced = params.prompts("consent") && !consented_here;
     let needs_consent = match signed_in {
         Some(_) if needs_login => false,
         Some(_) if client.first_party => forced,

@@ -154,7 +154,13 @@ pub async fn redeem(
         return Err(invalid);
     }
     if row.consumed_at.is_some() {
-        replayed(state, client, row.grant_id.as_deref(), now).await?;
+        // RFC 6749 §4.1.2: a code used twice revokes what it granted, but only when the replay
+        // proves it comes from whoever started the flow (the PKCE verifier). A code is not
+        // secret from everyone (logs, referrers, a public client's id is public): without the
+        // verifier, a third party could otherwise end the person's grant (#23, T-14).
+        if form.get("code_verifier").is_some_and(|v| is_pkce_value(v) && pkce_matches(v, &row.code_challenge)) {
+            replayed(state, client, row.grant_id.as_deref(), now).await?;
+        }
         return Err(invalid);
     }
     if row.expires_at <= now.secs() {

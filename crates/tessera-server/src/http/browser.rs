@@ -473,7 +473,8 @@ async fn consent_submit(State(state): State<AppState>, headers: HeaderMap, body:
             tracing::info!(user_id = %signed_in.user.id, client_id = %client.client_id, scope = %params.scope, "consent given");
             next_response(
                 &state,
-                authorize::resume(&state, request, cookies.browser.as_deref(), Some(&signed_in), now).await,
+                authorize::resume_after_consent(&state, request, cookies.browser.as_deref(), Some(&signed_in), now)
+                    .await,
             )
         }
         Some("deny") => match authorize::deny(&state, &row, &params, now).await {
@@ -657,8 +658,9 @@ async fn revoke_api_key(State(state): State<AppState>, headers: HeaderMap, body:
     see_other("/account")
 }
 
-/// RP-initiated logout. With a valid `id_token_hint`, the hinted session ends at once; without
-/// one, the signed-in user confirms on a page (whose form posts back here with a CSRF token).
+/// RP-initiated logout. With a valid `id_token_hint` naming this browser's session, that session
+/// ends at once; otherwise the signed-in user confirms on a page (whose form posts back here with
+/// a CSRF token), and a hint for a session this browser does not hold ends nothing.
 async fn logout(State(state): State<AppState>, headers: HeaderMap, Params(form): Params) -> Response {
     let form = match form {
         Ok(form) => form,
@@ -685,14 +687,18 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Params(form):
     };
     let confirmed = form.get("csrf_token").is_some();
     let ending = match (&request.hinted_session, &signed_in, confirmed) {
-        (Some(sid), _, _) => Some(sid.clone()),
-        (None, Some(me), true) => {
+        // The hint names this browser's own session: it ends at once.
+        (Some(sid), Some(me), _) if me.session.id == *sid => Some(sid.clone()),
+        // A hint is no credential (#23, docs/threat-model.md T-14): an old ID token, sent from a
+        // browser that does not hold its session, ends nothing on its own word; a person signed
+        // in here is asked about their own session instead.
+        (_, Some(me), true) => {
             if !session::csrf_ok(state, "logout", &[&me.session.id], form.get("csrf_token")) {
                 return error_page(state, StatusCode::FORBIDDEN, "The form expired or did not come from this site.");
             }
             Some(me.session.id.clone())
         }
-        (None, Some(me), false) => {
+        (_, Some(me), false) => {
             let csrf = session::csrf_token(state, "logout", &[&me.session.id]);
             let ctx = context! {
                 signed_out => false, username => &me.user.username, csrf_token => csrf,
@@ -701,7 +707,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap, Params(form):
             };
             return render(state, StatusCode::OK, "logout.html", ctx);
         }
-        (None, None, _) => None,
+        (_, None, _) => None,
     };
     let mut clear_cookie = false;
     if let Some(sid) = &ending {

@@ -21,16 +21,33 @@ pub(crate) struct After {
     after: Option<u64>,
 }
 
-/// Authenticates the reader of a feed request at `path`.
+/// Authenticates the reader of a feed request at `path`: a resource server, with its audiences.
 async fn reader(
     state: &AppState,
     certificate: &Certificate,
     headers: &HeaderMap,
     path: &str,
-) -> Result<(), OAuthError> {
+) -> Result<Vec<String>, OAuthError> {
     let url = state.config.issuer.join(path);
-    revocation_feed::reader(state, &client_request(headers, certificate, &url)?, state.clock.now()).await?;
-    Ok(())
+    let client =
+        revocation_feed::reader(state, &client_request(headers, certificate, &url)?, state.clock.now()).await?;
+    Ok(client.audience)
+}
+
+/// Whether a JWT's header and payload (`header.payload`, as stored for a split token) name an
+/// audience among `audiences`: a resource server gets only the tokens addressed to it (#23).
+fn addressed_to(header_payload: &str, audiences: &[String]) -> bool {
+    use base64::Engine as _;
+    let Some(payload) = header_payload.split('.').nth(1) else { return false };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload) else { return false };
+    let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&bytes) else { return false };
+    match claims.get("aud") {
+        Some(serde_json::Value::String(aud)) => audiences.contains(aud),
+        Some(serde_json::Value::Array(auds)) => {
+            auds.iter().any(|a| a.as_str().is_some_and(|a| audiences.iter().any(|b| b == a)))
+        }
+        _ => false,
+    }
 }
 
 pub(crate) async fn page(
@@ -60,13 +77,15 @@ pub(crate) async fn split_token(
 ) -> Response {
     use base64::Engine as _;
     let result = async {
-        reader(&state, &certificate, &headers, "/split-tokens").await?;
+        let audiences = reader(&state, &certificate, &headers, "/split-tokens").await?;
         let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(&hash)
             .ok()
             .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
             .ok_or_else(|| OAuthError::InvalidRequest("not a base64url SHA-256".into()))?;
-        Ok::<_, OAuthError>(state.store.split_token(&hash, state.clock.now().secs()).await?)
+        let found = state.store.split_token(&hash, state.clock.now().secs()).await?;
+        // Another audience's token is as unknown to this caller as no token at all.
+        Ok::<_, OAuthError>(found.filter(|header_payload| addressed_to(header_payload, &audiences)))
     }
     .await;
     no_store(match result {

@@ -299,3 +299,111 @@ async fn slow_clients_cannot_hold_the_listener() {
     let res = from("127.0.0.2").get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+// Regression: #23. A GET to /logout with any old id_token_hint ended that session from any
+// browser (a link in a mail was enough to sign a person out).
+#[tokio::test]
+async fn an_id_token_hint_ends_only_the_session_of_the_browser_that_holds_it() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("dave").await;
+    let client = app.code_client(json!({"first_party": true})).await;
+    let mut dave = Browser::new(&app);
+    let redirect = dave.authorize(&code_request(&client.id, "openid"), "dave").await;
+    let tokens: Value = app.redeem(&client, &query_param(&redirect, "code").unwrap()).await.json().await.unwrap();
+    let (id_token, access_token) = (tokens["id_token"].as_str().unwrap(), tokens["access_token"].as_str().unwrap());
+    let query = [("id_token_hint", id_token), ("post_logout_redirect_uri", "https://client.example.org/bye")];
+    let url = reqwest::Url::parse_with_params(&app.url("/logout"), &query).unwrap();
+    // From a stranger's browser: back to the client, nothing ended.
+    let res = from("127.0.0.2").get(url.as_str()).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    let active = |token: &str| {
+        let (app, client, token) = (&app, &client, token.to_owned());
+        async move { app.introspect(client, &token).await.json::<Value>().await.unwrap()["active"] == json!(true) }
+    };
+    assert!(active(access_token).await, "a stranger's hint ended nothing");
+    // From dave's own browser it ends his session.
+    assert_eq!(dave.get(url.as_str()).await.status(), 303);
+    assert!(!active(access_token).await);
+}
+
+// Regression: #23. Replaying an already-redeemed code revoked its grant whoever sent it; for a
+// public client anyone who saw the code (a log, a referrer) could end the person's session.
+#[tokio::test]
+async fn a_replayed_code_revokes_only_when_the_replay_proves_the_pkce_verifier() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("erin").await;
+    let rs = app.create_client(json!({"introspection": true, "audience": [app.issuer]})).await;
+    let public = app.code_client(json!({"first_party": true, "token_endpoint_auth_method": "none"})).await;
+    let mut erin = Browser::new(&app);
+    let redirect = erin.authorize(&code_request(&public.id, "openid offline_access"), "erin").await;
+    let code = query_param(&redirect, "code").unwrap();
+    let tokens: Value = app.redeem(&public, &code).await.json().await.unwrap();
+    let access_token = tokens["access_token"].as_str().unwrap().to_owned();
+    let active =
+        || async { app.introspect(&rs, &access_token).await.json::<Value>().await.unwrap()["active"] == json!(true) };
+    assert!(active().await);
+    let replay = |verifier: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", tessera_test_support::REDIRECT_URI),
+            ("client_id", public.id.as_str()),
+        ];
+        form.extend(verifier.map(|v| ("code_verifier", v)));
+        from("127.0.0.2").post(app.url("/token")).form(&form).send()
+    };
+    for verifier in [None, Some("a-wrong-verifier-of-the-right-length-abcdefghijk")] {
+        let res = replay(verifier).await.unwrap();
+        assert_eq!(res.status(), 400);
+        assert!(active().await, "a replay without the verifier revoked the grant");
+    }
+    // The client itself retrying with its verifier: RFC 6749 §4.1.2 revocation.
+    assert_eq!(replay(Some(tessera_test_support::VERIFIER)).await.unwrap().status(), 400);
+    assert!(!active().await);
+}
+
+// Regression: #23. /split-tokens answered any resource server with any split token's header
+// and payload, whatever its audience.
+#[tokio::test]
+async fn split_tokens_are_given_only_to_resource_servers_of_their_audience() {
+    use base64::Engine as _;
+    let app = spawn_app_with(T0, |_| {}).await;
+    let ours = app.create_client(json!({"introspection": true, "audience": ["https://api.example.test"]})).await;
+    let theirs = app.create_client(json!({"introspection": true, "audience": ["https://other.example.test"]})).await;
+    let client = app
+        .create_client(
+            json!({"scope": "read", "access_token_format": "split", "audience": ["https://api.example.test"]}),
+        )
+        .await;
+    let part = app.access_token(&client).await;
+    let hash = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tessera_server::secret::hash(&part));
+    let fetch = |caller: &TestClient| {
+        app.http
+            .get(app.url(&format!("/split-tokens/{hash}")))
+            .header("authorization", basic(&caller.id, &caller.secret))
+            .send()
+    };
+    assert_eq!(fetch(&ours).await.unwrap().status(), 200);
+    assert_eq!(fetch(&theirs).await.unwrap().status(), 404, "another audience's token is unknown to it");
+}
+
+// Regression: #23. `prompt=consent` was dropped when the person had to sign in first.
+#[tokio::test]
+async fn prompt_consent_survives_a_login() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("fay").await;
+    let client = app.code_client(json!({"first_party": true})).await;
+    let mut query = code_request(&client.id, "openid");
+    query.push(("prompt", "consent"));
+    let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
+    let mut fay = Browser::new(&app);
+    let res = fay.get(url.as_str()).await;
+    let login = tessera_test_support::location(&res).unwrap();
+    assert!(login.starts_with("/login"), "{login}");
+    let res = fay.login(&login, "fay", tessera_test_support::PASSWORD).await;
+    let next = tessera_test_support::location(&res).unwrap();
+    assert!(next.starts_with("/consent"), "a first-party client still asks, as prompt=consent said: {next}");
+    let res = fay.consent(&next, "allow").await;
+    let back = tessera_test_support::location(&res).unwrap();
+    assert!(query_param(&back, "code").is_some(), "{back}");
+}
