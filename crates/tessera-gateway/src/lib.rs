@@ -90,7 +90,17 @@ pub struct GatewayConfig {
     /// requests [default: 10].
     #[serde(default)]
     pub header_read_timeout: Option<u64>,
+    /// How old a DPoP proof's `iat` may be, in seconds [default: 60].
+    #[serde(default)]
+    pub dpop_max_age: Option<u64>,
+    /// The key (base64, at least 32 bytes) of this deployment's DPoP nonces: every gateway
+    /// sharing it accepts the nonces of every other. Needed by routes with `dpop_nonce = true`.
+    #[serde(default)]
+    pub dpop_nonce_key: Option<String>,
 }
+
+/// How long a gateway DPoP nonce lasts: the window it names and the next.
+const DPOP_NONCE_WINDOW: u64 = 60;
 
 fn default_metrics_from() -> Vec<ipnet::IpNet> {
     ["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse().ok()).collect()
@@ -127,6 +137,11 @@ pub struct RouteConfig {
     /// returns for it (revoked within a second through the feed, like any token).
     #[serde(default)]
     pub api_keys: bool,
+    /// DPoP proofs must carry a nonce of this deployment (RFC 9449 §9, `dpop_nonce_key`): a proof
+    /// cannot be made in advance, and a replay at another gateway node works only while the
+    /// nonce lasts.
+    #[serde(default)]
+    pub dpop_nonce: bool,
 }
 
 fn default_mode() -> String {
@@ -134,6 +149,18 @@ fn default_mode() -> String {
 }
 
 impl GatewayConfig {
+    /// The DPoP nonce key, decoded.
+    fn dpop_nonce_key_bytes(&self) -> anyhow::Result<Vec<u8>> {
+        use base64::Engine as _;
+        let Some(key) = &self.dpop_nonce_key else {
+            anyhow::bail!("dpop_nonce_key: routes with dpop_nonce = true need one (base64, 32 bytes or more)");
+        };
+        match base64::engine::general_purpose::STANDARD.decode(key.trim()) {
+            Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
+            _ => anyhow::bail!("dpop_nonce_key: base64 of at least 32 bytes"),
+        }
+    }
+
     /// Reads and checks a `gateway.toml`.
     pub fn from_file(path: &std::path::Path) -> anyhow::Result<GatewayConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -164,6 +191,9 @@ impl GatewayConfig {
             for method in &route.methods {
                 Method::from_bytes(method.as_bytes()).with_context(|| format!("routes: {method:?} is no method"))?;
             }
+        }
+        if self.routes.iter().any(|r| r.dpop_nonce) {
+            self.dpop_nonce_key_bytes()?;
         }
         if let Some(bff) = &self.bff {
             bff.check(self.public_origin.trim_end_matches('/'))?;
@@ -251,8 +281,16 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
             }
         };
         let metadata_url = format!("{origin}/.well-known/oauth-protected-resource{}", route.prefix);
-        let mut layer =
-            VerifyLayer::new(verifier).public_origin(origin).resource_metadata(&metadata_url).realm("tessera-gateway");
+        let mut layer = VerifyLayer::new(verifier)
+            .public_origin(origin)
+            .resource_metadata(&metadata_url)
+            .realm("tessera-gateway")
+            .dpop_max_age(config.dpop_max_age.unwrap_or(tessera_verify::layer::DPOP_MAX_AGE));
+        if route.dpop_nonce {
+            let nonces = tessera_verify::dpop::DpopNonces::new(&config.dpop_nonce_key_bytes()?, DPOP_NONCE_WINDOW)
+                .map_err(|err| anyhow::anyhow!("dpop_nonce_key: {err}"))?;
+            layer = layer.dpop_nonces(nonces);
+        }
         for scope in &route.scopes {
             layer = layer.require_scope(scope);
         }
@@ -727,6 +765,19 @@ mod tests {
         assert_eq!(certificate(&trusting, request("192.0.2.1:4000", ":AQID:")), None, "not a trusted proxy");
         assert_eq!(certificate(&trusting, request("10.1.2.3:4000", "AQID")), None, "not a byte sequence");
         assert_eq!(certificate(&gateway(&[]), request("127.0.0.1:4000", ":AQID:")), None, "no proxy is trusted");
+    }
+
+    #[test]
+    fn routes_with_dpop_nonces_need_a_key() {
+        let with = |key: &str| {
+            let text = format!(
+                "listen = \"127.0.0.1:1\"\nissuer = \"http://127.0.0.1:2\"\nclient_id = \"g\"\nclient_secret = \"s\"\npublic_origin = \"http://127.0.0.1:1\"\n{key}\n[[routes]]\nprefix = \"/api\"\nupstream = \"http://127.0.0.1:3\"\naudience = \"https://api.example\"\ndpop_nonce = true\n"
+            );
+            toml::from_str::<GatewayConfig>(&text).unwrap().check()
+        };
+        assert!(with("").is_err(), "no key");
+        assert!(with("dpop_nonce_key = \"c2hvcnQ=\"").is_err(), "too short");
+        assert!(with("dpop_nonce_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"").is_ok());
     }
 
     /// Every complete `gateway.toml` in docs/gateway.md parses and passes the checks.

@@ -39,6 +39,70 @@ pub struct ResourceRequest<'a> {
     pub policy: DpopPolicy,
 }
 
+/// Resource-server DPoP nonces (RFC 9449 §9) that need no shared state: a nonce names a time
+/// window and carries an HMAC-SHA256 of it under a key that every node of a deployment shares,
+/// so a nonce one gateway issued is accepted by all of them, in the window it names and the
+/// next. A proof therefore cannot be made in advance, and a replay at another node (whose
+/// replay cache never saw the proof) works at most until the nonce expires.
+pub struct DpopNonces {
+    key: aws_lc_rs::hmac::Key,
+    window: u64,
+}
+
+impl std::fmt::Debug for DpopNonces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopNonces").field("key", &"[redacted]").field("window", &self.window).finish()
+    }
+}
+
+impl DpopNonces {
+    /// Nonces under `key` (at least 32 bytes), each window lasting `window_seconds` (at least 1).
+    pub fn new(key: &[u8], window_seconds: u64) -> Result<DpopNonces, VerifyError> {
+        if key.len() < 32 {
+            return Err(VerifyError::Malformed("a DPoP nonce key has at least 32 bytes"));
+        }
+        Ok(DpopNonces {
+            key: aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key),
+            window: window_seconds.max(1),
+        })
+    }
+
+    fn tag(&self, window: u64) -> [u8; 16] {
+        let mut input = b"tessera dpop nonce ".to_vec();
+        input.extend_from_slice(&window.to_be_bytes());
+        let full = aws_lc_rs::hmac::sign(&self.key, &input);
+        let mut tag = [0u8; 16];
+        tag.copy_from_slice(&full.as_ref()[..16]);
+        tag
+    }
+
+    /// The nonce to hand out at `now`.
+    pub fn current(&self, now: UnixTime) -> String {
+        let window = now.0 / self.window;
+        let mut bytes = window.to_be_bytes().to_vec();
+        bytes.extend_from_slice(&self.tag(window));
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// Whether `nonce` was issued under this key for the current window or the one before.
+    pub fn accepts(&self, nonce: &str, now: UnixTime) -> bool {
+        let Ok(bytes) = URL_SAFE_NO_PAD.decode(nonce) else { return false };
+        let Some((window, tag)) = bytes.split_first_chunk::<8>() else { return false };
+        let window = u64::from_be_bytes(*window);
+        let current = now.0 / self.window;
+        (window == current || window.saturating_add(1) == current)
+            && aws_lc_rs::constant_time::verify_slices_are_equal(tag, &self.tag(window)).is_ok()
+    }
+}
+
+/// The `nonce` claim of a proof, read without checking anything (the proof is verified next,
+/// with this nonce required).
+pub fn unverified_nonce(proof: &str) -> Option<String> {
+    let payload = proof.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok()?.get("nonce")?.as_str().map(str::to_owned)
+}
+
 /// Proof `jti`s seen recently, so that a replayed proof is refused (RFC 9449 §11.1). Bounded
 /// in entries; an entry is kept while its proof could still pass the `iat` window. One cache
 /// serves one process: several gateway nodes each keep their own (or require server nonces).
@@ -259,6 +323,27 @@ mod tests {
             let err = verify_proof(RFC_PROOF, &token_request(url), &DpopPolicy::default(), UnixTime(RFC_IAT));
             assert!(err.is_err(), "{url}");
         }
+    }
+
+    // Regression: #23. Stateless resource-server nonces: any node with the key accepts them
+    // for the window they name and the next, nobody without it can make one.
+    #[test]
+    fn dpop_nonces_last_two_windows_and_need_the_key() {
+        let key = [7u8; 32];
+        let (a, b) = (DpopNonces::new(&key, 60).unwrap(), DpopNonces::new(&key, 60).unwrap());
+        let other = DpopNonces::new(&[8u8; 32], 60).unwrap();
+        let nonce = a.current(UnixTime(6_000));
+        assert!(b.accepts(&nonce, UnixTime(6_000)), "another node with the key");
+        assert!(b.accepts(&nonce, UnixTime(6_119)), "the next window");
+        assert!(!b.accepts(&nonce, UnixTime(6_120)), "expired");
+        assert!(!b.accepts(&nonce, UnixTime(5_999)), "from the future");
+        assert!(!other.accepts(&nonce, UnixTime(6_000)), "another key");
+        let mut forged = URL_SAFE_NO_PAD.decode(&nonce).unwrap();
+        forged[12] ^= 1;
+        assert!(!b.accepts(&URL_SAFE_NO_PAD.encode(forged), UnixTime(6_000)));
+        assert!(!b.accepts("", UnixTime(6_000)) && !b.accepts("!!", UnixTime(6_000)));
+        assert!(DpopNonces::new(&[1u8; 16], 60).is_err(), "a short key");
+        assert!(!format!("{a:?}").contains('7'), "the key never prints");
     }
 
     #[test]

@@ -27,7 +27,7 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tessera_proto::UnixTime;
 
-use crate::dpop::{DpopPolicy, ResourceRequest};
+use crate::dpop::{DpopNonces, DpopPolicy, ResourceRequest};
 use crate::remote::{RemoteError, RemoteVerifier};
 use crate::{Claims, VerifyError};
 
@@ -55,7 +55,12 @@ struct Config {
     scopes: Vec<String>,
     realm: String,
     resource_metadata: Option<String>,
+    dpop_max_age: u64,
+    dpop_nonces: Option<Arc<DpopNonces>>,
 }
+
+/// How old a DPoP proof's `iat` may be at a resource, unless [`VerifyLayer::dpop_max_age`] says.
+pub const DPOP_MAX_AGE: u64 = 60;
 
 impl VerifyLayer {
     /// A layer that accepts tokens `verifier` accepts.
@@ -67,6 +72,8 @@ impl VerifyLayer {
                 scopes: Vec::new(),
                 realm: "api".into(),
                 resource_metadata: None,
+                dpop_max_age: DPOP_MAX_AGE,
+                dpop_nonces: None,
             }),
         }
     }
@@ -78,6 +85,8 @@ impl VerifyLayer {
             scopes: shared.scopes.clone(),
             realm: shared.realm.clone(),
             resource_metadata: shared.resource_metadata.clone(),
+            dpop_max_age: shared.dpop_max_age,
+            dpop_nonces: shared.dpop_nonces.clone(),
         });
         change(&mut config);
         VerifyLayer { config: Arc::new(config) }
@@ -101,6 +110,20 @@ impl VerifyLayer {
     pub fn resource_metadata(self, url: &str) -> VerifyLayer {
         let url = url.to_owned();
         self.with(|c| c.resource_metadata = Some(url))
+    }
+
+    /// How old a DPoP proof's `iat` may be, in seconds. Defaults to [`DPOP_MAX_AGE`] (60).
+    pub fn dpop_max_age(self, seconds: u64) -> VerifyLayer {
+        self.with(|c| c.dpop_max_age = seconds)
+    }
+
+    /// Requires DPoP proofs to carry a nonce from `nonces` (RFC 9449 §9): a proof without a
+    /// current one is answered 401 `use_dpop_nonce`, and every answer carries a fresh nonce in
+    /// `DPoP-Nonce`. Every node sharing the nonce key accepts every node's nonces. Defaults to
+    /// no nonces.
+    pub fn dpop_nonces(self, nonces: DpopNonces) -> VerifyLayer {
+        let nonces = Arc::new(nonces);
+        self.with(|c| c.dpop_nonces = Some(nonces))
     }
 
     /// The `realm` of the challenges. Defaults to `api`.
@@ -139,6 +162,8 @@ enum Refusal {
     },
     InsufficientScope,
     Unavailable,
+    /// RFC 9449 §9: the proof must carry a current nonce of this resource.
+    UseDpopNonce,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for VerifyService<S>
@@ -164,13 +189,19 @@ where
         Box::pin(async move {
             // The body is not looked at (nor held across the verification).
             let (mut parts, body) = request.into_parts();
-            match admit(&config, &parts).await {
+            let mut response = match admit(&config, &parts).await {
                 Ok(claims) => {
                     parts.extensions.insert(claims);
-                    inner.call(Request::from_parts(parts, body)).await
+                    inner.call(Request::from_parts(parts, body)).await?
                 }
-                Err(refusal) => Ok(refuse(&config, refusal)),
+                Err(refusal) => refuse(&config, refusal),
+            };
+            // RFC 9449 §9: every answer carries the nonce the next proof should use.
+            if let Some(nonce) = config.dpop_nonces.as_ref().and_then(|n| HeaderValue::from_str(&n.current(now())).ok())
+            {
+                response.headers_mut().insert("dpop-nonce", nonce);
             }
+            Ok(response)
         })
     }
 }
@@ -224,8 +255,18 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
                 format!("https://{host}{}", request.uri.path())
             }
         };
-        let resource =
-            ResourceRequest { method: request.method.as_str(), url: &url, nonce: None, policy: DpopPolicy::default() };
+        // RFC 9449 §9: with nonces, the proof's own nonce must be one this resource issued (on
+        // any node sharing the key); the proof is then verified with that nonce required.
+        let claimed = crate::dpop::unverified_nonce(proof);
+        let nonce = match &config.dpop_nonces {
+            None => None,
+            Some(nonces) => match claimed.as_deref() {
+                Some(nonce) if nonces.accepts(nonce, now) => Some(nonce),
+                _ => return Err(Refusal::UseDpopNonce),
+            },
+        };
+        let policy = DpopPolicy { max_age: config.dpop_max_age, ..DpopPolicy::default() };
+        let resource = ResourceRequest { method: request.method.as_str(), url: &url, nonce, policy };
         let presented = request.extensions.get::<PresentedToken>().map_or(token, |p| p.0.as_str());
         config.verifier.verify_dpop_presented(token, presented, proof, &resource, now).await
     } else {
@@ -234,6 +275,7 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
     let dpop = scheme.eq_ignore_ascii_case("dpop");
     let claims = result.map_err(|err| match err {
         RemoteError::Unavailable(_) => Refusal::Unavailable,
+        RemoteError::Invalid(VerifyError::UseDpopNonce) => Refusal::UseDpopNonce,
         RemoteError::Invalid(VerifyError::InvalidDpopProof(why)) => {
             Refusal::InvalidToken { dpop: true, proof: true, description: why.into() }
         }
@@ -299,6 +341,14 @@ fn refuse<B: From<String>>(config: &Config, refusal: Refusal) -> Response<B> {
             None,
             "temporarily_unavailable",
             "the token issuer cannot be reached; try again".to_owned(),
+        ),
+        Refusal::UseDpopNonce => (
+            StatusCode::UNAUTHORIZED,
+            Some(format!(
+                "DPoP realm=\"{realm}\", error=\"use_dpop_nonce\", error_description=\"a current DPoP nonce is required\", algs=\"ES256 EdDSA PS256 RS256\""
+            )),
+            "use_dpop_nonce",
+            "a current DPoP nonce is required (see DPoP-Nonce)".to_owned(),
         ),
     };
     let body = serde_json::json!({"error": error, "error_description": description}).to_string();

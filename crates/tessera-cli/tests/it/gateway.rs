@@ -520,7 +520,7 @@ fn split_mode_reassembles_and_verifies_the_jwt_and_honours_revocation() {
 }
 
 /// A token request with extra headers (a DPoP proof, a proxy's `Client-Cert`).
-fn token_with(issuer: &str, client: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
+pub(crate) fn token_with(issuer: &str, client: &Value, headers: &[(&str, &str)]) -> (u16, Value) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(async {
         tessera_test_support::install_crypto_provider();

@@ -185,3 +185,80 @@ fn a_flood_of_junk_tokens_does_not_take_a_phantom_route_down() {
         assert_eq!(status, 200, "{body}");
     }
 }
+
+/// A response header's value from a raw response head.
+fn header_of(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+    })
+}
+
+// Regression: #23. The gateway's DPoP replay cache is per process and it issued no nonces: a
+// proof (iat window five minutes and more) replayed at another gateway node. Routes can now
+// require nonces that every gateway sharing the key accepts; the iat window is 60 s.
+#[test]
+fn gateway_dpop_nonces_work_across_nodes_and_bound_replays() {
+    use tessera_test_support::{DpopKey, wall_clock_now};
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = Server::start(dir.path(), free_port(), free_port());
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let reader = create_client(&admin, &["--name", "gateway", "--introspection", "--audience", API]);
+    let client =
+        create_client(&admin, &["--name", "dpop", "--require-dpop", "--scope", "invoices:read", "--audience", API]);
+    let (upstream_url, _) = upstream(&runtime);
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    // Two gateway nodes behind one public origin, sharing the nonce key.
+    let origin_port = free_port();
+    let nodes: Vec<Gateway> = (0..2)
+        .map(|i| {
+            let listen = format!("127.0.0.1:{}", if i == 0 { origin_port } else { free_port() });
+            let node_dir = dir.path().join(format!("node-{i}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            let routes = format!(
+                "dpop_nonce_key = \"{key}\"\n\n[[routes]]\nprefix = \"/api\"\nupstream = \"{upstream_url}\"\naudience = \"{API}\"\ndpop_nonce = true\n"
+            );
+            let config = gateway_toml(&listen, &server.issuer, &reader, &routes)
+                .replace(&format!("public_origin = \"http://{listen}\""), &format!("public_origin = \"http://127.0.0.1:{origin_port}\""));
+            Gateway::start(&node_dir, &config)
+        })
+        .collect();
+    let dpop_key = DpopKey::default();
+    let token_url = format!("{}/token", server.issuer);
+    let (status, issued) = crate::gateway::token_with(
+        &server.issuer,
+        &client,
+        &[("DPoP", &dpop_key.proof("POST", &token_url, wall_clock_now(), None))],
+    );
+    assert_eq!(status, 200, "{issued}");
+    let token = issued["access_token"].as_str().unwrap().to_owned();
+    let url = format!("http://127.0.0.1:{origin_port}/api/x");
+    let authorization = format!("DPoP {token}");
+    let proof = |nonce: Option<&str>, iat: u64| {
+        let (header, mut claims) = dpop_key.parts("GET", &url, iat, Some(&token));
+        if let Some(nonce) = nonce {
+            claims["nonce"] = nonce.into();
+        }
+        dpop_key.sign(&header, &claims)
+    };
+    let call = |node: &Gateway, proof: &str| {
+        raw_from("127.0.0.2", &node.addr, "/api/x", &[("Authorization", &authorization), ("DPoP", proof)])
+    };
+
+    // Without a nonce: 401 use_dpop_nonce, and a nonce to use.
+    let (status, head, _) = call(&nodes[0], &proof(None, wall_clock_now()));
+    assert_eq!(status, 401, "{head}");
+    assert!(head.contains("use_dpop_nonce"), "{head}");
+    let nonce = header_of(&head, "dpop-nonce").unwrap();
+    // A nonce from node 0 works at node 1, and every answer brings a fresh one.
+    let (status, head, body) = call(&nodes[1], &proof(Some(&nonce), wall_clock_now()));
+    assert_eq!(status, 200, "{head}{body}");
+    assert!(header_of(&head, "dpop-nonce").is_some());
+    // A forged nonce, or a proof older than the 60 s iat window, is refused.
+    let (status, head, _) = call(&nodes[1], &proof(Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), wall_clock_now()));
+    assert_eq!(status, 401);
+    assert!(head.contains("use_dpop_nonce"), "{head}");
+    let (status, head, _) = call(&nodes[0], &proof(Some(&nonce), wall_clock_now() - 90));
+    assert_eq!(status, 401, "{head}");
+}
