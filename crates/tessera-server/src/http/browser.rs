@@ -601,19 +601,33 @@ async fn sign_out_all(State(state): State<AppState>, headers: HeaderMap, body: B
     response
 }
 
-/// A personal access token made on the account page: within what the user has granted; shown
-/// once on the page that answers.
+/// How recent the sign-in must be to create a personal access token on the account page.
+const KEY_FRESH_SIGN_IN: u64 = 600;
+/// The lifetime of an account-page key when none is chosen, and the longest one.
+const DEFAULT_KEY_DAYS: u64 = 90;
+const MAX_KEY_DAYS: u64 = 365;
+
+/// A personal access token made on the account page: within what the user has granted, from a
+/// fresh sign-in, always expiring; shown once on the page that answers.
 async fn create_api_key(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let now = state.clock.now();
     let (_, signed_in, form) = match account_post(&state, &headers, &body).await {
         Ok(ok) => ok,
         Err(response) => return response,
     };
+    // A key outlives the session that made it: only a fresh sign-in makes one (#23, T-10), so a
+    // browser left signed in, or a stolen session cookie, cannot mint a long-lived credential.
+    if now.secs().saturating_sub(signed_in.session.auth_time) > KEY_FRESH_SIGN_IN {
+        let why = "Sign in again to create an API key: your last sign-in was more than ten minutes ago.";
+        return account(&state, &signed_in, now, StatusCode::FORBIDDEN, None, Some(why)).await;
+    }
+    // Keys made here always expire: 90 days unless a shorter or longer lifetime (up to a year)
+    // is chosen. Keys that never expire are an administrator's to make.
     let expires_in = match form.get("expires_in_days").unwrap_or("") {
-        "" | "never" => None,
+        "" => Some(DEFAULT_KEY_DAYS * 86_400),
         days => match days.parse::<u64>() {
-            Ok(days) => Some(days.saturating_mul(86_400)),
-            Err(_) => {
+            Ok(days) if (1..=MAX_KEY_DAYS).contains(&days) => Some(days * 86_400),
+            _ => {
                 return account(&state, &signed_in, now, StatusCode::BAD_REQUEST, None, Some("Choose a lifetime."))
                     .await;
             }

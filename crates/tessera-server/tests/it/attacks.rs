@@ -407,3 +407,36 @@ async fn prompt_consent_survives_a_login() {
     let back = tessera_test_support::location(&res).unwrap();
     assert!(query_param(&back, "code").is_some(), "{back}");
 }
+
+// Regression: #23. Keys made on the account page never expired by default, and any session,
+// however old (a browser left signed in, a stolen cookie), could make one.
+#[tokio::test]
+async fn account_page_keys_need_a_fresh_sign_in_and_always_expire() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("gus").await;
+    let client = app.code_client(json!({"first_party": true, "scope": "openid invoices:read"})).await;
+    let mut gus = Browser::new(&app);
+    let redirect = gus.authorize(&code_request(&client.id, "openid invoices:read"), "gus").await;
+    assert_eq!(app.redeem(&client, &query_param(&redirect, "code").unwrap()).await.status(), 200);
+    let csrf = |html: &str| tessera_test_support::hidden_field(html, "csrf_token").unwrap();
+    let page = gus.get("/account").await.text().await.unwrap();
+    for lifetime in ["never", "0", "366"] {
+        let form = [("csrf_token", csrf(&page)), ("name", "k".into()), ("expires_in_days", lifetime.into())];
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(gus.post("/account/api-keys", &form).await.status(), 400, "{lifetime}");
+    }
+    let form = [("csrf_token", csrf(&page)), ("name", "k".to_owned())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(gus.post("/account/api-keys", &form).await.status(), 200, "no lifetime chosen: 90 days");
+    let keys = app.admin_get("/admin/api-keys").await.json::<Value>().await.unwrap();
+    let key = &keys["api_keys"][0];
+    assert_eq!(key["expires_at"].as_u64().unwrap() - key["created_at"].as_u64().unwrap(), 90 * 86_400, "{key}");
+    // Eleven minutes later the same session may not make another.
+    app.clock.advance(660);
+    let page = gus.get("/account").await.text().await.unwrap();
+    let form = [("csrf_token", csrf(&page)), ("name", "k2".to_owned())];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = gus.post("/account/api-keys", &form).await;
+    assert_eq!(res.status(), 403);
+    assert!(res.text().await.unwrap().contains("Sign in again"));
+}
