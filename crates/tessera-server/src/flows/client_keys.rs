@@ -29,12 +29,20 @@ pub struct ClientKeys {
     http: std::sync::OnceLock<reqwest::Client>,
     allow_private: bool,
     cache: moka::sync::Cache<String, (Arc<Value>, u64)>,
+    /// URIs whose last fetch failed, with when: not fetched again within [`COOL_DOWN`], so a
+    /// client naming a slow or broken `jwks_uri` cannot make the server fetch once per request.
+    failed: moka::sync::Cache<String, u64>,
 }
 
 impl ClientKeys {
     /// `allow_private` permits private and loopback addresses (a loopback issuer only).
     pub fn new(allow_private: bool) -> anyhow::Result<ClientKeys> {
-        Ok(ClientKeys { http: std::sync::OnceLock::new(), allow_private, cache: moka::sync::Cache::new(10_000) })
+        Ok(ClientKeys {
+            http: std::sync::OnceLock::new(),
+            allow_private,
+            cache: moka::sync::Cache::new(10_000),
+            failed: moka::sync::Cache::new(10_000),
+        })
     }
 
     fn http(&self) -> anyhow::Result<&reqwest::Client> {
@@ -68,7 +76,23 @@ impl ClientKeys {
                 return Ok(jwks);
             }
         }
-        let jwks = Arc::new(self.fetch(uri).await?);
+        if let Some(failed_at) = self.failed.get(uri)
+            && now.secs().saturating_sub(failed_at) < COOL_DOWN
+        {
+            // A failure is remembered like a fetched set: a stale set still serves meanwhile.
+            return match self.cache.get(uri) {
+                Some((jwks, _)) => Ok(jwks),
+                None => anyhow::bail!("jwks_uri failed less than {COOL_DOWN} s ago"),
+            };
+        }
+        let jwks = match self.fetch(uri).await {
+            Ok(jwks) => Arc::new(jwks),
+            Err(err) => {
+                self.failed.insert(uri.clone(), now.secs());
+                return Err(err);
+            }
+        };
+        self.failed.invalidate(uri);
         self.cache.insert(uri.clone(), (jwks.clone(), now.secs()));
         Ok(jwks)
     }
@@ -184,6 +208,31 @@ mod tests {
             let err = keys.fetch(&uri).await.unwrap_err();
             assert!(format!("{err:#}").contains("private") || format!("{err:#}").contains("public"), "{uri}: {err:#}");
         }
+    }
+
+    // Regression: #23. A failed fetch was not remembered: a client naming a broken jwks_uri made
+    // the server fetch it once per authentication attempt.
+    #[tokio::test]
+    async fn a_failing_jwks_uri_is_fetched_at_most_once_a_cool_down() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        let broken = axum::Router::new().fallback(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { axum::http::StatusCode::INTERNAL_SERVER_ERROR }
+        });
+        tokio::spawn(async move { axum::serve(listener, broken).await.unwrap() });
+        let keys = ClientKeys::new(true).unwrap();
+        let mut client = Client::for_api_key("c", 60);
+        client.jwks_uri = Some(uri);
+        for _ in 0..5 {
+            assert!(keys.of(&client, true, UnixTime(1_000)).await.is_err());
+        }
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
+        assert!(keys.of(&client, true, UnixTime(1_000 + COOL_DOWN)).await.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 2, "fetched again after the cool-down");
     }
 
     #[test]
