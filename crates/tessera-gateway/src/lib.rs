@@ -208,6 +208,12 @@ impl GatewayConfig {
 
 type RouteService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
 
+/// The client's address, in each request's extensions: the peer's, or from a peer in
+/// `trusted_proxies` the nearest untrusted `X-Forwarded-For` hop. Throttles key on it, and the
+/// upstream gets it as `X-Forwarded-For`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddress(pub(crate) std::net::IpAddr);
+
 struct Route {
     config: RouteConfig,
     service: RouteService,
@@ -487,6 +493,11 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
         return (label, response);
     }
     client_certificate(gateway, &mut request);
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let forwarded_for = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    if let Some(address) = tessera_listener::client_ip(peer, forwarded_for, &gateway.trusted_proxies) {
+        request.extensions_mut().insert(ClientAddress(address));
+    }
     match route.service.clone().oneshot(request).await {
         Ok(response) => (label, response),
         Err(never) => match never {},
@@ -566,7 +577,7 @@ async fn forward(
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let claims = parts.extensions.remove::<Claims>();
-    let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let remote = parts.extensions.get::<ClientAddress>().map(|c| c.0);
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("{upstream}{path_and_query}").parse::<http::Uri>() else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request", "the request target cannot be forwarded");

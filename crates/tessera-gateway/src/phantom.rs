@@ -24,7 +24,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -80,20 +80,6 @@ pub const NEGATIVE_TTL: Duration = Duration::from_secs(60);
 
 /// Unknown tokens one client address may have the issuer look up at once; then one per second.
 pub const UNKNOWN_LOOKUPS: u32 = 20;
-
-/// The throttle key of an address: IPv6 by its /64 (a host usually holds a whole /64).
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
 
 impl PhantomLayer {
     /// Exchanges `kind` tokens at `issuer` as the gateway's resource-server client.
@@ -176,8 +162,8 @@ where
         let exchange = self.exchange.clone();
         Box::pin(async move {
             let (mut parts, body) = request.into_parts();
-            let address =
-                parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| address_key(c.0.ip()));
+            // The client's address as the gateway saw it (behind `trusted_proxies`, the forwarded one).
+            let address = parts.extensions.get::<crate::ClientAddress>().map(|c| tessera_listener::address_key(c.0));
             match exchange.outcome(&parts.headers, address).await {
                 Outcome::PassThrough => {}
                 Outcome::Replace(jwt) => {

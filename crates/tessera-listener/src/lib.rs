@@ -40,8 +40,29 @@ impl Default for Limits {
     }
 }
 
-/// The key a client address is counted under: IPv4 as is, IPv6 by its /64, IPv4-mapped as IPv4.
-fn address_key(ip: IpAddr) -> IpAddr {
+/// The client's address: the peer's, or from a peer in `trusted` (a proxy in front) the nearest
+/// `X-Forwarded-For` entry that is not itself a trusted proxy (the leftmost entries are whatever
+/// the client wrote, so they are never believed).
+pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = peer?;
+    if !trusted.iter().any(|net| net.contains(&peer)) {
+        return Some(peer);
+    }
+    let Some(chain) = forwarded_for else { return Some(peer) };
+    let mut nearest = peer;
+    for hop in chain.rsplit(',') {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else { return Some(nearest) };
+        nearest = address;
+        if !trusted.iter().any(|net| net.contains(&address)) {
+            break;
+        }
+    }
+    Some(nearest)
+}
+
+/// The key a client address is counted under by every throttle and cap: IPv4 as is, IPv6 by its
+/// /64 (a host is usually given a whole /64), IPv4-mapped as IPv4.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -211,38 +211,15 @@ impl Abuse {
     }
 }
 
-/// The client's address: the peer's, or from a trusted proxy the nearest `X-Forwarded-For`
-/// entry that is not a trusted proxy itself (the leftmost entries are whatever the client wrote).
+/// The client's address (see [`tessera_listener::client_ip`]).
 pub fn client_ip(peer: Option<IpAddr>, forwarded_for: Option<&str>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
-    let peer = peer?;
-    if !trusted.iter().any(|net| net.contains(&peer)) {
-        return Some(peer);
-    }
-    let Some(chain) = forwarded_for else { return Some(peer) };
-    let mut nearest = peer;
-    for hop in chain.rsplit(',') {
-        let Ok(address) = hop.trim().parse::<IpAddr>() else { return Some(nearest) };
-        nearest = address;
-        if !trusted.iter().any(|net| net.contains(&address)) {
-            break;
-        }
-    }
-    Some(nearest)
+    tessera_listener::client_ip(peer, forwarded_for, trusted)
 }
 
 /// The throttle key of an address: IPv4 as is, IPv6 by its /64 (a host is usually given a
 /// whole /64, so keying by address would give an attacker 2^64 fresh keys).
 pub fn address_key(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V4(v4) => format!("ip:{v4}"),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => format!("ip:{v4}"),
-            None => {
-                let s = v6.segments();
-                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
-        },
-    }
+    format!("ip:{}", tessera_listener::address_key(ip))
 }
 
 #[cfg(test)]

@@ -262,3 +262,37 @@ fn gateway_dpop_nonces_work_across_nodes_and_bound_replays() {
     let (status, head, _) = call(&nodes[0], &proof(Some(&nonce), wall_clock_now() - 90));
     assert_eq!(status, 401, "{head}");
 }
+
+// Regression: #23. Behind a load balancer every client has the balancer's address: the
+// unknown-token allowance would then be one budget that an attacker spends for everyone.
+// From `trusted_proxies`, the gateway keys on the forwarded client address (and forwards it).
+#[test]
+fn behind_a_trusted_proxy_the_allowance_is_per_client_not_per_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, caller, gateway, _) = gateway_for(dir.path(), &runtime, ("opaque", "reports:read"), |up| {
+        format!(
+            "trusted_proxies = [\"127.0.0.9/32\"]\n\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\nmode = \"phantom\"\n"
+        )
+    });
+    // The proxy (127.0.0.9) relays an attacker's junk, naming the attacker.
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..60 {
+        let junk = format!("Bearer tat_junk_{i:04}_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+        let headers = [("Authorization", junk.as_str()), ("X-Forwarded-For", "198.51.100.7")];
+        *statuses.entry(raw_from("127.0.0.9", &gateway.addr, "/reports/q", &headers).0).or_default() += 1;
+    }
+    assert!(statuses.get(&429).copied().unwrap_or(0) >= 20, "the attacker is throttled: {statuses:?}");
+    // Another client behind the same proxy is not.
+    let bearer = format!("Bearer {}", token_of(&server, &caller));
+    let headers = [("Authorization", bearer.as_str()), ("X-Forwarded-For", "198.51.100.8")];
+    let (status, _, body) = raw_from("127.0.0.9", &gateway.addr, "/reports/q", &headers);
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["headers"]["x-forwarded-for"], "198.51.100.8", "the client's address, not the proxy's");
+    // A client that is no trusted proxy cannot choose its address.
+    let headers = [("Authorization", bearer.as_str()), ("X-Forwarded-For", "198.51.100.7")];
+    let (status, _, body) = raw_from("127.0.0.4", &gateway.addr, "/reports/q", &headers);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["headers"]["x-forwarded-for"], "127.0.0.4");
+}
