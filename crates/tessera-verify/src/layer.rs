@@ -37,6 +37,17 @@ use crate::{Claims, VerifyError};
 #[derive(Clone, Debug)]
 pub struct ClientCertificate(pub Vec<u8>);
 
+/// The client's address for this request, put into the request's extensions by the embedding
+/// service (from its peer address, or a trusted proxy's `X-Forwarded-For`): with it, each
+/// address may have the issuer look up at most [`UNKNOWN_KEY_LOOKUPS`] unknown API keys at once
+/// (then one a second; 429 past that), so junk keys cannot make the issuer work for one
+/// client without bound.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddress(pub std::net::IpAddr);
+
+/// Unknown API keys one client address may have looked up at once (see [`ClientAddress`]).
+pub const UNKNOWN_KEY_LOOKUPS: u32 = 20;
+
 /// The token the client actually presented, when an earlier layer put the JWT it stands for
 /// into `Authorization` (phantom and split tokens): a DPoP proof's `ath` hashes this one.
 #[derive(Clone, Debug)]
@@ -57,6 +68,51 @@ struct Config {
     resource_metadata: Option<String>,
     dpop_max_age: u64,
     dpop_nonces: Option<Arc<DpopNonces>>,
+    unknown_keys: Arc<UnknownKeys>,
+}
+
+/// Addresses that presented unknown API keys, and those over their allowance until when.
+struct UnknownKeys {
+    lookups: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    over: moka::sync::Cache<std::net::IpAddr, std::time::Instant>,
+}
+
+impl std::fmt::Debug for UnknownKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnknownKeys").field("over", &self.over.entry_count()).finish()
+    }
+}
+
+impl Default for UnknownKeys {
+    fn default() -> UnknownKeys {
+        let burst = std::num::NonZeroU32::new(UNKNOWN_KEY_LOOKUPS).unwrap_or(std::num::NonZeroU32::MIN);
+        UnknownKeys {
+            lookups: governor::RateLimiter::keyed(
+                governor::Quota::per_second(std::num::NonZeroU32::MIN).allow_burst(burst),
+            ),
+            over: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(std::time::Duration::from_secs(60))
+                .build(),
+        }
+    }
+}
+
+impl UnknownKeys {
+    /// Seconds until `address` may have unknown keys looked up again.
+    fn blocked(&self, address: std::net::IpAddr) -> Option<u64> {
+        let left = self.over.get(&address)?.saturating_duration_since(std::time::Instant::now());
+        (!left.is_zero()).then(|| left.as_secs().max(1))
+    }
+
+    /// Counts an unknown key from `address`.
+    fn unknown(&self, address: std::net::IpAddr) {
+        if let Err(not_until) = self.lookups.check_key(&address) {
+            let clock = governor::clock::DefaultClock::default();
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(&clock));
+            self.over.insert(address, std::time::Instant::now() + wait.max(std::time::Duration::from_secs(1)));
+        }
+    }
 }
 
 /// How old a DPoP proof's `iat` may be at a resource, unless [`VerifyLayer::dpop_max_age`] says.
@@ -74,6 +130,7 @@ impl VerifyLayer {
                 resource_metadata: None,
                 dpop_max_age: DPOP_MAX_AGE,
                 dpop_nonces: None,
+                unknown_keys: Arc::default(),
             }),
         }
     }
@@ -87,6 +144,7 @@ impl VerifyLayer {
             resource_metadata: shared.resource_metadata.clone(),
             dpop_max_age: shared.dpop_max_age,
             dpop_nonces: shared.dpop_nonces.clone(),
+            unknown_keys: shared.unknown_keys.clone(),
         });
         change(&mut config);
         VerifyLayer { config: Arc::new(config) }
@@ -164,6 +222,8 @@ enum Refusal {
     Unavailable,
     /// RFC 9449 §9: the proof must carry a current nonce of this resource.
     UseDpopNonce,
+    /// The client's address presented too many unknown API keys (seconds to wait).
+    TooManyUnknownKeys(u64),
 }
 
 impl<S, ReqBody, ResBody> tower::Service<Request<ReqBody>> for VerifyService<S>
@@ -232,7 +292,15 @@ async fn admit(config: &Config, request: &http::request::Parts) -> Result<Claims
     let token = token.trim();
     let now = now();
     let result = if scheme.eq_ignore_ascii_case("bearer") && tessera_proto::token::looks_like_api_key(token) {
-        config.verifier.verify_api_key(token, now).await
+        let address = request.extensions.get::<ClientAddress>().map(|a| a.0);
+        if let Some(wait) = address.and_then(|a| config.unknown_keys.blocked(a)) {
+            return Err(Refusal::TooManyUnknownKeys(wait));
+        }
+        let verified = config.verifier.verify_api_key(token, now).await;
+        if let (Err(RemoteError::Invalid(_)), Some(address)) = (&verified, address) {
+            config.unknown_keys.unknown(address);
+        }
+        verified
     } else if scheme.eq_ignore_ascii_case("bearer") {
         let certificate = request.extensions.get::<ClientCertificate>().map(|c| c.0.as_slice());
         config.verifier.verify_bearer(token, certificate, now).await
@@ -342,6 +410,21 @@ fn refuse<B: From<String>>(config: &Config, refusal: Refusal) -> Response<B> {
             "temporarily_unavailable",
             "the token issuer cannot be reached; try again".to_owned(),
         ),
+        Refusal::TooManyUnknownKeys(wait) => {
+            let body = serde_json::json!({
+                "error": "too_many_requests",
+                "error_description": "too many unknown API keys from this address; try again later",
+            });
+            let mut response = Response::new(B::from(body.to_string()));
+            *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                headers.insert(header::RETRY_AFTER, value);
+            }
+            return response;
+        }
         Refusal::UseDpopNonce => (
             StatusCode::UNAUTHORIZED,
             Some(format!(

@@ -270,3 +270,61 @@ async fn api_keys_are_accepted_when_enabled_and_revoked_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+// Regression: #23. Junk API keys each made the verifier introspect at the issuer, without bound.
+// With `ClientAddress` set by the embedding service, one address gets a bounded number of
+// unknown-key lookups; a known key from elsewhere is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_api_keys_are_bounded_per_client_address() {
+    use axum::extract::{ConnectInfo, Request};
+    use axum::middleware::Next;
+    use tessera_verify::layer::{ClientAddress, UNKNOWN_KEY_LOOKUPS};
+    let app = spawn_app_at(wall_clock_now()).await;
+    let reader = app.create_client(json!({"client_name":"api","introspection":true,"audience":[API]})).await;
+    let verifier = RemoteVerifier::builder(&app.issuer, API)
+        .revocation_feed(&reader.id, &reader.secret)
+        .api_keys()
+        .build()
+        .await
+        .unwrap();
+    let owner = app.create_client(json!({"scope":"read","audience":[API]})).await;
+    let created: Value =
+        app.admin_post("/admin/api-keys", &json!({"client_id": owner.id, "name": "ci"})).await.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    async fn whoami(Extension(claims): Extension<Claims>) -> String {
+        claims.sub
+    }
+    async fn address(
+        ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+        mut request: Request,
+        next: Next,
+    ) -> axum::response::Response {
+        request.extensions_mut().insert(ClientAddress(peer.ip()));
+        next.run(request).await
+    }
+    let router = Router::new()
+        .route("/whoami", get(whoami))
+        .layer(VerifyLayer::new(verifier))
+        .layer(axum::middleware::from_fn(address));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/whoami", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap()
+    });
+    let from = |source: &str| {
+        reqwest::Client::builder().local_address(source.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+    };
+    let attacker = from("127.0.0.2");
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..60 {
+        let junk = format!("tessera_sak_{i:04}{}", "A".repeat(56));
+        let status = attacker.get(&url).bearer_auth(junk).send().await.unwrap().status().as_u16();
+        *statuses.entry(status).or_default() += 1;
+    }
+    let looked_up = statuses.get(&401).copied().unwrap_or(0);
+    assert!(looked_up >= UNKNOWN_KEY_LOOKUPS as usize && looked_up <= UNKNOWN_KEY_LOOKUPS as usize + 5, "{statuses:?}");
+    assert_eq!(looked_up + statuses.get(&429).copied().unwrap_or(0), 60, "{statuses:?}");
+    let res = from("127.0.0.3").get(&url).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+}
