@@ -357,8 +357,7 @@ pub async fn resume(
     signed_in: Option<&SignedIn>,
     now: UnixTime,
 ) -> Result<Next, AuthorizeError> {
-    let (row, client, params) = interaction(state, handle, browser, now).await?;
-    decide(state, &client, &params, signed_in, Some((&row, handle)), false, row.par_hash, None, now).await
+    continue_interaction(state, handle, browser, signed_in, false, now).await
 }
 
 /// [`resume`] once the person has answered the consent page of this interaction: `prompt=consent`
@@ -370,8 +369,19 @@ pub async fn resume_after_consent(
     signed_in: Option<&SignedIn>,
     now: UnixTime,
 ) -> Result<Next, AuthorizeError> {
+    continue_interaction(state, handle, browser, signed_in, true, now).await
+}
+
+async fn continue_interaction(
+    state: &AppState,
+    handle: &str,
+    browser: Option<&str>,
+    signed_in: Option<&SignedIn>,
+    consented_here: bool,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
     let (row, client, params) = interaction(state, handle, browser, now).await?;
-    decide(state, &client, &params, signed_in, Some((&row, handle)), true, row.par_hash, None, now).await
+    decide(state, &client, &params, signed_in, Some((&row, handle)), consented_here, row.par_hash, None, now).await
 }
 
 /// A pending interaction that belongs to this browser, with its client and parameters.
