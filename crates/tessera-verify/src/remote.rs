@@ -76,7 +76,9 @@ impl RemoteVerifierBuilder {
         self
     }
 
-    /// The HTTP client for discovery, keys and the feed (to trust a private CA, say).
+    /// The HTTP client for discovery, keys and the feed (to trust a private CA, say). Defaults to
+    /// one with a 10 s timeout that follows no redirect; a client given here should not follow
+    /// redirects either. Bodies are read up to 1 MiB whatever the client.
     pub fn http_client(mut self, http: reqwest::Client) -> RemoteVerifierBuilder {
         self.http = Some(http);
         self
@@ -100,8 +102,10 @@ impl RemoteVerifierBuilder {
     pub async fn build(self) -> Result<RemoteVerifier, RemoteError> {
         let http = match self.http {
             Some(http) => http,
+            // The issuer's URLs are followed exactly: a redirect could lead anywhere (#23).
             None => reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .map_err(|e| RemoteError::Unavailable(e.to_string()))?,
         };
@@ -180,13 +184,33 @@ struct ApiKeys {
     inactive: moka::sync::Cache<[u8; 32], ()>,
 }
 
+/// The most of a discovery document or key set that is read (#23: a body is never read
+/// without bound, whoever answers).
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// The most of an exchanged JWT that is read.
+const MAX_JWT_BYTES: usize = 64 * 1024;
+
+/// Reads `res`'s body up to `max` bytes; a longer one is an error, not a truncation.
+async fn body_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("the answer is larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 async fn fetch_json<T: serde::de::DeserializeOwned>(http: &reqwest::Client, url: &str) -> Result<T, RemoteError> {
     let unavailable = |e: &dyn std::fmt::Display| RemoteError::Unavailable(format!("{url}: {e}"));
     let res = http.get(url).send().await.map_err(|e| unavailable(&e))?;
     if !res.status().is_success() {
         return Err(unavailable(&res.status()));
     }
-    res.json().await.map_err(|e| unavailable(&e))
+    let body = body_capped(res, MAX_DOCUMENT_BYTES).await.map_err(|e| unavailable(&e))?;
+    serde_json::from_slice(&body).map_err(|e| unavailable(&e))
 }
 
 /// Verifies access tokens from one issuer for one audience, with keys, revocations and caches
@@ -436,7 +460,9 @@ impl RemoteVerifier {
                     api.inactive.insert(hash, ());
                     return Err(VerifyError::Inactive.into());
                 }
-                let jwt: Arc<str> = Arc::from(res.text().await.map_err(|e| unavailable(&e))?.trim());
+                let body = body_capped(res, MAX_JWT_BYTES).await.map_err(|e| unavailable(&e))?;
+                let text = std::str::from_utf8(&body).map_err(|e| unavailable(&e))?;
+                let jwt: Arc<str> = Arc::from(text.trim());
                 let claims = self.claims(&jwt, now).await?;
                 api.exchanged.insert(hash, (jwt.clone(), claims.exp));
                 jwt

@@ -328,3 +328,30 @@ async fn junk_api_keys_are_bounded_per_client_address() {
     let res = from("127.0.0.3").get(&url).bearer_auth(&key).send().await.unwrap();
     assert_eq!(res.status(), 200);
 }
+
+// Regression: #23. Discovery and key-set fetches followed redirects and read bodies without a
+// cap: whoever answered at the issuer's URL could send the verifier elsewhere or exhaust memory.
+#[tokio::test]
+async fn discovery_follows_no_redirect_and_reads_a_bounded_body() {
+    let serve = |router: Router| async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        url
+    };
+    // An issuer whose metadata URL redirects to a (working) issuer elsewhere.
+    let app = spawn_app_at(wall_clock_now()).await;
+    let target = app.url("/.well-known/oauth-authorization-server");
+    let redirecting = serve(Router::new().fallback(move || {
+        let target = target.clone();
+        async move { axum::response::Redirect::temporary(&target) }
+    }))
+    .await;
+    assert!(matches!(RemoteVerifier::builder(&redirecting, API).build().await, Err(RemoteError::Unavailable(_))));
+    // An issuer whose metadata is 4 MiB of JSON whitespace.
+    let huge = serve(Router::new().fallback(|| async { format!("{{{}}}", " ".repeat(4 << 20)) })).await;
+    let Err(RemoteError::Unavailable(why)) = RemoteVerifier::builder(&huge, API).build().await else {
+        panic!("a 4 MiB document was accepted")
+    };
+    assert!(why.contains("larger than"), "{why}");
+}
