@@ -65,7 +65,7 @@ async fn page_headers(mut response: Response) -> Response {
 }
 
 /// The client's address (the peer's, or from a trusted proxy the forwarded one: see
-/// [`crate::abuse::client_ip`]), when the server was started with connect info.
+/// [`tessera_listener::client_ip`]), when the server was started with connect info.
 struct ClientIp(Option<std::net::IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {

@@ -93,7 +93,7 @@ pub(crate) fn too_many(retry_after: u64, why: &str) -> Response {
 static X_FORWARDED_FOR: axum::http::HeaderName = axum::http::HeaderName::from_static("x-forwarded-for");
 static X_REQUEST_ID: axum::http::HeaderName = axum::http::HeaderName::from_static("x-request-id");
 
-/// The request's client address (see [`crate::abuse::client_ip`]).
+/// The request's client address (see [`tessera_listener::client_ip`]).
 pub(crate) fn request_ip(
     state: &AppState,
     extensions: &axum::http::Extensions,
@@ -101,7 +101,7 @@ pub(crate) fn request_ip(
 ) -> Option<std::net::IpAddr> {
     let peer = extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
     let forwarded = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok());
-    crate::abuse::client_ip(peer, forwarded, &state.config.trusted_proxies)
+    tessera_listener::client_ip(peer, forwarded, &state.config.trusted_proxies)
 }
 
 /// The client id a request claims, before anything is checked: HTTP Basic's user, or the
