@@ -356,7 +356,8 @@ async fn a_revocation_on_one_node_reaches_a_stream_on_the_other_within_a_second(
     let dir = tempfile::tempdir().unwrap();
     let (a, b, schema) = tokio::task::block_in_place(|| two_nodes(dir.path(), &[]));
     let reader = a.create_client(json!({"introspection":true,"audience":["https://api.example.test"]})).await;
-    let client = a.create_client(json!({"scope":"read"})).await;
+    // The feed shows a reader only events about tokens that could be addressed to it.
+    let client = a.create_client(json!({"scope":"read","audience":["https://api.example.test"]})).await;
     let stream = reqwest::Client::new()
         .get(format!("{}/revocations/stream", b.issuer))
         .header("authorization", basic(&reader.0, &reader.1))

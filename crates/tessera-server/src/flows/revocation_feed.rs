@@ -2,7 +2,8 @@
 //! `GET /revocations?after=N` returns the events after position `N`; `GET /revocations/stream`
 //! is the same as Server-Sent Events that stay open, resumable with `Last-Event-ID`.
 //!
-//! Readers are confidential clients registered with `introspection: true`. Events are read
+//! Readers are confidential clients registered with `introspection: true`, and each reads only
+//! the events that concern its audiences (`store::feed`'s `aud`). Events are read
 //! from the database, so a stream on any node carries revocations made on every node; a stream
 //! looks for new events every 200 ms, which keeps revocation-to-gateway latency well under a
 //! second.
@@ -46,11 +47,13 @@ pub async fn reader(state: &AppState, request: &ClientRequest<'_>, now: UnixTime
     Ok(client)
 }
 
-/// The events after `after`.
-pub async fn page(state: &AppState, after: u64) -> Result<FeedPage, OAuthError> {
+/// The events after `after` that concern `audiences` (the reader's). `last` is the last event
+/// read, shown or not, so a reader never reads past others' events twice.
+pub async fn page(state: &AppState, after: u64, audiences: &[String]) -> Result<FeedPage, OAuthError> {
     let events = state.store.revocation_events(after, PAGE).await?;
     let last = events.last().map_or(after, |e| e.seq);
     let more = events.len() == PAGE as usize;
+    let events = events.into_iter().filter(|e| e.concerns(audiences)).collect();
     Ok(FeedPage { events, last, more })
 }
 

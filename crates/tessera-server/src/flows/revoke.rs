@@ -64,7 +64,10 @@ pub async fn revoke(
     let status_idx = crate::flows::status_list::index_of(state, claims.as_json());
     let record =
         revoked(&caller.client_id, now).subject(&claims.sub).detail("token", "access_token").detail("jti", &claims.jti);
-    state.store.revoke_jwt(&claims.jti, &claims.client_id, claims.exp, status_idx, now.secs(), record).await?;
+    state
+        .store
+        .revoke_jwt(&claims.jti, &claims.client_id, &claims.aud, claims.exp, status_idx, now.secs(), record)
+        .await?;
     state.active_tokens.revoked(token);
     crate::metrics::revocation("access_token");
     tracing::info!(client_id = %caller.client_id, jti = %claims.jti, "JWT access token revoked");

@@ -57,8 +57,8 @@ pub(crate) async fn page(
     Query(query): Query<After>,
 ) -> Response {
     let result = async {
-        reader(&state, &certificate, &headers, "/revocations").await?;
-        revocation_feed::page(&state, query.after.unwrap_or(0)).await
+        let audiences = reader(&state, &certificate, &headers, "/revocations").await?;
+        revocation_feed::page(&state, query.after.unwrap_or(0), &audiences).await
     }
     .await;
     no_store(match result {
@@ -101,6 +101,8 @@ pub(crate) async fn split_token(
 struct Cursor {
     state: AppState,
     last: u64,
+    /// The reader's audiences: it is sent only the events that concern them.
+    audiences: Vec<String>,
     pending: VecDeque<RevocationEvent>,
     /// Whether the `caught-up` event (sent once, after the backlog) is still due.
     announce: bool,
@@ -114,24 +116,32 @@ pub(crate) async fn stream(
     Query(query): Query<After>,
 ) -> Response {
     let start = async {
-        reader(&state, &certificate, &headers, "/revocations/stream").await?;
+        let audiences = reader(&state, &certificate, &headers, "/revocations/stream").await?;
         // Where to resume: Last-Event-ID (an EventSource reconnecting), `after`, or the head.
         let resume = match headers.get("last-event-id").map(|v| v.to_str().map(str::parse::<u64>)) {
             Some(Ok(Ok(seq))) => Some(seq),
             Some(_) => return Err(OAuthError::InvalidRequest("Last-Event-ID is not an event position".into())),
             None => query.after,
         };
-        match resume {
-            Some(seq) => Ok(seq),
-            None => revocation_feed::head(&state).await,
-        }
+        let last = match resume {
+            Some(seq) => seq,
+            None => revocation_feed::head(&state).await?,
+        };
+        Ok::<_, OAuthError>((last, audiences))
     }
     .await;
-    let last = match start {
-        Ok(last) => last,
+    let (last, audiences) = match start {
+        Ok(start) => start,
         Err(err) => return no_store(err.into_response()),
     };
-    let cursor = Cursor { stopping: state.stopping.subscribe(), state, last, pending: VecDeque::new(), announce: true };
+    let cursor = Cursor {
+        stopping: state.stopping.subscribe(),
+        state,
+        last,
+        audiences,
+        pending: VecDeque::new(),
+        announce: true,
+    };
     let events = futures_util::stream::unfold(cursor, |mut cursor| async move {
         loop {
             if let Some(event) = cursor.pending.pop_front() {
@@ -145,7 +155,8 @@ pub(crate) async fn stream(
             match cursor.state.store.revocation_events(cursor.last, revocation_feed::PAGE).await {
                 Ok(events) if !events.is_empty() => {
                     cursor.last = events.last().map_or(cursor.last, |e| e.seq);
-                    cursor.pending.extend(events);
+                    let audiences = &cursor.audiences;
+                    cursor.pending.extend(events.into_iter().filter(|e| e.concerns(audiences)));
                     continue;
                 }
                 Ok(_) if cursor.announce => {

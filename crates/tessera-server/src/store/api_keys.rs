@@ -51,7 +51,7 @@ macro_rules! revoke_keys_of {
     ($tx:expr, $kind:expr, $id:expr, $now:expr) => {{
         let revoked = sqlx::query(
             "UPDATE api_keys SET revoked_at = $1 WHERE owner_kind = $2 AND owner_id = $3 AND revoked_at IS NULL \
-             RETURNING id",
+             RETURNING id, audience",
         )
         .bind($now)
         .bind($kind)
@@ -60,14 +60,16 @@ macro_rules! revoke_keys_of {
         .await?;
         for row in &revoked {
             let jti = format!("ak_{}", sqlx::Row::try_get::<i64, _>(row, "id")?);
+            let aud = sqlx::Row::try_get::<String, _>(row, "audience")?;
             $crate::store::feed::feed_event!(
                 $tx,
                 "jti",
                 jti.as_str(),
                 $now,
-                $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL))
+                $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL)),
+                aud.as_str()
             );
-            $crate::store::feed::feed_cutoff!($tx, "client", jti.as_str(), $now);
+            $crate::store::feed::feed_cutoff!($tx, "client", jti.as_str(), $now, aud.as_str());
         }
         u64::try_from(revoked.len()).unwrap_or(u64::MAX)
     }};
@@ -142,16 +144,19 @@ impl Store {
         on_pool!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             tx.record(&Change::Revocation).await?;
-            let res = sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(to_i64(now))
-                .bind(to_i64(id))
-                .execute(&mut *tx)
-                .await?;
-            let revoked = res.rows_affected() == 1;
-            if revoked {
+            let row = sqlx::query(
+                "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING audience",
+            )
+            .bind(to_i64(now))
+            .bind(to_i64(id))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let revoked = row.is_some();
+            if let Some(row) = row {
                 let now = to_i64(now);
-                feed_event!(tx, "jti", jti, now, now.saturating_add(to_i64(CUTOFF_TTL)));
-                feed_cutoff!(tx, "client", jti, now);
+                let aud: String = row.try_get("audience")?;
+                feed_event!(tx, "jti", jti, now, now.saturating_add(to_i64(CUTOFF_TTL)), aud.as_str());
+                feed_cutoff!(tx, "client", jti, now, aud.as_str());
                 tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;

@@ -7,6 +7,13 @@
 //! - `jti`: one token (JWT or opaque), until its `exp`;
 //! - `user`, `session`, `client`: a cut-off: every token whose `sub`, `sid` or `client_id` is
 //!   `value` and whose `iat` is at or before `at`; kept for the longest access-token lifetime.
+//!
+//! Each event also names the audiences it concerns (`aud`, a JSON list), and a reader gets only
+//! the events that share an audience with it (#23, docs/threat-model.md T-14c). The list may be
+//! wider than the tokens' own `aud`, never narrower: a token's audience is always among its
+//! client's (or its API key's), so a token's event carries its client's audiences, and a
+//! cut-off carries those of every client holding a grant of that user or session (and of the
+//! user's API keys), computed in the revoking transaction before anything is deleted.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -26,29 +33,54 @@ pub struct RevocationEvent {
     pub at: u64,
     /// After this instant the event no longer matters (every token it covers has expired).
     pub exp: u64,
+    /// The audiences the event concerns; `None` for events written before they were recorded,
+    /// which concern everyone.
+    #[serde(skip)]
+    pub aud: Option<Vec<String>>,
 }
 
-pub(super) const INSERT_EVENT: &str = "INSERT INTO revocation_events (kind, value, at, exp) VALUES ($1, $2, $3, $4)";
+impl RevocationEvent {
+    /// Whether a resource server with `audiences` may read this event.
+    pub fn concerns(&self, audiences: &[String]) -> bool {
+        self.aud.as_ref().is_none_or(|aud| aud.iter().any(|a| audiences.contains(a)))
+    }
+}
+
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO revocation_events (kind, value, at, exp, aud) VALUES ($1, $2, $3, $4, $5)";
+
+/// The audiences (JSON lists, one per row) a `user` cut-off concerns: those of the clients
+/// holding a grant of that user, and of the user's API keys. `$1` is the user's id.
+pub(super) const AUDIENCES_OF_USER: &str = "SELECT c.audience AS audience FROM clients c
+     WHERE c.client_id IN (SELECT client_id FROM grants WHERE user_id = $1)
+     UNION SELECT audience FROM api_keys WHERE owner_kind = 'user' AND owner_id = $1";
+/// The audiences a `session` cut-off concerns: those of the clients holding a grant of it.
+pub(super) const AUDIENCES_OF_SESSION: &str = "SELECT c.audience AS audience FROM clients c
+     WHERE c.client_id IN (SELECT client_id FROM grants WHERE session_id = $1)";
+/// The audiences a `client` cut-off concerns: the client's own.
+pub(super) const AUDIENCES_OF_CLIENT: &str = "SELECT audience FROM clients WHERE client_id = $1";
 
 /// How long a cut-off stays in the feed: the longest access-token lifetime.
 pub(super) const CUTOFF_TTL: u64 = MAX_ACCESS_TOKEN_TTL;
 
 /// `jti` events for every live token (JWT, then opaque) of the unrevoked grants with
 /// `g.<column> = $2`, at `$1`: run just before the statement that revokes those grants, so each
-/// token is announced once.
+/// token is announced once. A JWT's event carries its client's audiences (a superset of its
+/// `aud`); an opaque token's, its own `aud`.
 macro_rules! grant_token_events {
     ($column:literal) => {
         [
             concat!(
-                "INSERT INTO revocation_events (kind, value, at, exp, status_idx)
-                 SELECT 'jti', j.jti, $1, j.exp, j.status_idx FROM grant_jwts j JOIN grants g ON g.id = j.grant_id
+                "INSERT INTO revocation_events (kind, value, at, exp, status_idx, aud)
+                 SELECT 'jti', j.jti, $1, j.exp, j.status_idx, c.audience FROM grant_jwts j
+                 JOIN grants g ON g.id = j.grant_id JOIN clients c ON c.client_id = g.client_id
                  WHERE g.",
                 $column,
                 " = $2 AND g.revoked_at IS NULL AND j.exp > $1"
             ),
             concat!(
-                "INSERT INTO revocation_events (kind, value, at, exp)
-                 SELECT 'jti', o.jti, $1, o.exp FROM opaque_tokens o JOIN grants g ON g.id = o.grant_id
+                "INSERT INTO revocation_events (kind, value, at, exp, aud)
+                 SELECT 'jti', o.jti, $1, o.exp, o.aud FROM opaque_tokens o JOIN grants g ON g.id = o.grant_id
                  WHERE g.",
                 $column,
                 " = $2 AND g.revoked_at IS NULL AND o.exp > $1 AND o.revoked_at IS NULL"
@@ -71,51 +103,80 @@ macro_rules! feed_grant_tokens {
     };
 }
 
-/// Appends an event in `$tx` (`$at` and `$exp` as `i64`).
+/// The union of the audience lists `$sql` (one of the `AUDIENCES_OF_*` statements) returns for
+/// `$key` in `$tx`, as the JSON list an event stores.
+macro_rules! audiences_of {
+    ($tx:expr, $sql:expr, $key:expr) => {{
+        let rows = sqlx::query($sql).bind($key).fetch_all(&mut *$tx).await?;
+        let mut lists = Vec::with_capacity(rows.len());
+        for row in &rows {
+            lists.push(sqlx::Row::try_get::<String, _>(row, "audience")?);
+        }
+        $crate::store::feed::union_of(&lists)?
+    }};
+}
+
+/// Appends an event in `$tx` (`$at` and `$exp` as `i64`) concerning the audiences `$aud` (a
+/// JSON list).
 macro_rules! feed_event {
-    ($tx:expr, $kind:expr, $value:expr, $at:expr, $exp:expr) => {
+    ($tx:expr, $kind:expr, $value:expr, $at:expr, $exp:expr, $aud:expr) => {
         sqlx::query($crate::store::feed::INSERT_EVENT)
             .bind($kind)
             .bind($value)
             .bind($at)
             .bind($exp)
+            .bind($aud)
             .execute(&mut *$tx)
             .await?;
     };
 }
 
-/// Appends a cut-off event in `$tx`, kept for the longest access-token lifetime.
+/// Appends a cut-off event in `$tx` concerning `$aud`, kept for the longest access-token lifetime.
 macro_rules! feed_cutoff {
-    ($tx:expr, $kind:expr, $value:expr, $now:expr) => {
+    ($tx:expr, $kind:expr, $value:expr, $now:expr, $aud:expr) => {
         $crate::store::feed::feed_event!(
             $tx,
             $kind,
             $value,
             $now,
-            $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL))
+            $now.saturating_add($crate::store::to_i64($crate::store::feed::CUTOFF_TTL)),
+            $aud
         );
     };
 }
 
-pub(crate) use {feed_cutoff, feed_event, feed_grant_tokens};
+pub(crate) use {audiences_of, feed_cutoff, feed_event, feed_grant_tokens};
+
+/// The sorted union of JSON audience lists, as one JSON list.
+pub(crate) fn union_of(lists: &[String]) -> anyhow::Result<String> {
+    let mut union = std::collections::BTreeSet::new();
+    for list in lists {
+        union.extend(super::parse_list(list)?);
+    }
+    Ok(super::json_list(&union.into_iter().collect::<Vec<_>>()))
+}
 
 impl Store {
-    /// Events after `after`, oldest first, at most `limit`.
+    /// Events after `after`, oldest first, at most `limit`, whoever they concern (the reader
+    /// filters with [`RevocationEvent::concerns`]).
     pub async fn revocation_events(&self, after: u64, limit: u32) -> anyhow::Result<Vec<RevocationEvent>> {
         const SQL: &str =
-            "SELECT seq, kind, value, at, exp FROM revocation_events WHERE seq > $1 ORDER BY seq LIMIT $2";
+            "SELECT seq, kind, value, at, exp, aud FROM revocation_events WHERE seq > $1 ORDER BY seq LIMIT $2";
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(SQL).bind(to_i64(after)).bind(i64::from(limit)).fetch_all(pool).await?;
-            Ok(rows
-                .iter()
-                .map(|r| RevocationEvent {
-                    seq: to_u64(r.get("seq")),
-                    kind: r.get("kind"),
-                    value: r.get("value"),
-                    at: to_u64(r.get("at")),
-                    exp: to_u64(r.get("exp")),
+            rows.iter()
+                .map(|r| {
+                    let aud: Option<String> = r.get("aud");
+                    Ok(RevocationEvent {
+                        seq: to_u64(r.get("seq")),
+                        kind: r.get("kind"),
+                        value: r.get("value"),
+                        at: to_u64(r.get("at")),
+                        exp: to_u64(r.get("exp")),
+                        aud: aud.as_deref().map(super::parse_list).transpose()?,
+                    })
                 })
-                .collect())
+                .collect()
         })
     }
 

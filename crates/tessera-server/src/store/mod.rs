@@ -437,9 +437,10 @@ impl Store {
             tx.record(&Change::Client(client_id.to_owned())).await?;
             tx.record(&Change::Revocation).await?;
             feed::feed_grant_tokens!(tx, feed::EVENTS_OF_CLIENT, now, client_id);
+            let aud = feed::audiences_of!(tx, feed::AUDIENCES_OF_CLIENT, client_id);
             let res = sqlx::query("DELETE FROM clients WHERE client_id = $1").bind(client_id).execute(&mut *tx).await?;
             if res.rows_affected() == 1 {
-                feed::feed_cutoff!(tx, "client", client_id, now);
+                feed::feed_cutoff!(tx, "client", client_id, now, aud);
                 let keys = api_keys::revoke_keys_of!(tx, "client", client_id, now);
                 tx.audit(std::slice::from_ref(&audit.clone().detail("api_keys_revoked", keys))).await?;
             }
@@ -541,9 +542,11 @@ impl Store {
             let mut tx = pool.begin().await?;
             tx.record(&Change::Revocation).await?;
             feed::feed_grant_tokens!(tx, feed::EVENTS_OF_USER, now, id);
+            // Before the user's grants go with them.
+            let aud = feed::audiences_of!(tx, feed::AUDIENCES_OF_USER, id);
             let res = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *tx).await?;
             if res.rows_affected() == 1 {
-                feed::feed_cutoff!(tx, "user", id, now);
+                feed::feed_cutoff!(tx, "user", id, now, aud);
                 tx.audit(std::slice::from_ref(&audit)).await?;
             }
             tx.commit().await?;
@@ -707,7 +710,8 @@ impl Store {
                 .await?;
             if res.rows_affected() == 1 {
                 sqlx::query(
-                    "INSERT INTO revocation_events (kind, value, at, exp) SELECT 'jti', jti, $1, exp FROM opaque_tokens WHERE id = $2",
+                    "INSERT INTO revocation_events (kind, value, at, exp, aud)
+                     SELECT 'jti', jti, $1, exp, aud FROM opaque_tokens WHERE id = $2",
                 )
                 .bind(to_i64(now))
                 .bind(to_i64(id))
@@ -720,12 +724,14 @@ impl Store {
         })
     }
 
-    /// Records a JWT access token (with its token-status index, if it has one) as revoked
-    /// until it expires.
+    /// Records a JWT access token (with its token-status index, if it has one, and its `aud`
+    /// for the feed's readers) as revoked until it expires.
+    #[allow(clippy::too_many_arguments)]
     pub async fn revoke_jwt(
         &self,
         jti: &str,
         client_id: &str,
+        aud: &[String],
         exp: u64,
         status_idx: Option<u64>,
         now: u64,
@@ -745,12 +751,13 @@ impl Store {
                 .await?;
             if res.rows_affected() == 1 {
                 sqlx::query(
-                    "INSERT INTO revocation_events (kind, value, at, exp, status_idx) VALUES ('jti', $1, $2, $3, $4)",
+                    "INSERT INTO revocation_events (kind, value, at, exp, status_idx, aud) VALUES ('jti', $1, $2, $3, $4, $5)",
                 )
                 .bind(jti)
                 .bind(to_i64(now))
                 .bind(to_i64(exp))
                 .bind(status_idx.map(to_i64))
+                .bind(json_list(aud))
                 .execute(&mut *tx)
                 .await?;
                 tx.audit(std::slice::from_ref(&audit)).await?;

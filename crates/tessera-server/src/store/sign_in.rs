@@ -6,7 +6,7 @@
 use sqlx::Row;
 
 use super::audit::AppendAudit as _;
-use super::feed::{self, feed_cutoff, feed_grant_tokens};
+use super::feed::{self, audiences_of, feed_cutoff, feed_grant_tokens};
 use super::rows::Decode as _;
 use super::{Change, RecordChange as _, Store, to_i64, to_u64};
 use crate::audit::Record;
@@ -216,7 +216,8 @@ impl Store {
                         .bind(user_id)
                         .execute(&mut *tx)
                         .await?;
-                    feed_cutoff!(tx, "user", user_id, now);
+                    let aud = audiences_of!(tx, feed::AUDIENCES_OF_USER, user_id);
+                    feed_cutoff!(tx, "user", user_id, now, aud);
                     (s.rows_affected(), g.rows_affected())
                 }
                 RevocationTarget::Session(session_id) => {
@@ -232,7 +233,8 @@ impl Store {
                             .bind(session_id)
                             .execute(&mut *tx)
                             .await?;
-                    feed_cutoff!(tx, "session", session_id, now);
+                    let aud = audiences_of!(tx, feed::AUDIENCES_OF_SESSION, session_id);
+                    feed_cutoff!(tx, "session", session_id, now, aud);
                     (s.rows_affected(), g.rows_affected())
                 }
                 RevocationTarget::Client(client_id) => {
@@ -250,7 +252,8 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                     tx.record(&Change::Client(client_id.to_owned())).await?;
-                    feed_cutoff!(tx, "client", client_id, now);
+                    let aud = audiences_of!(tx, feed::AUDIENCES_OF_CLIENT, client_id);
+                    feed_cutoff!(tx, "client", client_id, now, aud);
                     (0, g.rows_affected())
                 }
             };

@@ -387,6 +387,68 @@ async fn split_tokens_are_given_only_to_resource_servers_of_their_audience() {
     assert_eq!(fetch(&theirs).await.unwrap().status(), 404, "another audience's token is unknown to it");
 }
 
+// Regression: #23. The revocation feed gave every resource server every event: the ids of
+// users, sessions and clients revoked anywhere, and the jtis of every audience's tokens.
+#[tokio::test]
+async fn the_revocation_feed_shows_a_resource_server_only_events_of_its_audiences() {
+    const API: &str = "https://api.example.test";
+    let app = spawn_app_with(T0, |_| {}).await;
+    let ours = app.create_client(json!({"introspection": true, "audience": [API]})).await;
+    let theirs = app.create_client(json!({"introspection": true, "audience": ["https://other.example.test"]})).await;
+    // Every kind of event, each about tokens for API: a JWT and an opaque token revoked by
+    // their client, a signed-in user's session and then the user, a client, an API key.
+    let jwt_client = app.create_client(json!({"scope": "read", "audience": [API]})).await;
+    let jwt = app.access_token(&jwt_client).await;
+    app.revoke(&jwt_client, &jwt).await;
+    let opaque_client =
+        app.create_client(json!({"scope": "read", "access_token_format": "opaque", "audience": [API]})).await;
+    let opaque = app.access_token(&opaque_client).await;
+    app.revoke(&opaque_client, &opaque).await;
+    let user = app.create_user("gus").await;
+    let code_client = app.code_client(json!({"first_party": true, "audience": [API]})).await;
+    let mut gus = Browser::new(&app);
+    let redirect = gus.authorize(&code_request(&code_client.id, "openid offline_access"), "gus").await;
+    let tokens: Value = app.redeem(&code_client, &query_param(&redirect, "code").unwrap()).await.json().await.unwrap();
+    let sid = tessera_test_support::jwt_claims(tokens["access_token"].as_str().unwrap())["sid"].clone();
+    assert!(app.admin_post("/admin/revocations", &json!({"session_id": sid})).await.status().is_success());
+    assert!(app.admin_post("/admin/revocations", &json!({"user_id": user})).await.status().is_success());
+    assert!(app.admin_post("/admin/revocations", &json!({"client_id": jwt_client.id})).await.status().is_success());
+    let key: Value = app
+        .admin_post("/admin/api-keys", &json!({"client_id": opaque_client.id, "name": "ci"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let key_id = key["id"].as_str().expect("an API key").to_owned();
+    assert_eq!(app.admin_delete(&format!("/admin/api-keys/{key_id}")).await.status(), 204);
+    assert_eq!(app.admin_delete(&format!("/admin/clients/{}", opaque_client.id)).await.status(), 204);
+    assert_eq!(app.admin_delete(&format!("/admin/users/{user}")).await.status(), 204);
+
+    let page = |reader: &TestClient| {
+        let request = from("127.0.0.2")
+            .get(app.url("/revocations?after=0"))
+            .header("authorization", basic(&reader.id, &reader.secret));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let (our_page, their_page) = (page(&ours).await, page(&theirs).await);
+    let kinds: std::collections::BTreeSet<&str> =
+        our_page["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["client", "jti", "session", "user"].into(), "{our_page}");
+    assert_eq!(their_page["events"], json!([]), "another audience's events are none of its business");
+    assert_eq!(their_page["last"], our_page["last"], "both readers move past every event");
+    // The stream filters the same way: the other audience's reader hears only `caught-up`.
+    let stream = app
+        .http
+        .get(app.url("/revocations/stream?after=0"))
+        .header("authorization", basic(&theirs.id, &theirs.secret))
+        .send()
+        .await
+        .unwrap();
+    let mut stream = tessera_test_support::SseReader::new(stream);
+    let first = stream.next(std::time::Duration::from_secs(5)).await.unwrap();
+    assert_eq!(first.event.as_deref(), Some("caught-up"), "{first:?}");
+}
+
 // Regression: #23. `prompt=consent` was dropped when the person had to sign in first.
 #[tokio::test]
 async fn prompt_consent_survives_a_login() {

@@ -27,8 +27,13 @@ fn events(page: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A resource server for the audiences of every client these tests revoke from (the issuer is
+/// the default audience): the feed shows a reader only its audiences' events.
 async fn resource_server(app: &TestApp) -> TestClient {
-    app.create_client(json!({"client_name":"api","introspection":true,"audience":["https://api.example.test"]})).await
+    app.create_client(
+        json!({"client_name":"api","introspection":true,"audience":["https://api.example.test", app.issuer]}),
+    )
+    .await
 }
 
 #[tokio::test]
