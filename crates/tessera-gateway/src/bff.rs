@@ -37,6 +37,7 @@ use base64::Engine as _;
 use cookie::{Cookie, CookieJar, Key, SameSite};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
+use tessera_proto::SecretString;
 
 use crate::{json_error as error, json_response as json, now, sha256};
 
@@ -57,7 +58,7 @@ pub struct BffConfig {
     /// grants, `redirect_uri` registered, and the routes' audience.
     pub client_id: String,
     /// That client's secret.
-    pub client_secret: String,
+    pub client_secret: SecretString,
     /// The SPA page the issuer sends the browser back to (registered with the client).
     pub redirect_uri: String,
     /// Scopes to ask for [default: `openid`].
@@ -65,7 +66,7 @@ pub struct BffConfig {
     pub scope: String,
     /// At least 32 random bytes, base64 (`openssl rand -base64 32`): the cookie encryption key.
     /// Keep it stable across restarts and equal on every gateway instance.
-    pub cookie_key: String,
+    pub cookie_key: SecretString,
     /// Origins besides `public_origin` that may call the token handler and the `bff` routes
     /// (CORS with credentials), e.g. `https://app.example.com`.
     #[serde(default)]
@@ -99,7 +100,7 @@ fn default_refresh_margin() -> u64 {
 
 impl BffConfig {
     pub(crate) fn check(&self, public_origin: &str) -> anyhow::Result<()> {
-        cookie_key(&self.cookie_key)?;
+        cookie_key(self.cookie_key.expose())?;
         if !self.path.starts_with('/') || self.path.len() < 2 || self.path.ends_with('/') {
             anyhow::bail!("bff.path {:?}: an absolute path without a trailing slash, e.g. /bff", self.path);
         }
@@ -140,6 +141,7 @@ fn cookie_key(encoded: &str) -> anyhow::Result<Key> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded))
+        .map(zeroize::Zeroizing::new)
         .context("bff.cookie_key is not base64")?;
     if bytes.len() < 32 {
         anyhow::bail!("bff.cookie_key must hold at least 32 random bytes (openssl rand -base64 32)");
@@ -282,7 +284,7 @@ impl Bff {
             .map(|o| o.trim_end_matches('/').to_owned())
             .collect();
         Ok(Bff {
-            key: cookie_key(&config.cookie_key)?,
+            key: cookie_key(config.cookie_key.expose())?,
             config: config.clone(),
             issuer,
             origins,
@@ -368,7 +370,7 @@ impl Bff {
         let response = self
             .http
             .post(&self.endpoints.token_endpoint)
-            .basic_auth(form_encode(&self.config.client_id), Some(form_encode(&self.config.client_secret)))
+            .basic_auth(form_encode(&self.config.client_id), Some(form_encode(self.config.client_secret.expose())))
             .form(form)
             .send()
             .await
@@ -682,7 +684,10 @@ impl Bff {
                 let answer = self
                     .http
                     .post(endpoint)
-                    .basic_auth(form_encode(&self.config.client_id), Some(form_encode(&self.config.client_secret)))
+                    .basic_auth(
+                        form_encode(&self.config.client_id),
+                        Some(form_encode(self.config.client_secret.expose())),
+                    )
                     .form(&[("token", token.as_str()), ("token_type_hint", hint)])
                     .send()
                     .await;
@@ -823,7 +828,7 @@ mod tests {
             client_secret: "secret".into(),
             redirect_uri: "https://app.example.com/".into(),
             scope: default_scope(),
-            cookie_key: base64::engine::general_purpose::STANDARD.encode([7u8; 32]),
+            cookie_key: base64::engine::general_purpose::STANDARD.encode([7u8; 32]).into(),
             allowed_origins: vec!["https://app.example.com".into()],
             path: default_path(),
             static_dir: None,
@@ -837,7 +842,8 @@ mod tests {
         assert!(config().check("https://api.example.com").is_ok());
         assert!(config().check("http://localhost:9000").is_ok());
         assert!(config().check("http://api.example.com").is_err(), "Secure cookies need https");
-        let short = BffConfig { cookie_key: base64::engine::general_purpose::STANDARD.encode([7u8; 16]), ..config() };
+        let short =
+            BffConfig { cookie_key: base64::engine::general_purpose::STANDARD.encode([7u8; 16]).into(), ..config() };
         assert!(short.check("https://api.example.com").is_err());
         let path = BffConfig { path: "/bff/".into(), ..config() };
         assert!(path.check("https://api.example.com").is_err());

@@ -36,6 +36,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
+use tessera_proto::SecretString;
 use tessera_verify::Claims;
 use tessera_verify::layer::VerifyLayer;
 use tessera_verify::remote::RemoteVerifier;
@@ -61,7 +62,7 @@ pub struct GatewayConfig {
     /// A resource-server client (`introspection: true`) of the issuer: reads the revocation feed.
     pub client_id: String,
     /// That client's secret.
-    pub client_secret: String,
+    pub client_secret: SecretString,
     /// How clients reach the gateway (`https://api.example.com`): DPoP `htu` and RFC 9728 URLs.
     pub public_origin: String,
     /// Seconds the revocation feed may be down before tokens are refused with 503 (fail closed).
@@ -96,7 +97,7 @@ pub struct GatewayConfig {
     /// The key (base64, at least 32 bytes) of this deployment's DPoP nonces: every gateway
     /// sharing it accepts the nonces of every other. Needed by routes with `dpop_nonce = true`.
     #[serde(default)]
-    pub dpop_nonce_key: Option<String>,
+    pub dpop_nonce_key: Option<SecretString>,
 }
 
 /// How long a gateway DPoP nonce lasts: the window it names and the next.
@@ -150,12 +151,12 @@ fn default_mode() -> String {
 
 impl GatewayConfig {
     /// The DPoP nonce key, decoded.
-    fn dpop_nonce_key_bytes(&self) -> anyhow::Result<Vec<u8>> {
+    fn dpop_nonce_key_bytes(&self) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
         use base64::Engine as _;
         let Some(key) = &self.dpop_nonce_key else {
             anyhow::bail!("dpop_nonce_key: routes with dpop_nonce = true need one (base64, 32 bytes or more)");
         };
-        match base64::engine::general_purpose::STANDARD.decode(key.trim()) {
+        match base64::engine::general_purpose::STANDARD.decode(key.expose().trim()).map(zeroize::Zeroizing::new) {
             Ok(bytes) if bytes.len() >= 32 => Ok(bytes),
             _ => anyhow::bail!("dpop_nonce_key: base64 of at least 32 bytes"),
         }
@@ -277,7 +278,7 @@ async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
             Some(verifier) => verifier.clone(),
             None => {
                 let verifier = RemoteVerifier::builder(&config.issuer, &route.audience)
-                    .revocation_feed(&config.client_id, &config.client_secret)
+                    .revocation_feed(&config.client_id, config.client_secret.expose())
                     .max_feed_outage(Duration::from_secs(config.max_feed_outage))
                     .build()
                     .await
@@ -789,6 +790,23 @@ mod tests {
         assert!(with("").is_err(), "no key");
         assert!(with("dpop_nonce_key = \"c2hvcnQ=\"").is_err(), "too short");
         assert!(with("dpop_nonce_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"").is_ok());
+    }
+
+    // Regression: #23 (T-15). `GatewayConfig`'s derived `Debug` printed the client secret, the
+    // DPoP nonce key and the BFF's client secret and cookie key.
+    #[test]
+    fn a_printed_configuration_shows_no_secret() {
+        let text = "listen = \"127.0.0.1:1\"\nissuer = \"http://127.0.0.1:2\"\nclient_id = \"g\"\n\
+            client_secret = \"gateway-secret-1\"\npublic_origin = \"http://127.0.0.1:1\"\n\
+            dpop_nonce_key = \"bm9uY2Uta2V5LTItbm9uY2Uta2V5LTItbm9uY2Uta2V5LTI=\"\nroutes = []\n\
+            [bff]\nclient_id = \"spa\"\nclient_secret = \"bff-secret-3\"\nredirect_uri = \"http://127.0.0.1:1/\"\n\
+            cookie_key = \"Y29va2llLWtleS00LWNvb2tpZS1rZXktNC1jb29raWUtNA==\"\n";
+        let config: GatewayConfig = toml::from_str(text).unwrap();
+        let printed = format!("{config:?}");
+        for secret in ["gateway-secret-1", "bm9uY2Uta2V5", "bff-secret-3", "Y29va2llLWtleS00"] {
+            assert!(!printed.contains(secret), "{secret} printed: {printed}");
+        }
+        assert!(printed.contains("SecretString([redacted])"));
     }
 
     /// Every complete `gateway.toml` in docs/gateway.md parses and passes the checks.

@@ -36,6 +36,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderValue, StatusCode, header};
+use tessera_proto::SecretString;
 
 /// Exchanges reference tokens for JWTs.
 #[derive(Clone)]
@@ -62,7 +63,7 @@ struct Exchange {
     /// The issuer, without a trailing slash.
     issuer: String,
     client_id: String,
-    client_secret: String,
+    client_secret: SecretString,
     resource_metadata: String,
     /// JWTs by SHA-256 of the whole opaque token, with the token's `exp`.
     cache: moka::sync::Cache<[u8; 32], (Arc<str>, u64)>,
@@ -88,7 +89,7 @@ impl PhantomLayer {
         api_keys: bool,
         issuer: &str,
         client_id: &str,
-        client_secret: &str,
+        client_secret: &SecretString,
         resource_metadata: &str,
     ) -> anyhow::Result<PhantomLayer> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build()?;
@@ -99,7 +100,7 @@ impl PhantomLayer {
                 http,
                 issuer: issuer.trim_end_matches('/').to_owned(),
                 client_id: client_id.to_owned(),
-                client_secret: client_secret.to_owned(),
+                client_secret: client_secret.clone(),
                 resource_metadata: resource_metadata.to_owned(),
                 cache: moka::sync::Cache::builder()
                     .max_capacity(100_000)
@@ -335,7 +336,7 @@ impl Exchange {
                 self.http.get(format!("{}/split-tokens/{hash}", self.issuer))
             }
         };
-        let response = request.basic_auth(&self.client_id, Some(&self.client_secret)).send().await;
+        let response = request.basic_auth(&self.client_id, Some(self.client_secret.expose())).send().await;
         let response = match response {
             Ok(response) => response,
             Err(err) => {

@@ -1,11 +1,15 @@
 //! Wire types of the Tessera access-token platform: what crosses HTTP between clients,
-//! the authorization server, gateways and the CLI. Serde only, no I/O.
+//! the authorization server, gateways and the CLI, and [`SecretString`], the one type every
+//! component holds its secrets in. Serde only, no I/O.
 
 pub mod admin;
 pub mod discovery;
 pub mod error;
 pub mod jwks;
+mod secret;
 pub mod token;
+
+pub use secret::SecretString;
 
 /// Seconds since the Unix epoch. Every API that depends on the time takes one explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,5 +1,9 @@
 //! Signing keys: generation (ES256, EdDSA, RS256, PS256), sealing of private keys at rest,
 //! the published JWK Set, and JWS signing in the hot path with parsed key pairs kept in memory.
+//!
+//! Key material in memory: the master key's bytes and every unsealed private key are
+//! zeroized as soon as aws-lc has parsed them; the parsed key pairs live inside aws-lc, which
+//! clears its allocations when they are freed (`OPENSSL_free` cleanses).
 
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -15,6 +19,7 @@ use serde_json::{Value, json};
 use tessera_proto::admin::KeyInfo;
 use tessera_proto::jwks::JwkSet;
 use tessera_verify::{KeySet, Verifier};
+use zeroize::{Zeroize as _, Zeroizing};
 
 use crate::audit::{Event, Record};
 use crate::store::{KeyRow, Store};
@@ -196,7 +201,7 @@ impl Sealer {
             UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| anyhow!("{} is not a 32-byte key", path.display()))?;
         let prk = aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"tessera master key").extract(&bytes);
         // aws-lc keeps its own copies (and clears them); ours goes now.
-        zeroize::Zeroize::zeroize(&mut bytes);
+        bytes.zeroize();
         Ok(Sealer { key: LessSafeKey::new(unbound), prk })
     }
 
@@ -220,18 +225,22 @@ impl Sealer {
         Ok(out)
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
+    /// The private key sealed under `kid`; the plaintext is zeroized when the caller drops it.
+    fn open(&self, kid: &str, sealed: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> {
         if sealed.len() < NONCE_LEN {
             bail!("sealed key {kid} is truncated");
         }
         let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| anyhow!("bad nonce"))?;
-        let mut buf = ciphertext.to_vec();
-        let plain = self
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let len = self
             .key
             .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-            .map_err(|_| anyhow!("key {kid} does not open with this master key"))?;
-        Ok(plain.to_vec())
+            .map_err(|_| anyhow!("key {kid} does not open with this master key"))?
+            .len();
+        // The tag follows the plaintext; truncating keeps the bytes in the zeroized buffer.
+        buf.truncate(len);
+        Ok(buf)
     }
 }
 
@@ -332,7 +341,8 @@ fn key_record(row: &KeyRow, now: u64) -> Record {
 }
 
 fn generate(sealer: &Sealer, alg: SigningAlg, status: &str, now: u64) -> anyhow::Result<KeyRow> {
-    let pkcs8 = match alg {
+    // The private key leaves this function only sealed; its plaintext is zeroized here.
+    let pkcs8: Zeroizing<Vec<u8>> = match alg {
         SigningAlg::Es256 => EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
             .and_then(|k| k.to_pkcs8v1())
             .map(|d| d.as_ref().to_vec()),
@@ -341,6 +351,7 @@ fn generate(sealer: &Sealer, alg: SigningAlg, status: &str, now: u64) -> anyhow:
             RsaKeyPair::generate(KeySize::Rsa2048).and_then(|k| k.as_der()).map(|d| d.as_ref().to_vec())
         }
     }
+    .map(Zeroizing::new)
     .map_err(|_| anyhow!("key generation failed"))?;
     let (_, public) = SigningKey::from_pkcs8(alg, &pkcs8)?;
     let kid = thumbprint(&public)?;
@@ -463,7 +474,7 @@ mod tests {
         let a = Sealer::load_or_create(&dir.path().join("a.key")).unwrap();
         let b = Sealer::load_or_create(&dir.path().join("b.key")).unwrap();
         let sealed = a.seal("kid", b"private").unwrap();
-        assert_eq!(a.open("kid", &sealed).unwrap(), b"private");
+        assert_eq!(a.open("kid", &sealed).unwrap().as_slice(), b"private");
         assert!(b.open("kid", &sealed).is_err());
         assert!(a.open("other-kid", &sealed).is_err());
     }

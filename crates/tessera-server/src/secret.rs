@@ -51,7 +51,7 @@ pub fn unique_id() -> String {
 
 /// A fresh credential: prefix plus 256 bits of randomness.
 pub fn new_credential(prefix: &str) -> SecretString {
-    SecretString(format!("{prefix}{}", random_b64(32)))
+    SecretString::new(format!("{prefix}{}", random_b64(32)))
 }
 
 /// An opaque access token: `tat_` + base64url(id as 8 bytes big-endian ‖ 32 random bytes).
@@ -79,7 +79,7 @@ impl OpaqueToken {
         let mut bytes = [0u8; 40];
         bytes[..8].copy_from_slice(&self.id.to_be_bytes());
         bytes[8..].copy_from_slice(&self.secret);
-        SecretString(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
+        SecretString::new(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// Parses a presented token; anything malformed is `None`.
@@ -119,27 +119,8 @@ pub fn hashes_equal(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()
 }
 
-/// A secret that never prints: `Debug` shows `SecretString([redacted])`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    /// Wraps a secret.
-    pub fn new(secret: String) -> SecretString {
-        SecretString(secret)
-    }
-
-    /// The secret itself; call only where it must go on the wire or into a hash.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretString([redacted])")
-    }
-}
+/// A secret that never prints and is zeroized on drop (shared with the gateway and `tessera-verify`).
+pub use tessera_proto::SecretString;
 
 #[cfg(test)]
 mod tests {

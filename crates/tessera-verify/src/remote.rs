@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Deserialize;
-use tessera_proto::UnixTime;
 use tessera_proto::jwks::JwkSet;
+use tessera_proto::{SecretString, UnixTime};
 use tokio::time::Instant;
 
 use crate::dpop::{ReplayCache, ResourceRequest};
@@ -51,7 +51,7 @@ pub enum RemoteError {
 pub struct RemoteVerifierBuilder {
     issuer: String,
     audience: String,
-    feed: Option<(String, String)>,
+    feed: Option<(String, SecretString)>,
     http: Option<reqwest::Client>,
     refetch_interval: Duration,
     max_feed_outage: Duration,
@@ -72,7 +72,7 @@ impl RemoteVerifierBuilder {
     /// Follow the issuer's revocation feed as this resource-server client (registered with
     /// `introspection: true`). Without it, revocation is effective only at token expiry.
     pub fn revocation_feed(mut self, client_id: &str, client_secret: &str) -> RemoteVerifierBuilder {
-        self.feed = Some((client_id.to_owned(), client_secret.to_owned()));
+        self.feed = Some((client_id.to_owned(), SecretString::from(client_secret)));
         self
     }
 
@@ -245,7 +245,8 @@ impl std::fmt::Debug for Inner {
 
 /// The revocation feed as followed so far.
 struct Feed {
-    credentials: (String, String),
+    /// The reader's client id and secret (zeroized on drop).
+    credentials: (String, SecretString),
     state: RwLock<Revoked>,
     /// Set once the backlog has been applied.
     caught_up: tokio::sync::watch::Sender<bool>,
@@ -314,7 +315,7 @@ impl Revoked {
 }
 
 impl Feed {
-    fn new(credentials: (String, String), max_outage: Duration) -> Feed {
+    fn new(credentials: (String, SecretString), max_outage: Duration) -> Feed {
         Feed {
             credentials,
             state: RwLock::default(),
@@ -352,7 +353,7 @@ async fn follow_feed(verifier: Weak<Inner>) {
         let request = inner
             .http
             .get(format!("{}/revocations/stream?after={after}", inner.issuer))
-            .basic_auth(&feed.credentials.0, Some(&feed.credentials.1))
+            .basic_auth(&feed.credentials.0, Some(feed.credentials.1.expose()))
             .timeout(Duration::from_secs(86_400));
         let connected = match request.send().await {
             Ok(res) if res.status().is_success() => Some(res),
@@ -442,7 +443,7 @@ impl RemoteVerifier {
                 let res = inner
                     .http
                     .post(&api.endpoint)
-                    .basic_auth(id, Some(secret))
+                    .basic_auth(id, Some(secret.expose()))
                     .header(http::header::ACCEPT, "application/jwt")
                     .form(&[("token", key)])
                     .send()
