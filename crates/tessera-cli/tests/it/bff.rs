@@ -360,6 +360,28 @@ fn bff_mode_keeps_tokens_out_of_the_browser_and_honours_revocation() {
         assert_eq!(raw(&addr, "/api/invoices", &[("Cookie", &flipped)]).0, 401);
         assert_eq!(raw(&addr, "/bff/userinfo", &[("Cookie", &flipped)]).0, 401);
 
+        // T-02f: a stranger floods the issuer's /token with the SPA client's id (it is in every
+        // authorization URL) and wrong secrets, from two addresses, until refused. The token
+        // handler's refresh, from its own address, is not refused: failures are counted per
+        // (client id, address), and an issuer's 429 would be a 503, never a session's end.
+        let bff_id = tessera_test_support::query_param(&url, "client_id").unwrap();
+        let mut refused = BTreeMap::<(&str, u16), usize>::new();
+        for attacker in ["127.0.0.2", "127.0.0.3"] {
+            let http = reqwest::Client::builder().local_address(attacker.parse::<std::net::IpAddr>().unwrap()).build();
+            let http = http.unwrap();
+            for _ in 0..60 {
+                let res = http
+                    .post(format!("{issuer}/token"))
+                    .basic_auth(&bff_id, Some("not-the-secret"))
+                    .form(&[("grant_type", "refresh_token"), ("refresh_token", "trt_junk")])
+                    .send()
+                    .await
+                    .unwrap();
+                *refused.entry((attacker, res.status().as_u16())).or_default() += 1;
+            }
+            assert!(refused.get(&(attacker, 429)).is_some_and(|n| *n > 0), "the attacker is throttled: {refused:?}");
+        }
+
         // An explicit refresh rotates the tokens behind the cookie.
         let answer = spa.post("/bff/refresh", Some(&csrf), None).await;
         assert_eq!(answer.status, 204);

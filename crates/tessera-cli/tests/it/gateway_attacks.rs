@@ -186,6 +186,53 @@ fn a_flood_of_junk_tokens_does_not_take_a_phantom_route_down() {
     }
 }
 
+// The same flood with junk API keys at an `api_keys` route (T-02b): each miss is looked up with
+// the gateway's one resource-server client, so before #23 the same throttle took the route down
+// for every key the gateway had not cached.
+#[test]
+fn a_flood_of_junk_api_keys_does_not_take_an_api_key_route_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let (server, caller, gateway, _) = gateway_for(dir.path(), &runtime, ("jwt", "reports:read"), |up| {
+        format!(
+            "\n[[routes]]\nprefix = \"/reports\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"reports:read\"]\napi_keys = true\n"
+        )
+    });
+    let admin = server.admin_config.to_str().unwrap().to_owned();
+    let created = crate::e2e::json_out(&crate::e2e::tessera(&[
+        "apikey",
+        "create",
+        "--client",
+        caller["client_id"].as_str().unwrap(),
+        "--name",
+        "nightly",
+        "--admin-config",
+        &admin,
+        "--json",
+    ]));
+    let key = created["key"].as_str().unwrap().to_owned();
+
+    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        for i in 0..200 {
+            // Well-formed: the same prefix and length as a real key, so each one is looked up.
+            let junk = format!("Bearer tessera_sak_{:A<60}", format!("{}x{i}", attacker.replace('.', "")));
+            let (status, _, _) = raw_from(attacker, &gateway.addr, "/reports/q3", &[("Authorization", &junk)]);
+            *statuses.entry((attacker, status)).or_default() += 1;
+        }
+    }
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        let looked_up = statuses.get(&(attacker, 401)).copied().unwrap_or(0);
+        let throttled = statuses.get(&(attacker, 429)).copied().unwrap_or(0);
+        assert_eq!(looked_up + throttled, 200, "only 401 and 429: {statuses:?}");
+        assert!((20..=40).contains(&looked_up), "each address gets a bounded number of lookups: {statuses:?}");
+    }
+    // The real key, never seen by the gateway before, is served from elsewhere.
+    let bearer = format!("Bearer {key}");
+    let (status, _, body) = raw_from("127.0.0.1", &gateway.addr, "/reports/q3", &[("Authorization", &bearer)]);
+    assert_eq!(status, 200, "{body}");
+}
+
 /// A response header's value from a raw response head.
 fn header_of(head: &str, name: &str) -> Option<String> {
     head.lines().find_map(|line| {

@@ -160,6 +160,50 @@ async fn a_lockout_refuses_passwords_and_grants_made_during_it_but_not_earlier_s
     );
 }
 
+/// A browser whose requests come from `source` and carry `X-Forwarded-For: forwarded_for`.
+fn browser_from<'a>(app: &TestApp, source: &str, forwarded_for: &str) -> Browser<'a> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", forwarded_for.parse().unwrap());
+    let http = reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    Browser::with(&app.url(""), http)
+}
+
+// Regression: #23 (T-07). The login throttle keyed on the peer address: behind a proxy every
+// person has the proxy's, so 20 typos by one locked everyone out. From `trusted_proxies` it
+// keys on the forwarded client address; from anyone else, `X-Forwarded-For` changes nothing.
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_login_throttle_is_per_person_not_per_proxy() {
+    let app = spawn_app_with(T0, |c| c.trusted_proxies = vec!["127.0.0.9/32".parse().unwrap()]).await;
+    app.create_user("alice").await;
+    let client = app.code_client(json!({"first_party": true})).await;
+    // Through the proxy, an attacker guesses passwords of many usernames (so no username's own
+    // lock is what stops it) until the address allowance (20 per 30 s) is spent.
+    let mut attacker = browser_from(&app, "127.0.0.9", "198.51.100.7");
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..22 {
+        let login = login_page(&app, &mut attacker, &client.id).await;
+        *statuses.entry(attacker.login(&login, &format!("user{i}"), "guess").await.status().as_u16()).or_default() += 1;
+    }
+    assert_eq!(statuses.get(&429), Some(&2), "the attacker is throttled after 20: {statuses:?}");
+    // Alice, behind the same proxy, signs in.
+    let mut alice = browser_from(&app, "127.0.0.9", "198.51.100.8");
+    let login = login_page(&app, &mut alice, &client.id).await;
+    assert_eq!(alice.login(&login, "alice", PASSWORD).await.status(), 303, "the proxy's other users are not locked out");
+    // Not a trusted proxy: a new X-Forwarded-For per attempt does not escape the address's allowance.
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for i in 0..22 {
+        let mut spoofer = browser_from(&app, "127.0.0.4", &format!("203.0.113.{i}"));
+        let login = login_page(&app, &mut spoofer, &client.id).await;
+        *statuses.entry(spoofer.login(&login, &format!("user{i}"), "guess").await.status().as_u16()).or_default() += 1;
+    }
+    assert_eq!(statuses.get(&429), Some(&2), "the spoofer's own address is throttled: {statuses:?}");
+}
+
 #[tokio::test]
 async fn request_rates_are_limited_per_client_and_per_address() {
     let app = spawn_app_with(T0, |c| c.rate_limit_per_client = 5).await;
