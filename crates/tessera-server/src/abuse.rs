@@ -27,10 +27,12 @@
 //!   budget an authenticated client relies on. Introspection by a resource server spends
 //!   nothing: it answers for its own callers, whom the gateway throttles.
 //!
-//! - **Pending authorization requests**: an unauthenticated `GET /authorize` that needs a login
-//!   or consent page stores the request; each address may open [`PENDING_REQUESTS`] at once, then
-//!   one every two seconds (429 page past that), so one address can hold at most about 360 rows
-//!   at a time (they expire after ten minutes).
+//! - **Pending authorization requests**: a browser nobody is signed in to stores nothing (its
+//!   request is sealed into the login page's handle, `flows::pending`). A signed-in browser's
+//!   `GET /authorize` that needs a consent page (or a new login) stores the request; each
+//!   address may open [`PENDING_REQUESTS`] at once, then one every two seconds (429 page past
+//!   that), so one address can hold at most about 360 rows at a time (they expire after ten
+//!   minutes).
 //!
 //! Addresses are the peer's, or — from a peer in `trusted_proxies` — the nearest address in
 //! `X-Forwarded-For` that is not itself a trusted proxy. IPv6 addresses are keyed by their /64
@@ -195,7 +197,7 @@ pub struct Abuse {
     pub scans: Throttle,
     /// Failed passwords per IP address.
     pub login_ip: Throttle,
-    /// Pending authorization requests (rows written by an unauthenticated `GET /authorize`) per
+    /// Pending authorization requests (rows written by a signed-in browser's `GET /authorize`) per
     /// address: [`PENDING_REQUESTS`] at once, then one every two seconds.
     pub pending_requests: Throttle,
     /// Unknown usernames, locked like real users: (failures, locked until).

@@ -213,6 +213,14 @@ impl Sealer {
         Ok(aws_lc_rs::hmac::Key::from(okm))
     }
 
+    /// An AES-256-GCM key for one purpose, derived from the master key with HKDF like
+    /// [`Sealer::derive_hmac_key`], so every node sharing the master key opens what another sealed.
+    pub fn derive_aead_key(&self, purpose: &str) -> anyhow::Result<LessSafeKey> {
+        let info = [purpose.as_bytes()];
+        let okm = self.prk.expand(&info, &AES_256_GCM).map_err(|_| anyhow!("HKDF failed"))?;
+        Ok(LessSafeKey::new(UnboundKey::from(okm)))
+    }
+
     fn seal(&self, kid: &str, plaintext: &[u8]) -> anyhow::Result<Vec<u8>> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce).map_err(|_| anyhow!("random number generator failed"))?;

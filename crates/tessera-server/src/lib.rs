@@ -63,6 +63,9 @@ pub struct Inner {
     pub refresh_key: aws_lc_rs::hmac::Key,
     /// Makes and checks DPoP nonces (derived from the master key, so every node accepts them).
     pub dpop_nonce_key: aws_lc_rs::hmac::Key,
+    /// Seals the pending authorization requests of browsers nobody is signed in to (derived
+    /// from the master key; `flows::pending`).
+    pub pending_key: aws_lc_rs::aead::LessSafeKey,
     /// Clients' JWK Sets (inline or fetched from `jwks_uri`).
     pub client_keys: flows::client_keys::ClientKeys,
     /// Verifies `tls_client_auth` certificate chains against `tls_client_ca`, if configured.
@@ -104,6 +107,7 @@ impl AppState {
         let csrf_key = sealer.derive_hmac_key("tessera csrf v1")?;
         let refresh_key = sealer.derive_hmac_key("tessera refresh successor v1")?;
         let dpop_nonce_key = sealer.derive_hmac_key("tessera dpop nonce v1")?;
+        let pending_key = sealer.derive_aead_key("tessera pending authorization request v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
         let client_keys = flows::client_keys::ClientKeys::new(config.issuer.is_loopback())?;
         let client_ca = config.tls_client_ca.as_deref().map(flows::mtls::ChainVerifier::load).transpose()?;
@@ -132,6 +136,7 @@ impl AppState {
                 csrf_key,
                 refresh_key,
                 dpop_nonce_key,
+                pending_key,
                 client_keys,
                 client_ca,
                 pages,

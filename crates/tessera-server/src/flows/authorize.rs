@@ -14,6 +14,7 @@ use crate::client::{Client, Profile, redirect_uri_matches};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
+use crate::flows::pending;
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, CODE_PREFIX};
@@ -384,6 +385,29 @@ async fn continue_interaction(
     decide(state, &client, &params, signed_in, Some((&row, handle)), consented_here, row.par_hash, None, now).await
 }
 
+/// Continues an interaction once the person has signed in at its login page, as the session
+/// `signed_in`. A sealed request (`flows::pending`) is stored now, under a fresh handle, with
+/// that session; a stored one notes the session.
+pub async fn after_login(
+    state: &AppState,
+    handle: &str,
+    browser: &str,
+    signed_in: &SignedIn,
+    now: UnixTime,
+) -> Result<Next, AuthorizeError> {
+    let session_id = signed_in.session.id.clone();
+    if pending::is_sealed(handle) {
+        let (mut row, _, _) = interaction(state, handle, Some(browser), now).await?;
+        let stored = secret::random_b64(32);
+        row.handle_hash = secret::hash(&stored);
+        row.login_session_id = Some(session_id);
+        state.store.insert_auth_request(&row).await?;
+        return continue_interaction(state, &stored, Some(browser), Some(signed_in), false, now).await;
+    }
+    state.store.set_login_session(&secret::hash(handle), &session_id).await?;
+    continue_interaction(state, handle, Some(browser), Some(signed_in), false, now).await
+}
+
 /// A pending interaction that belongs to this browser, with its client and parameters.
 pub async fn interaction(
     state: &AppState,
@@ -396,7 +420,11 @@ pub async fn interaction(
             "This sign-in request is finished or has expired. Go back to the application and start again.".into(),
         )
     };
-    let row = state.store.auth_request(&secret::hash(handle)).await?.ok_or_else(gone)?;
+    let row = if pending::is_sealed(handle) {
+        pending::open(state, handle).ok_or_else(gone)?
+    } else {
+        state.store.auth_request(&secret::hash(handle)).await?.ok_or_else(gone)?
+    };
     let bound = match (&row.browser_hash, browser) {
         (Some(expected), Some(browser)) => secret::hashes_equal(expected, &secret::hash(browser)),
         _ => false,
@@ -484,8 +512,13 @@ async fn decide(
                 expires_at: now.plus(INTERACTION_TTL).secs(),
                 consumed_at: None,
             };
-            state.store.insert_auth_request(&row).await?;
-            handle
+            if signed_in.is_some() {
+                state.store.insert_auth_request(&row).await?;
+                handle
+            } else {
+                // Nobody is signed in to this browser: nothing is stored until someone is (T-08).
+                pending::seal(state, &row)?
+            }
         }
     };
     Ok(if needs_login { Next::Login(handle) } else { Next::Consent(handle) })

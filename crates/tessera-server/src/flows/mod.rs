@@ -11,6 +11,7 @@ pub mod dpop;
 pub mod error;
 pub mod introspect;
 pub mod mtls;
+pub mod pending;
 pub mod revocation_feed;
 pub mod revoke;
 pub mod session;

@@ -211,7 +211,8 @@ async fn authorize(
         Err(message) => return error_page(&state, StatusCode::BAD_REQUEST, &message),
     };
     let state = &state;
-    // Every pending request is a row: an address that opened too many waits (T-08).
+    // A pending request of a signed-in browser is a row: an address that opened too many waits
+    // (T-08). A browser nobody is signed in to stores nothing (`flows::pending`).
     let ip_key = ip.map(crate::abuse::address_key);
     if let Some(wait) = ip_key.as_deref().and_then(|k| state.abuse.pending_requests.blocked(k)) {
         let mut response = error_page(
@@ -239,7 +240,9 @@ async fn authorize(
         None => (secret::random_b64(32), true),
     };
     let next = authorize::begin(state, resolved, signed_in.as_ref(), &browser, now).await;
-    if matches!(next, Ok(authorize::Next::Login(_) | authorize::Next::Consent(_)))
+    // Only a stored row counts: a browser nobody is signed in to gets a sealed handle.
+    if let Ok(authorize::Next::Login(handle) | authorize::Next::Consent(handle)) = &next
+        && !crate::flows::pending::is_sealed(handle)
         && let Some(key) = &ip_key
     {
         state.abuse.pending_requests.failed(key);
@@ -371,10 +374,7 @@ async fn login_submit(
     let mut response = if request.is_empty() {
         see_other("/account")
     } else {
-        if let Err(err) = state.store.set_login_session(&secret::hash(request), &signed_in.session.id).await {
-            return unavailable(&state, err);
-        }
-        next_response(&state, authorize::resume(&state, request, Some(browser), Some(&signed_in), now).await)
+        next_response(&state, authorize::after_login(&state, request, browser, &signed_in, now).await)
     };
     cookies.set(&mut response, Which::Session, Some(cookie.expose()));
     response

@@ -193,7 +193,11 @@ async fn behind_a_trusted_proxy_the_login_throttle_is_per_person_not_per_proxy()
     // Alice, behind the same proxy, signs in.
     let mut alice = browser_from(&app, "127.0.0.9", "198.51.100.8");
     let login = login_page(&app, &mut alice, &client.id).await;
-    assert_eq!(alice.login(&login, "alice", PASSWORD).await.status(), 303, "the proxy's other users are not locked out");
+    assert_eq!(
+        alice.login(&login, "alice", PASSWORD).await.status(),
+        303,
+        "the proxy's other users are not locked out"
+    );
     // Not a trusted proxy: a new X-Forwarded-For per attempt does not escape the address's allowance.
     let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
     for i in 0..22 {

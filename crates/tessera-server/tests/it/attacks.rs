@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 
 use serde_json::{Value, json};
-use tessera_test_support::{Browser, T0, TestApp, TestClient, basic, code_request, query_param, spawn_app_with};
+use tessera_test_support::{
+    Browser, PASSWORD, T0, TestApp, TestClient, basic, code_request, location, query_param, spawn_app_with,
+};
 
 /// An HTTP client whose connections come from `source` (e.g. `127.0.0.2`).
 fn from(source: &str) -> reqwest::Client {
@@ -165,32 +167,73 @@ async fn admin_rights_never_come_from_a_sign_in_or_an_api_key() {
 }
 
 // Regression: #23. Every unauthenticated GET /authorize that needs a login page stored a pending
-// request (up to a few KB) with no limit: disk and writer exhaustion from one address.
+// request (up to a few KB) with no limit: disk and writer exhaustion from one address, and from a
+// botnet (or an IPv6 /48: 65,536 /64s) even with a per-address limit. Now a browser nobody is
+// signed in to gets its request back sealed, and nothing is stored until someone signs in.
 #[tokio::test]
-async fn pending_authorization_requests_are_bounded_per_address() {
+async fn unauthenticated_authorization_requests_store_nothing() {
     let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("alice").await;
     let client = app.code_client(json!({})).await;
     let state = "s".repeat(2000);
     let mut query = code_request(&client.id, "openid");
     query.retain(|(k, _)| *k != "state");
     query.push(("state", &state));
     let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &query).unwrap();
-    let attacker = from("127.0.0.2");
-    let mut statuses = Vec::new();
-    for _ in 0..100 {
-        let res = attacker.get(url.as_str()).send().await.unwrap();
-        statuses.push(res.status().as_u16());
+    let rows = || async { app.state.store.count_rows("auth_requests").await.unwrap() };
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    let mut login_url = String::new();
+    for source in ["127.0.0.2", "127.0.0.3"] {
+        let attacker = from(source);
+        for _ in 0..150 {
+            let res = attacker.get(url.as_str()).send().await.unwrap();
+            *statuses.entry(res.status().as_u16()).or_default() += 1;
+            login_url = location(&res).unwrap_or_default();
+        }
     }
-    let stored = statuses.iter().filter(|s| **s == 303).count();
-    assert!((60..=62).contains(&stored), "{statuses:?}");
-    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 100 - stored, "{statuses:?}");
-    // Nobody else is affected: another address, and a person signing in, go on.
-    let res = from("127.0.0.3").get(url.as_str()).send().await.unwrap();
-    assert_eq!(res.status(), 303);
-    app.create_user("alice").await;
-    let mut browser = Browser::new(&app);
-    let redirect = browser.authorize(&code_request(&client.id, "openid"), "alice").await;
+    assert_eq!(statuses, [(303, 300)].into(), "every stranger is sent to the login page");
+    assert_eq!(rows().await, 0, "and nothing was stored");
+    // The handle is sealed and bound to the browser: tampered, or from another browser, it is refused.
+    let handle = query_param(&format!("http://x{login_url}"), "request").unwrap();
+    assert!(handle.starts_with("s."), "{login_url}");
+    let mut tampered = handle.clone().into_bytes();
+    let last = tampered.len() - 3;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for request in [tampered.as_str(), handle.as_str(), "s.", "s.!!!"] {
+        let page = Browser::new(&app).get(&format!("/login?request={request}")).await;
+        assert_eq!(page.status(), 400, "{request}");
+    }
+    // A person signing in is unaffected; their row is written once they have signed in.
+    let mut alice = Browser::new(&app);
+    let redirect = alice.authorize(&code_request(&client.id, "openid"), "alice").await;
     assert!(query_param(&redirect, "code").is_some(), "{redirect}");
+    assert_eq!(rows().await, 1);
+}
+
+// Regression: #23. A signed-in browser's pending requests (consent pages) are still rows: an
+// address may hold 60 at once, then one every 2 s.
+#[tokio::test]
+async fn pending_requests_of_signed_in_browsers_are_bounded_per_address() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    app.create_user("alice").await;
+    let client = app.code_client(json!({})).await;
+    let mut alice = Browser::new(&app);
+    // Signing in leaves a consent page pending: a third-party client asks first.
+    let url = reqwest::Url::parse_with_params(&app.url("/authorize"), &code_request(&client.id, "openid")).unwrap();
+    let res = alice.get(url.as_str()).await;
+    let login = location(&res).unwrap();
+    assert_eq!(alice.login(&login, "alice", PASSWORD).await.status(), 303);
+    let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+    for _ in 0..100 {
+        *statuses.entry(alice.get(url.as_str()).await.status().as_u16()).or_default() += 1;
+    }
+    let stored = statuses.get(&303).copied().unwrap_or(0);
+    assert!((58..=62).contains(&stored), "{statuses:?}");
+    assert_eq!(statuses.get(&429).copied().unwrap_or(0), 100 - stored, "{statuses:?}");
+    assert!(app.state.store.count_rows("auth_requests").await.unwrap() <= 63);
+    // Another address is not affected.
+    assert_eq!(from("127.0.0.3").get(url.as_str()).send().await.unwrap().status(), 303);
 }
 
 /// A key of `owner` (`{"user_id"}` or `{"client_id"}`) with scope `invoices:read`: the status and key.

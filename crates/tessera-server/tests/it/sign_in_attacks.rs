@@ -173,7 +173,10 @@ async fn login_and_consent_forms_require_their_csrf_tokens() {
     let consent = location(&res).unwrap();
     let html = browser.get(&consent).await.text().await.unwrap();
     let csrf = hidden_field(&html, "csrf_token").unwrap();
-    let form = [("request", handle.as_str()), ("csrf_token", csrf.as_str()), ("decision", "allow")];
+    // Signed in, the request is stored under a new handle (the login page's was sealed, T-08).
+    let stored = query_param(&app.url(&consent), "request").unwrap();
+    assert_ne!(stored, handle);
+    let form = [("request", stored.as_str()), ("csrf_token", csrf.as_str()), ("decision", "allow")];
     let mut other = Browser::new(&app);
     let other_login = location(&authorize_raw(&mut other, &code_request(&client.id, "openid")).await).unwrap();
     other.login(&other_login, "mallory", PASSWORD).await;
