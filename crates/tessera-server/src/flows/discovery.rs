@@ -6,8 +6,9 @@ use tessera_proto::discovery::{MtlsEndpointAliases, ProviderMetadata};
 use crate::client::SUPPORTED_GRANT_TYPES;
 use crate::config::IssuerUrl;
 
-/// Scopes with a meaning to the server itself.
-pub const SERVER_SCOPES: [&str; 5] = ["openid", "profile", "email", "offline_access", crate::ADMIN_SCOPE];
+/// The scopes discovery advertises. `tessera:admin` is not among them: only admin clients may
+/// ask for it (#23, principle 5), and RFC 8414 §2 lets a server leave scopes unadvertised.
+pub const SERVER_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();

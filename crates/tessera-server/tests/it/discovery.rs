@@ -102,8 +102,7 @@ async fn both_metadata_documents_advertise_only_what_works() {
             "openid",
             "profile",
             "email",
-            "offline_access",
-            "tessera:admin"
+            "offline_access"
           ],
           "subject_types_supported": [
             "public"
