@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod flows;
 pub mod form;
+pub mod grants;
 pub mod http;
 pub mod keys;
 pub mod metrics;

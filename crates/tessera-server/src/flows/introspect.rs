@@ -11,8 +11,8 @@ use crate::AppState;
 use crate::apikey::ApiKey;
 use crate::cache::InvalidatingCache;
 use crate::client::Client;
+use crate::flows::client_auth;
 use crate::flows::error::OAuthError;
-use crate::flows::{client_auth, code_grant};
 use crate::form::Form;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, OpaqueToken, REFRESH_TOKEN_PREFIX};
 
@@ -295,8 +295,9 @@ async fn answer(
     let token = form.get("token").ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     // RFC 7662 §2.1: the hint only orders the search; refresh tokens are found whatever it says.
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
-        let Some((grant, row)) =
-            code_grant::active_refresh(state, token, now).await?.filter(|(g, _)| g.client_id == caller.client_id)
+        let Some((grant, row)) = crate::grants::refresh_token::active_refresh(state, token, now)
+            .await?
+            .filter(|(g, _)| g.client_id == caller.client_id)
         else {
             return Ok(IntrospectionResponse::inactive());
         };

@@ -8,7 +8,7 @@ use crate::AppState;
 use crate::audit::{Event, Record};
 use crate::flows::error::OAuthError;
 use crate::flows::introspect::verified_jwt;
-use crate::flows::{client_auth, code_grant, session};
+use crate::flows::{client_auth, session};
 use crate::form::Form;
 use crate::secret::{self, ACCESS_TOKEN_PREFIX, CLIENT_SECRET_PREFIX, OpaqueToken, REFRESH_TOKEN_PREFIX};
 
@@ -27,7 +27,9 @@ pub async fn revoke(
     let not_yours = OAuthError::UnauthorizedClient("the token was not issued to this client");
     if token.starts_with(REFRESH_TOKEN_PREFIX) {
         // RFC 7009 §2.1: revoking a refresh token revokes its grant and the grant's access tokens.
-        let Some((grant, _)) = code_grant::active_refresh(state, token, now).await? else { return Ok(()) };
+        let Some((grant, _)) = crate::grants::refresh_token::active_refresh(state, token, now).await? else {
+            return Ok(());
+        };
         if grant.client_id != caller.client_id {
             return Err(not_yours);
         }

@@ -19,6 +19,7 @@ use crate::flows::client_auth::ClientRequest;
 use crate::flows::dpop::PresentedProof;
 use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
+use crate::grants::{self, GrantType};
 use crate::tls::ClientCertificate;
 
 pub use admin::admin_app;
@@ -439,13 +440,14 @@ async fn token(
     let result = async {
         let form = form(&headers, &body)?;
         let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
-        if form.get("grant_type") == Some(flows::api_keys::TOKEN_EXCHANGE) {
+        let grant_type = GrantType::of(&form)?;
+        if grant_type == Some(GrantType::TokenExchange) {
             let peer =
                 extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
             // Boxed, so that every other grant's request future stays small.
-            return Box::pin(flows::api_keys::exchange(&state, &form, &proof, peer, now)).await;
+            return Box::pin(grants::token_exchange::grant(&state, &form, &proof, peer, now)).await;
         }
-        flows::token::token(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
+        grants::token(&state, grant_type, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
     }
     .await;
     no_store(match result {

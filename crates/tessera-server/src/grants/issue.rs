@@ -1,6 +1,7 @@
-//! `POST /token`: dispatch by grant type, RFC 6749 §4.4 client credentials, and access-token
-//! issuance in both formats: RFC 9068 JWTs and opaque reference tokens stored only as their
-//! hash. The code and refresh grants live in [`crate::flows::code_grant`].
+//! Access-token issuance, shared by every grant and calling none: RFC 9068 JWTs (whole or
+//! split) and opaque reference tokens stored only as their hash; the scope and audience a grant
+//! may narrow to (RFC 6749 §3.3, RFC 8707); what tokens are bound to (RFC 9449, RFC 8705); ID
+//! tokens (OpenID Connect Core §2); and the user check every user grant makes.
 
 use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde::Serialize;
@@ -10,15 +11,13 @@ use tessera_verify::Confirmation;
 
 use crate::AppState;
 use crate::audit::{Event, Record};
-use crate::client::{Client, Profile, TokenFormat, is_resource_uri};
-use crate::flows::client_auth::{self, ClientRequest};
-use crate::flows::code_grant;
-use crate::flows::dpop::{self, PresentedProof};
+use crate::client::{Client, TokenFormat, is_resource_uri};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
 use crate::scope::Scope;
 use crate::secret::{self, OpaqueToken};
-use crate::store::{IssuedJwt, OpaqueTokenRow};
+use crate::store::{GrantRow, IssuedJwt, OpaqueTokenRow};
+use crate::user::User;
 
 /// RFC 9068 §2.2 claims of a JWT access token.
 #[derive(Serialize)]
@@ -42,7 +41,7 @@ struct AccessTokenClaims<'a> {
 
 /// What the tokens of one token request are bound to (RFC 9449 §5, RFC 8705 §3).
 #[derive(Debug, Clone, Default)]
-pub struct Binding {
+pub(crate) struct Binding {
     /// The thumbprint of the key of the request's DPoP proof.
     pub dpop_jkt: Option<String>,
     /// The thumbprint of the client certificate, for a client with certificate-bound tokens.
@@ -51,7 +50,7 @@ pub struct Binding {
 
 impl Binding {
     /// The confirmation access tokens carry: the DPoP key when there is a proof, else the certificate.
-    pub fn cnf(&self) -> Option<Confirmation> {
+    pub(crate) fn cnf(&self) -> Option<Confirmation> {
         match (&self.dpop_jkt, &self.certificate) {
             (Some(jkt), _) => Some(Confirmation::Jkt(jkt.clone())),
             (None, Some(x5t)) => Some(Confirmation::X5tS256(x5t.clone())),
@@ -61,7 +60,7 @@ impl Binding {
 }
 
 /// What a grant decided to issue.
-pub struct Grant<'a> {
+pub(crate) struct Grant<'a> {
     /// The `grant_type` that issues it (for metrics).
     pub grant_type: &'static str,
     pub client: &'a Client,
@@ -76,91 +75,9 @@ pub struct Grant<'a> {
     pub sid: Option<&'a str>,
 }
 
-pub async fn token(
-    state: &AppState,
-    request: &ClientRequest<'_>,
-    form: &Form,
-    proof: &PresentedProof<'_>,
-    now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    let grant_type =
-        form.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
-    let client = client_auth::require(state, request, form, now).await?;
-    if !["client_credentials", "authorization_code", "refresh_token"].contains(&grant_type) {
-        return Err(OAuthError::UnsupportedGrantType);
-    }
-    let binding = binding(state, &client, request, proof, now).await?;
-    match grant_type {
-        "client_credentials" => client_credentials(state, &client, form, &binding, now).await,
-        // Boxed: their futures are kilobytes that every client_credentials request would
-        // otherwise carry and copy.
-        "authorization_code" => Box::pin(code_grant::redeem(state, &client, form, &binding, now)).await,
-        _ => Box::pin(code_grant::refresh(state, &client, form, &binding, now)).await,
-    }
-}
-
-/// RFC 9449 §5: a DPoP proof binds every token the request issues to the proof's key; RFC 8705
-/// §3: a client registered for certificate-bound tokens gets them bound to its certificate.
-/// A FAPI 2.0 client gets nothing that is not bound.
-async fn binding(
-    state: &AppState,
-    client: &Client,
-    request: &ClientRequest<'_>,
-    proof: &PresentedProof<'_>,
-    now: UnixTime,
-) -> Result<Binding, OAuthError> {
-    let dpop_jkt = dpop::client_key(state, client, proof, now).await?;
-    let certificate = match (client.certificate_bound, request.certificate) {
-        (false, _) => None,
-        (true, Some(certificate)) => Some(tessera_verify::certificate_thumbprint(certificate.leaf())),
-        (true, None) if dpop_jkt.is_some() => None,
-        (true, None) => {
-            return Err(OAuthError::InvalidRequest(
-                "this client's tokens are bound to its TLS client certificate: present one".into(),
-            ));
-        }
-    };
-    let binding = Binding { dpop_jkt, certificate };
-    if client.profile == Profile::Fapi2 && binding.cnf().is_none() {
-        return Err(OAuthError::InvalidRequest("FAPI 2.0: tokens must be sender-constrained (DPoP or mTLS)".into()));
-    }
-    Ok(binding)
-}
-
-/// RFC 6749 §4.4: the client acts on its own behalf; `sub` is its client id.
-async fn client_credentials(
-    state: &AppState,
-    client: &Client,
-    form: &Form,
-    binding: &Binding,
-    now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    if !client.may_use("client_credentials") {
-        return Err(OAuthError::UnauthorizedClient("this client may not use client_credentials"));
-    }
-    let scope = narrowed_scope(form, &client.scope, "the requested scope exceeds what the client was granted")?;
-    let audience = select_audience(client, form.resources())?;
-    let cnf = binding.cnf();
-    issue(
-        state,
-        Grant {
-            grant_type: "client_credentials",
-            client,
-            sub: &client.client_id,
-            scope,
-            audience,
-            grant_id: None,
-            cnf,
-            sid: None,
-        },
-        now,
-    )
-    .await
-}
-
 /// The form's `scope` if it is within `granted` (else `invalid_scope` saying `wider`), or all of
 /// `granted` when the form names none (RFC 6749 §3.3, §6).
-pub fn narrowed_scope(form: &Form, granted: &Scope, wider: &'static str) -> Result<Scope, OAuthError> {
+pub(crate) fn narrowed_scope(form: &Form, granted: &Scope, wider: &'static str) -> Result<Scope, OAuthError> {
     let Some(requested) = form.get("scope") else { return Ok(granted.clone()) };
     let requested = Scope::parse(requested).map_err(|_| OAuthError::InvalidScope("scope is malformed"))?;
     if !requested.is_subset(granted) {
@@ -171,7 +88,7 @@ pub fn narrowed_scope(form: &Form, granted: &Scope, wider: &'static str) -> Resu
 
 /// RFC 8707 §2: each `resource` must be an absolute URI the client may address; none means
 /// the client's default audience.
-pub fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<String>, OAuthError> {
     if resources.is_empty() {
         return Ok(client.audience.iter().take(1).cloned().collect());
     }
@@ -191,7 +108,7 @@ pub fn select_audience(client: &Client, resources: &[String]) -> Result<Vec<Stri
 }
 
 /// Issues an access token in the client's format. An opaque token is durable before it is returned.
-pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
+pub(crate) async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<TokenResponse, OAuthError> {
     let client = grant.client;
     let grant_type = grant.grant_type;
     let ttl = client.access_token_ttl;
@@ -288,4 +205,118 @@ pub async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> Result<
         id_token: None,
         issued_token_type: None,
     })
+}
+
+/// ID-token lifetime.
+pub(crate) const ID_TOKEN_TTL: u64 = 3600;
+
+/// OpenID Connect Core §2 claims.
+#[derive(Serialize)]
+struct IdTokenClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    azp: &'a str,
+    exp: u64,
+    iat: u64,
+    auth_time: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nonce: Option<&'a str>,
+    at_hash: String,
+    sid: &'a str,
+}
+
+/// `at_hash` (Core §3.1.3.6): the left half of SHA-256 of the access token, base64url. Every
+/// algorithm we sign ID tokens with (RS256, ES256) uses SHA-256.
+fn at_hash(access_token: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&secret::hash(access_token)[..16])
+}
+
+fn id_token(
+    state: &AppState,
+    client: &Client,
+    grant: &GrantRow,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
+    let claims = IdTokenClaims {
+        iss: state.config.issuer.as_str(),
+        sub: &grant.user_id,
+        aud: &client.client_id,
+        azp: &client.client_id,
+        exp: now.plus(ID_TOKEN_TTL).secs(),
+        iat: now.secs(),
+        auth_time: grant.auth_time,
+        nonce,
+        at_hash: at_hash(access_token),
+        sid: &grant.session_id,
+    };
+    let keys = state.keys.current();
+    let signer = keys
+        .id_token_signer(&client.id_token_alg)
+        .ok_or_else(|| anyhow::anyhow!("no {} key for ID tokens", client.id_token_alg))?;
+    let payload = serde_json::to_vec(&claims).map_err(anyhow::Error::from)?;
+    Ok(signer.sign_jws(&payload)?)
+}
+
+/// The grant's user, if they may still get tokens: not deleted, not disabled, and, while locked
+/// out, only for a grant `created` before the streak of failures that locked them began. A
+/// lockout protects, never punishes (#23): the sessions the person had before someone started
+/// guessing keep working; a grant created during the streak (RT-14: through a session, since a
+/// correct password would have ended the streak) waits for the lock to end.
+pub(crate) async fn active_user(
+    state: &AppState,
+    user_id: &str,
+    created: u64,
+    now: UnixTime,
+) -> Result<User, OAuthError> {
+    match state.store.user(user_id).await? {
+        Some(user) if user.locked_until > now.secs() && created >= user.failures_since => {
+            Err(OAuthError::InvalidGrant("the user is locked out after repeated failed sign-ins"))
+        }
+        Some(user) if !user.disabled => Ok(user),
+        _ => Err(OAuthError::InvalidGrant("the user is disabled or deleted")),
+    }
+}
+
+/// Issues the access token (and ID token) of a grant, bound as `binding` says.
+/// Which grant issues: a code redemption (with the authorization request's `nonce`) or a refresh.
+pub(crate) enum Issuing<'a> {
+    Code(Option<&'a str>),
+    Refresh,
+}
+
+pub(crate) async fn respond(
+    state: &AppState,
+    issuing: Issuing<'_>,
+    client: &Client,
+    grant: &GrantRow,
+    scope: Scope,
+    binding: &Binding,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let (grant_type, nonce) = match issuing {
+        Issuing::Code(nonce) => ("authorization_code", nonce),
+        Issuing::Refresh => ("refresh_token", None),
+    };
+    let audience = select_audience(client, &grant.resources)?;
+    let openid = scope.contains("openid");
+    let cnf = binding.cnf();
+    let issued = Grant {
+        grant_type,
+        client,
+        sub: &grant.user_id,
+        scope,
+        audience,
+        grant_id: Some(&grant.id),
+        cnf,
+        sid: Some(&grant.session_id),
+    };
+    let mut response = issue(state, issued, now).await?;
+    if openid {
+        response.id_token = Some(id_token(state, client, grant, nonce, &response.access_token, now)?);
+    }
+    Ok(response)
 }
