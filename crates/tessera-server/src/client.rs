@@ -297,7 +297,7 @@ impl Client {
             }
         };
         if let Some(CertificateIdentity::SubjectDn(dn)) = &certificate_identity
-            && crate::flows::mtls::parse_dn(dn).is_none()
+            && crate::dn::parse_dn(dn).is_none()
         {
             return invalid("tls_client_auth_subject_dn: not a distinguished name such as CN=client,O=Example".into());
         }

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
@@ -198,7 +199,7 @@ pub struct Config {
     /// Connection caps and the header deadline of both listeners (docs/threat-model.md T-12).
     pub listener: tessera_listener::Limits,
     /// PostgreSQL connection settings.
-    pub postgres: crate::store::PostgresSettings,
+    pub postgres: PostgresSettings,
     /// HTTPS on the public listener: `(certificate chain, private key)` files.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// CA certificates for `tls_client_auth`.
@@ -217,11 +218,11 @@ impl Config {
             Some(url) => url,
             None => format!("sqlite://{}", data_dir.join("tessera.db").display()),
         };
-        if !database_url.starts_with("sqlite:") && !crate::store::Store::is_postgres(&database_url) {
+        if !database_url.starts_with("sqlite:") && !is_postgres_url(&database_url) {
             bail!("database URL must be sqlite:… or postgres://…");
         }
-        let defaults = crate::store::PostgresSettings::default();
-        let postgres = crate::store::PostgresSettings {
+        let defaults = PostgresSettings::default();
+        let postgres = PostgresSettings {
             max_connections: raw.database_max_connections.unwrap_or(defaults.max_connections),
             acquire_timeout: raw
                 .database_acquire_timeout
@@ -344,6 +345,32 @@ impl Config {
 
 fn parse_addr(s: &str, name: &str) -> anyhow::Result<SocketAddr> {
     s.parse().with_context(|| format!("{name} {s:?} is not an address such as 127.0.0.1:8080"))
+}
+
+/// Connection settings (`database_*` in the configuration).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresSettings {
+    /// Connections per node.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before it fails with 503.
+    pub acquire_timeout: Duration,
+    /// Statement timeout set on every connection.
+    pub statement_timeout: Duration,
+}
+
+impl Default for PostgresSettings {
+    fn default() -> PostgresSettings {
+        PostgresSettings {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Whether a `database_url` names PostgreSQL (else it is SQLite).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 #[cfg(test)]

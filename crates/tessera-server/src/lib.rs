@@ -2,12 +2,14 @@
 //! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
 
 pub mod abuse;
+pub mod active_tokens;
 pub mod apikey;
 pub mod audit;
 pub mod cache;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod dn;
 pub mod flows;
 pub mod form;
 pub mod grants;
@@ -51,7 +53,7 @@ pub struct Inner {
     pub store: Store,
     pub keys: KeyRing,
     pub clock: Arc<dyn Clock>,
-    pub active_tokens: flows::introspect::ActiveTokenCache,
+    pub active_tokens: active_tokens::ActiveTokenCache,
     /// Hands out token-status indexes (draft-ietf-oauth-status-list) from reserved blocks.
     pub status_lists: flows::status_list::Allocator,
     /// Throttles and rate limits (`abuse`).

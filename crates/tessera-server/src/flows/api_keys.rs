@@ -14,11 +14,11 @@ use tessera_proto::UnixTime;
 use tessera_proto::admin::{ApiKeyInfo, CreateApiKey};
 
 use crate::AppState;
+use crate::active_tokens::ActiveAccessToken;
 use crate::apikey::{ApiKey, DISPLAY_LEN, Owner, key_jti};
 use crate::audit::{Event, Record};
 use crate::client::is_resource_uri;
 use crate::flows::error::OAuthError;
-use crate::flows::introspect::ActiveAccessToken;
 use crate::scope::Scope;
 use crate::store::api_keys::{ApiKeyRow, NewApiKey};
 

@@ -17,6 +17,7 @@ use tessera_proto::UnixTime;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use crate::client::CertificateIdentity;
+use crate::dn::parse_dn;
 use crate::tls::ClientCertificate;
 
 /// Verifies client certificate chains against the CAs of `tls_client_ca`.
@@ -55,31 +56,6 @@ impl ChainVerifier {
         let now = PkiTime::since_unix_epoch(std::time::Duration::from_secs(now.secs()));
         self.0.verify_client_cert(leaf, intermediates, now).is_ok()
     }
-}
-
-/// A distinguished name as `(attribute, value)` pairs: `CN=client-a, O=Example` (RFC 4514 with
-/// `\,` escapes). Attribute names are upper-cased; `None` for anything that is not one.
-pub fn parse_dn(dn: &str) -> Option<Vec<(String, String)>> {
-    let mut parts = Vec::new();
-    let mut current = String::new();
-    let mut chars = dn.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => current.push(chars.next()?),
-            ',' | ';' => parts.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    parts.push(current);
-    parts
-        .into_iter()
-        .map(|part| {
-            let (attr, value) = part.split_once('=')?;
-            let (attr, value) = (attr.trim(), value.trim());
-            (!attr.is_empty() && !value.is_empty()).then(|| (attr.to_ascii_uppercase(), value.to_owned()))
-        })
-        .collect::<Option<Vec<_>>>()
-        .filter(|parts| !parts.is_empty())
 }
 
 /// The subject of a certificate as `(attribute, value)` pairs, in certificate order.

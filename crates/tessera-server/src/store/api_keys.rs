@@ -2,35 +2,14 @@
 //! revocation events in the same transaction (the key's `jti`, and a `client` cut-off for the
 //! access tokens exchanged for it), like every other revocation.
 
-use serde::Serialize;
 use sqlx::Row;
 
 use super::audit::AppendAudit as _;
+pub use super::rows::ApiKeyRow;
 use super::rows::Decode as _;
 use super::{Change, RecordChange as _, Store, json_list, to_i64, to_u64};
 use crate::audit::Record;
 use crate::store::feed::{CUTOFF_TTL, feed_cutoff, feed_event};
-
-/// One API key, without its secret.
-#[derive(Debug, Clone, Serialize)]
-pub struct ApiKeyRow {
-    pub id: u64,
-    #[serde(skip)]
-    pub secret_hash: [u8; 32],
-    /// The key's first characters (`tessera_pat_AAAA`).
-    pub display: String,
-    /// `user` or `client`.
-    pub owner_kind: String,
-    pub owner_id: String,
-    pub name: String,
-    pub scope: String,
-    pub audience: Vec<String>,
-    pub created_at: u64,
-    pub expires_at: Option<u64>,
-    pub last_used_at: Option<u64>,
-    pub last_used_ip: Option<String>,
-    pub revoked_at: Option<u64>,
-}
 
 /// What a new key is.
 pub struct NewApiKey<'a> {

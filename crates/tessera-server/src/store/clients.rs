@@ -7,16 +7,10 @@ use anyhow::Context as _;
 
 use super::audit::AppendAudit as _;
 use super::rows::Decode as _;
+use super::rows::StoredClient;
 use super::{Change, RecordChange as _, Store, api_keys, feed, json_list, to_i64};
 use crate::audit::Record;
 use crate::client::Client;
-
-/// A client with the SHA-256 hash of its secret.
-#[derive(Debug)]
-pub struct StoredClient {
-    pub client: Client,
-    pub secret_hash: Vec<u8>,
-}
 
 impl Store {
     pub async fn insert_client(&self, client: &Client, secret_hash: &[u8; 32], audit: Record) -> anyhow::Result<()> {

@@ -2,19 +2,9 @@
 
 use super::audit::AppendAudit as _;
 use super::rows::Decode as _;
+use super::rows::KeyRow;
 use super::{Change, RecordChange as _, Store, to_i64};
 use crate::audit::Record;
-
-/// A signing key as stored: the private half sealed with the master key.
-#[derive(Debug, Clone)]
-pub struct KeyRow {
-    pub kid: String,
-    pub alg: String,
-    pub sealed_private_key: Vec<u8>,
-    pub public_jwk: String,
-    pub status: String,
-    pub created_at: u64,
-}
 
 impl Store {
     pub async fn insert_key(&self, key: &KeyRow, audit: Record) -> anyhow::Result<()> {

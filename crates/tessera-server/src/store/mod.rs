@@ -61,13 +61,12 @@ mod sqlite;
 mod tokens;
 mod users;
 
-pub use clients::StoredClient;
-pub use keys::KeyRow;
-pub use postgres::PostgresSettings;
+pub use crate::config::PostgresSettings;
 pub use retention::{MARGIN as RETENTION_MARGIN, Purged};
-pub use sign_in::{AuthRequestRow, CodeRow, GrantRow, Redemption, RefreshRow, RevocationTarget, SessionRow};
+pub use rows::{AuthRequestRow, CodeRow, GrantRow, KeyRow, OpaqueTokenRow, RefreshRow, SessionRow, StoredClient};
+pub use sign_in::{Redemption, RevocationTarget};
 pub use single_use::SingleUse;
-pub use tokens::{IssuedJwt, OpaqueTokenRow};
+pub use tokens::IssuedJwt;
 
 /// A change another node may have cached, recorded with the change itself (PostgreSQL).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +167,7 @@ impl Store {
 
     /// Whether a database URL names PostgreSQL.
     pub fn is_postgres(url: &str) -> bool {
-        url.starts_with("postgres://") || url.starts_with("postgresql://")
+        crate::config::is_postgres_url(url)
     }
 
     /// The path of a SQLite URL, for creating its directory.

@@ -8,7 +8,6 @@
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
-use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::Row;
@@ -17,27 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use super::audit::AppendAudit as _;
 use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
 use crate::audit::Record;
-
-/// Connection settings (`database_*` in the configuration).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostgresSettings {
-    /// Connections per node.
-    pub max_connections: u32,
-    /// How long a request waits for a connection before it fails with 503.
-    pub acquire_timeout: Duration,
-    /// Statement timeout set on every connection.
-    pub statement_timeout: Duration,
-}
-
-impl Default for PostgresSettings {
-    fn default() -> PostgresSettings {
-        PostgresSettings {
-            max_connections: 16,
-            acquire_timeout: Duration::from_secs(2),
-            statement_timeout: Duration::from_secs(5),
-        }
-    }
-}
+use crate::config::PostgresSettings;
 
 #[derive(Clone)]
 pub(crate) struct PgDb {

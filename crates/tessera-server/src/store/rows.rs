@@ -1,4 +1,7 @@
-//! Row decoding, written once and implemented for both backends' row types: the two schemas
+//! What a row of each table is ([`StoredClient`], [`KeyRow`], [`OpaqueTokenRow`], the sign-in
+//! rows, [`ApiKeyRow`]) and its decoding, written once and implemented for both backends' row
+//! types. The aggregates (`clients.rs`, `sign_in.rs`, …) use these; this module uses none of
+//! them. The two schemas
 //! use the same column names, and every column decodes to the same Rust type on both (BIGINT
 //! and SQLite INTEGER to `i64`, BYTEA and BLOB to bytes, BOOLEAN and SQLite 0/1 to `bool`).
 
@@ -7,12 +10,160 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use super::api_keys::ApiKeyRow;
-use super::sign_in::{AuthRequestRow, CodeRow, GrantRow, RefreshRow, SessionRow};
-use super::{KeyRow, OpaqueTokenRow, StoredClient, parse_list, to_u64};
+use serde::Serialize;
+
+use super::{parse_list, to_u64};
 use crate::client::{Client, TokenFormat};
 use crate::scope::Scope;
 use crate::user::User;
+
+/// A client with the SHA-256 hash of its secret.
+#[derive(Debug)]
+pub struct StoredClient {
+    pub client: Client,
+    pub secret_hash: Vec<u8>,
+}
+
+/// A signing key as stored: the private half sealed with the master key.
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub kid: String,
+    pub alg: String,
+    pub sealed_private_key: Vec<u8>,
+    pub public_jwk: String,
+    pub status: String,
+    pub created_at: u64,
+}
+
+/// An opaque access token as stored; its secret part is only kept as its hash.
+#[derive(Debug, Clone)]
+pub struct OpaqueTokenRow {
+    /// Assigned by the store on insert.
+    pub id: u64,
+    pub secret_hash: [u8; 32],
+    pub jti: String,
+    pub client_id: String,
+    pub sub: String,
+    pub aud: Vec<String>,
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub revoked: bool,
+    /// The grant (code redemption) the token was issued under, if any.
+    pub grant_id: Option<String>,
+    /// The confirmation (`cnf`) of a sender-constrained token, as JSON.
+    pub cnf: Option<String>,
+}
+
+/// A browser session: what a login creates. The cookie carries `id` and a secret kept only
+/// as its hash.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub secret_hash: [u8; 32],
+    pub user_id: String,
+    pub auth_time: u64,
+    pub created_at: u64,
+    pub last_used_at: u64,
+    pub expires_at: u64,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub ended_at: Option<u64>,
+}
+
+/// A pending authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthRequestRow {
+    pub handle_hash: [u8; 32],
+    pub client_id: String,
+    /// The validated request as JSON (`flows::authorize::AuthParams`).
+    pub params: String,
+    /// Pushed by the client (RFC 9126) rather than created for an interaction.
+    pub par: bool,
+    /// For an interaction that started from a pushed request: that request's hash, consumed
+    /// together with this one.
+    pub par_hash: Option<[u8; 32]>,
+    /// SHA-256 of the browser cookie the interaction is bound to.
+    pub browser_hash: Option<[u8; 32]>,
+    /// The session created by a login during this interaction.
+    pub login_session_id: Option<String>,
+    pub created_at: u64,
+    pub expires_at: u64,
+    pub consumed_at: Option<u64>,
+}
+
+/// An authorization code, stored as its hash.
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub code_hash: [u8; 32],
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub redirect_uri: String,
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub resources: Vec<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: String,
+    pub auth_time: u64,
+    pub expires_at: u64,
+    pub consumed_at: Option<u64>,
+    pub grant_id: Option<String>,
+    /// RFC 9449 §10: the DPoP key whose proof must accompany the redemption.
+    pub dpop_jkt: Option<String>,
+}
+
+/// What one code redemption granted: the refresh-token family and everything issued under it.
+#[derive(Debug, Clone)]
+pub struct GrantRow {
+    pub id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub scope: String,
+    pub resources: Vec<String>,
+    pub auth_time: u64,
+    pub created_at: u64,
+    /// The absolute end of the family.
+    pub expires_at: u64,
+    pub revoked_at: Option<u64>,
+    /// The DPoP key every refresh of this family must prove (public clients, RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Clone)]
+pub struct RefreshRow {
+    pub id: u64,
+    pub grant_id: String,
+    pub secret_hash: [u8; 32],
+    pub parent_id: Option<u64>,
+    pub created_at: u64,
+    pub idle_expires_at: u64,
+    pub rotated_at: Option<u64>,
+    pub successor_id: Option<u64>,
+}
+
+/// One API key, without its secret.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyRow {
+    pub id: u64,
+    #[serde(skip)]
+    pub secret_hash: [u8; 32],
+    /// The key's first characters (`tessera_pat_AAAA`).
+    pub display: String,
+    /// `user` or `client`.
+    pub owner_kind: String,
+    pub owner_id: String,
+    pub name: String,
+    pub scope: String,
+    pub audience: Vec<String>,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    pub last_used_at: Option<u64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<u64>,
+}
 
 /// Decodes our tables' rows.
 pub(super) trait Decode {

@@ -8,97 +8,9 @@ use sqlx::Row;
 use super::audit::AppendAudit as _;
 use super::feed::{self, audiences_of, feed_cutoff, feed_grant_tokens};
 use super::rows::Decode as _;
+use super::rows::{AuthRequestRow, CodeRow, GrantRow, RefreshRow, SessionRow};
 use super::{Change, RecordChange as _, Store, to_i64, to_u64};
 use crate::audit::Record;
-
-/// A browser session: what a login creates. The cookie carries `id` and a secret kept only
-/// as its hash.
-#[derive(Debug, Clone)]
-pub struct SessionRow {
-    pub id: String,
-    pub secret_hash: [u8; 32],
-    pub user_id: String,
-    pub auth_time: u64,
-    pub created_at: u64,
-    pub last_used_at: u64,
-    pub expires_at: u64,
-    pub user_agent: Option<String>,
-    pub ip: Option<String>,
-    pub ended_at: Option<u64>,
-}
-
-/// A pending authorization request.
-#[derive(Debug, Clone)]
-pub struct AuthRequestRow {
-    pub handle_hash: [u8; 32],
-    pub client_id: String,
-    /// The validated request as JSON (`flows::authorize::AuthParams`).
-    pub params: String,
-    /// Pushed by the client (RFC 9126) rather than created for an interaction.
-    pub par: bool,
-    /// For an interaction that started from a pushed request: that request's hash, consumed
-    /// together with this one.
-    pub par_hash: Option<[u8; 32]>,
-    /// SHA-256 of the browser cookie the interaction is bound to.
-    pub browser_hash: Option<[u8; 32]>,
-    /// The session created by a login during this interaction.
-    pub login_session_id: Option<String>,
-    pub created_at: u64,
-    pub expires_at: u64,
-    pub consumed_at: Option<u64>,
-}
-
-/// An authorization code, stored as its hash.
-#[derive(Debug, Clone)]
-pub struct CodeRow {
-    pub code_hash: [u8; 32],
-    pub client_id: String,
-    pub user_id: String,
-    pub session_id: String,
-    pub redirect_uri: String,
-    pub redirect_uri_sent: bool,
-    pub scope: String,
-    pub resources: Vec<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: String,
-    pub auth_time: u64,
-    pub expires_at: u64,
-    pub consumed_at: Option<u64>,
-    pub grant_id: Option<String>,
-    /// RFC 9449 §10: the DPoP key whose proof must accompany the redemption.
-    pub dpop_jkt: Option<String>,
-}
-
-/// What one code redemption granted: the refresh-token family and everything issued under it.
-#[derive(Debug, Clone)]
-pub struct GrantRow {
-    pub id: String,
-    pub client_id: String,
-    pub user_id: String,
-    pub session_id: String,
-    pub scope: String,
-    pub resources: Vec<String>,
-    pub auth_time: u64,
-    pub created_at: u64,
-    /// The absolute end of the family.
-    pub expires_at: u64,
-    pub revoked_at: Option<u64>,
-    /// The DPoP key every refresh of this family must prove (public clients, RFC 9449 §5).
-    pub dpop_jkt: Option<String>,
-}
-
-/// A refresh token as stored.
-#[derive(Debug, Clone)]
-pub struct RefreshRow {
-    pub id: u64,
-    pub grant_id: String,
-    pub secret_hash: [u8; 32],
-    pub parent_id: Option<u64>,
-    pub created_at: u64,
-    pub idle_expires_at: u64,
-    pub rotated_at: Option<u64>,
-    pub successor_id: Option<u64>,
-}
 
 /// The outcome of presenting a code for redemption.
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 
 use super::audit::AppendAudit as _;
 use super::rows::Decode as _;
+use super::rows::OpaqueTokenRow;
 use super::{Change, Db, RecordChange as _, Store, json_list, to_i64};
 use crate::audit::Record;
 
@@ -16,26 +17,6 @@ pub struct IssuedJwt<'a> {
     pub grant_id: Option<&'a str>,
     /// For a split token: SHA-256 of its signature part, and its header and payload.
     pub split: Option<([u8; 32], &'a str)>,
-}
-
-/// An opaque access token as stored; its secret part is only kept as its hash.
-#[derive(Debug, Clone)]
-pub struct OpaqueTokenRow {
-    /// Assigned by the store on insert.
-    pub id: u64,
-    pub secret_hash: [u8; 32],
-    pub jti: String,
-    pub client_id: String,
-    pub sub: String,
-    pub aud: Vec<String>,
-    pub scope: String,
-    pub iat: u64,
-    pub exp: u64,
-    pub revoked: bool,
-    /// The grant (code redemption) the token was issued under, if any.
-    pub grant_id: Option<String>,
-    /// The confirmation (`cnf`) of a sender-constrained token, as JSON.
-    pub cnf: Option<String>,
 }
 
 impl Store {
