@@ -47,17 +47,17 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// Pending authorization requests one address may open at once (each is a row of up to a few
 /// KB kept for `INTERACTION_TTL`); then one every two seconds. docs/threat-model.md T-08.
-pub const PENDING_REQUESTS: u32 = 60;
+pub(crate) const PENDING_REQUESTS: u32 = 60;
 
 /// Consecutive password failures before a lockout.
-pub const LOCK_AFTER: u64 = 5;
+pub(crate) const LOCK_AFTER: u64 = 5;
 /// The first lockout; each further failure doubles it.
-pub const FIRST_LOCK: u64 = 30;
+pub(crate) const FIRST_LOCK: u64 = 30;
 /// The longest lockout.
-pub const LONGEST_LOCK: u64 = 3600;
+pub(crate) const LONGEST_LOCK: u64 = 3600;
 
 /// How long a user is locked after `failures` consecutive failures (0: not yet).
-pub fn lock_seconds(failures: u64) -> u64 {
+pub(crate) fn lock_seconds(failures: u64) -> u64 {
     if failures < LOCK_AFTER {
         return 0;
     }
@@ -162,7 +162,7 @@ impl RequestLimit {
 /// Who a request authenticated as, recorded by client authentication for the throttle that
 /// wraps the request (so budgets are spent by the party that actually sent it).
 #[derive(Debug, Clone)]
-pub struct Authenticated {
+pub(crate) struct Authenticated {
     pub client_id: String,
     /// A resource server (`introspection: true`).
     pub resource_server: bool,
@@ -173,14 +173,14 @@ tokio::task_local! {
 }
 
 /// Runs `future` and returns what it authenticated as, if it authenticated a confidential client.
-pub async fn noting_authentication<F: Future>(future: F) -> (F::Output, Option<Authenticated>) {
+pub(crate) async fn noting_authentication<F: Future>(future: F) -> (F::Output, Option<Authenticated>) {
     let seen = Arc::new(OnceLock::new());
     let output = AUTHENTICATED.scope(seen.clone(), future).await;
     (output, seen.get().cloned())
 }
 
 /// Records that the current request authenticated `client` (a no-op outside [`noting_authentication`]).
-pub fn authenticated(client_id: &str, resource_server: bool) {
+pub(crate) fn authenticated(client_id: &str, resource_server: bool) {
     let _ = AUTHENTICATED.try_with(|seen| {
         let _ = seen.set(Authenticated { client_id: client_id.to_owned(), resource_server });
     });
@@ -238,7 +238,7 @@ impl Abuse {
 
 /// The throttle key of an address: IPv4 as is, IPv6 by its /64 (a host is usually given a
 /// whole /64, so keying by address would give an attacker 2^64 fresh keys).
-pub fn address_key(ip: IpAddr) -> String {
+pub(crate) fn address_key(ip: IpAddr) -> String {
     format!("ip:{}", tessera_listener::address_key(ip))
 }
 

@@ -13,37 +13,39 @@ use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
 
 use crate::secret::{self, OpaqueToken, SecretString};
 
-pub use tessera_proto::token::{CLIENT_API_KEY_PREFIX as CLIENT_KEY_PREFIX, USER_API_KEY_PREFIX as USER_KEY_PREFIX};
+pub(crate) use tessera_proto::token::{
+    CLIENT_API_KEY_PREFIX as CLIENT_KEY_PREFIX, USER_API_KEY_PREFIX as USER_KEY_PREFIX,
+};
 /// Characters kept for display (`tessera_pat_AAAA`).
-pub const DISPLAY_LEN: usize = 16;
+pub(crate) const DISPLAY_LEN: usize = 16;
 /// The `jti` (and feed key) of key `id`; tokens exchanged for it carry it as `client_id`.
-pub fn key_jti(id: u64) -> String {
+pub(crate) fn key_jti(id: u64) -> String {
     format!("ak_{id}")
 }
 
 /// Whose key it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     User,
     Client,
 }
 
 impl Owner {
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             Owner::User => USER_KEY_PREFIX,
             Owner::Client => CLIENT_KEY_PREFIX,
         }
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Owner::User => "user",
             Owner::Client => "client",
         }
     }
 
-    pub fn parse(s: &str) -> Option<Owner> {
+    pub(crate) fn parse(s: &str) -> Option<Owner> {
         match s {
             "user" => Some(Owner::User),
             "client" => Some(Owner::Client),
@@ -53,7 +55,7 @@ impl Owner {
 }
 
 /// A parsed API key.
-pub struct ApiKey {
+pub(crate) struct ApiKey {
     pub owner: Owner,
     pub id: u64,
     pub secret: [u8; 32],
@@ -65,11 +67,11 @@ fn checksum(body: &str) -> String {
 
 impl ApiKey {
     /// A fresh secret for a key whose id the store assigns.
-    pub fn secret() -> [u8; 32] {
+    pub(crate) fn secret() -> [u8; 32] {
         OpaqueToken::secret()
     }
 
-    pub fn encode(&self) -> SecretString {
+    pub(crate) fn encode(&self) -> SecretString {
         let mut bytes = [0u8; 40];
         bytes[..8].copy_from_slice(&self.id.to_be_bytes());
         bytes[8..].copy_from_slice(&self.secret);
@@ -79,12 +81,12 @@ impl ApiKey {
     }
 
     /// Whether `token` looks like an API key at all (its prefix).
-    pub fn looks_like(token: &str) -> bool {
+    pub(crate) fn looks_like(token: &str) -> bool {
         tessera_proto::token::looks_like_api_key(token)
     }
 
     /// Parses a presented key; a wrong prefix, length, checksum or encoding is `None`.
-    pub fn parse(token: &str) -> Option<ApiKey> {
+    pub(crate) fn parse(token: &str) -> Option<ApiKey> {
         let owner = if token.starts_with(USER_KEY_PREFIX) {
             Owner::User
         } else if token.starts_with(CLIENT_KEY_PREFIX) {
@@ -105,7 +107,7 @@ impl ApiKey {
         Some(ApiKey { owner, id: u64::from_be_bytes(bytes[..8].try_into().ok()?), secret })
     }
 
-    pub fn secret_hash(&self) -> [u8; 32] {
+    pub(crate) fn secret_hash(&self) -> [u8; 32] {
         secret::hash_bytes(&self.secret)
     }
 }

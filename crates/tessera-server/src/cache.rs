@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// Values cached by key; [`InvalidatingCache::invalidate`] after every change to the source.
-pub struct InvalidatingCache<K, V> {
+pub(crate) struct InvalidatingCache<K, V> {
     entries: moka::sync::Cache<K, V>,
     generation: Arc<AtomicU64>,
 }
@@ -19,17 +19,17 @@ impl<K, V> Clone for InvalidatingCache<K, V> {
 }
 
 /// Taken before reading the source; required to insert what was read.
-pub struct Ticket(u64);
+pub(crate) struct Ticket(u64);
 
 impl<K: Hash + Eq + Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'static> InvalidatingCache<K, V> {
-    pub fn new(capacity: u64, ttl: Duration) -> Self {
+    pub(crate) fn new(capacity: u64, ttl: Duration) -> Self {
         InvalidatingCache {
             entries: moka::sync::Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
             generation: Arc::default(),
         }
     }
 
-    pub fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
+    pub(crate) fn get<Q: Hash + Eq + ?Sized>(&self, key: &Q) -> Option<V>
     where
         K: std::borrow::Borrow<Q>,
     {
@@ -37,14 +37,14 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'sta
     }
 
     /// Call before reading the source for a value to insert later.
-    pub fn ticket(&self) -> Ticket {
+    pub(crate) fn ticket(&self) -> Ticket {
         Ticket(self.generation.load(Ordering::Acquire))
     }
 
     /// Inserts a value read from the source after `ticket` was taken. If any invalidation
     /// happened since, the entry is removed again: an invalidation either ran after our insert
     /// (and removed it) or bumped the generation before our re-check.
-    pub fn insert(&self, ticket: Ticket, key: K, value: V) {
+    pub(crate) fn insert(&self, ticket: Ticket, key: K, value: V) {
         self.entries.insert(key.clone(), value);
         if self.generation.load(Ordering::Acquire) != ticket.0 {
             self.entries.invalidate(&key);
@@ -52,13 +52,13 @@ impl<K: Hash + Eq + Clone + Send + Sync + 'static, V: Clone + Send + Sync + 'sta
     }
 
     /// Call after a change to the source that may touch any entry.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.entries.invalidate_all();
     }
 
     /// Call after the source changed.
-    pub fn invalidate<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    pub(crate) fn invalidate<Q: Hash + Eq + ?Sized>(&self, key: &Q)
     where
         K: std::borrow::Borrow<Q>,
     {

@@ -8,10 +8,10 @@ use crate::config::IssuerUrl;
 use crate::scope::Scope;
 
 /// Grant types this server implements today.
-pub const SUPPORTED_GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+pub(crate) const SUPPORTED_GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
 
 /// Algorithms an ID token may be signed with.
-pub const ID_TOKEN_ALGS: [&str; 2] = ["RS256", "ES256"];
+pub(crate) const ID_TOKEN_ALGS: [&str; 2] = ["RS256", "ES256"];
 
 /// How a client authenticates at the token, introspection and revocation endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,7 +189,7 @@ pub struct Client {
 pub struct InvalidMetadata(pub String);
 
 /// The longest access-token lifetime a client may ask for: one day.
-pub const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
+pub(crate) const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 
 impl Client {
     /// The stand-in client of the tokens exchanged for API key `jti` (`ak_<id>`): JWT access
@@ -486,7 +486,7 @@ impl Client {
 /// RFC 9700 §4.1.3: a redirect URI matches a registered one by simple string comparison. The
 /// one exception is RFC 8252 §7.3: a native app's loopback redirect registered as
 /// `http://127.0.0.1/…` or `http://[::1]/…` (IP literals, never `localhost`) may carry any port.
-pub fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
+pub(crate) fn redirect_uri_matches(registered: &[String], requested: &str) -> bool {
     if registered.iter().any(|r| r == requested) {
         return true;
     }
@@ -534,7 +534,7 @@ fn check_jwks_uri(uri: &str, issuer: &IssuerUrl) -> Result<(), InvalidMetadata> 
 }
 
 /// RFC 8707 §2: a resource indicator is an absolute URI without a fragment.
-pub fn is_resource_uri(s: &str) -> bool {
+pub(crate) fn is_resource_uri(s: &str) -> bool {
     !s.chars().any(char::is_control)
         && url::Url::parse(s).is_ok_and(|url| url.fragment().is_none() && !url.cannot_be_a_base())
 }

@@ -4,7 +4,7 @@
 
 /// A distinguished name as `(attribute, value)` pairs: `CN=client-a, O=Example` (RFC 4514 with
 /// `\,` escapes). Attribute names are upper-cased; `None` for anything that is not one.
-pub fn parse_dn(dn: &str) -> Option<Vec<(String, String)>> {
+pub(crate) fn parse_dn(dn: &str) -> Option<Vec<(String, String)>> {
     let mut parts = Vec::new();
     let mut current = String::new();
     let mut chars = dn.chars();

@@ -146,7 +146,7 @@ impl SigningKey {
 }
 
 /// RFC 7638 JWK thumbprint: SHA-256 over the required members in lexicographic order.
-pub fn thumbprint(jwk: &Value) -> anyhow::Result<String> {
+pub(crate) fn thumbprint(jwk: &Value) -> anyhow::Result<String> {
     let member = |name: &str| jwk.get(name).and_then(Value::as_str).ok_or_else(|| anyhow!("JWK lacks {name}"));
     let canonical = match member("kty")? {
         "EC" => format!(r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#, member("crv")?, member("x")?, member("y")?),
@@ -253,7 +253,7 @@ impl Sealer {
 }
 
 /// Writes a file readable only by its owner.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;

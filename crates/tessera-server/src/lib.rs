@@ -1,26 +1,26 @@
 //! The Tessera authorization server: `AppState` holds the store, keys, clock and config;
 //! [`app`] and [`admin_app`] are the public and admin routers; [`run`] serves both until shutdown.
 
-pub mod abuse;
+pub(crate) mod abuse;
 pub mod active_tokens;
-pub mod apikey;
+pub(crate) mod apikey;
 pub mod audit;
-pub mod cache;
-pub mod client;
+pub(crate) mod cache;
+pub(crate) mod client;
 pub mod clock;
 pub mod config;
-pub mod dn;
+pub(crate) mod dn;
 pub mod flows;
 pub mod form;
-pub mod grants;
-pub mod http;
-pub mod keys;
-pub mod metrics;
-pub mod pages;
-pub mod scope;
+pub(crate) mod grants;
+pub(crate) mod http;
+pub(crate) mod keys;
+pub(crate) mod metrics;
+pub(crate) mod pages;
+pub(crate) mod scope;
 pub mod secret;
 pub mod store;
-pub mod tls;
+pub(crate) mod tls;
 pub mod user;
 
 use std::future::Future;

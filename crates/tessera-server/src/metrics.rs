@@ -24,7 +24,7 @@ const BUCKETS: [f64; 14] =
     [0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// Installs the recorder once per process (needs a Tokio runtime for its upkeep task).
-pub fn handle() -> Option<&'static PrometheusHandle> {
+pub(crate) fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().set_buckets(&BUCKETS).ok()?.build_recorder();
@@ -43,7 +43,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
         .as_ref()
 }
 
-pub fn http_request(listener: &'static str, endpoint: &str, status: u16, elapsed: Duration) {
+pub(crate) fn http_request(listener: &'static str, endpoint: &str, status: u16, elapsed: Duration) {
     let endpoint = endpoint.to_owned();
     metrics::counter!("tessera_http_requests_total", "listener" => listener, "endpoint" => endpoint.clone(), "status" => status.to_string())
         .increment(1);
@@ -51,25 +51,25 @@ pub fn http_request(listener: &'static str, endpoint: &str, status: u16, elapsed
         .record(elapsed.as_secs_f64());
 }
 
-pub fn token_issued(grant: &'static str, format: &'static str) {
+pub(crate) fn token_issued(grant: &'static str, format: &'static str) {
     metrics::counter!("tessera_tokens_issued_total", "grant" => grant, "format" => format).increment(1);
 }
 
-pub fn revocation(kind: &'static str) {
+pub(crate) fn revocation(kind: &'static str) {
     metrics::counter!("tessera_revocations_total", "kind" => kind).increment(1);
 }
 
-pub fn reuse_detected() {
+pub(crate) fn reuse_detected() {
     metrics::counter!("tessera_refresh_reuse_detected_total").increment(1);
 }
 
-pub fn cache(cache: &'static str, hit: bool) {
+pub(crate) fn cache(cache: &'static str, hit: bool) {
     metrics::counter!("tessera_cache_total", "cache" => cache, "outcome" => if hit { "hit" } else { "miss" })
         .increment(1);
 }
 
 #[allow(clippy::cast_precision_loss)] // counts far below 2^53
-pub fn sampled(pool_size: u32, pool_idle: usize, feed_head: u64) {
+pub(crate) fn sampled(pool_size: u32, pool_idle: usize, feed_head: u64) {
     metrics::gauge!("tessera_db_pool_connections", "state" => "open").set(f64::from(pool_size));
     metrics::gauge!("tessera_db_pool_connections", "state" => "idle").set(pool_idle as f64);
     metrics::gauge!("tessera_revocation_feed_head").set(feed_head as f64);

@@ -38,7 +38,7 @@ impl ClientCertificate {
 
 /// The server certificate and key files, read again on [`ServerCertificate::reload`].
 #[derive(Debug)]
-pub struct ServerCertificate {
+pub(crate) struct ServerCertificate {
     cert_file: PathBuf,
     key_file: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
@@ -68,7 +68,7 @@ fn load_certified_key(cert_file: &Path, key_file: &Path) -> anyhow::Result<Certi
 
 impl ServerCertificate {
     /// Loads the certificate chain (PEM, leaf first) and its private key (PEM).
-    pub fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<ServerCertificate> {
+    pub(crate) fn load(cert_file: &Path, key_file: &Path) -> anyhow::Result<ServerCertificate> {
         let current = load_certified_key(cert_file, key_file)?;
         Ok(ServerCertificate {
             cert_file: cert_file.to_owned(),
@@ -79,7 +79,7 @@ impl ServerCertificate {
 
     /// Reads the files again; new connections use the new certificate. On error the current
     /// certificate stays.
-    pub fn reload(&self) -> anyhow::Result<()> {
+    pub(crate) fn reload(&self) -> anyhow::Result<()> {
         let fresh = Arc::new(load_certified_key(&self.cert_file, &self.key_file)?);
         match self.current.write() {
             Ok(mut current) => *current = fresh,
@@ -158,7 +158,7 @@ impl ClientCertVerifier for OptionalClientCertificate {
 }
 
 /// The rustls configuration of the public listener.
-pub fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let provider = provider();
     let verifier = Arc::new(OptionalClientCertificate { algorithms: provider.signature_verification_algorithms });
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -172,7 +172,7 @@ pub fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Result<Arc<
 
 /// Reloads the certificate when its files change (checked every few seconds) and on SIGHUP.
 /// Ends when `stop` resolves.
-pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<Output = ()> + Send + 'static) {
     // Installed now, not when the task first runs: SIGHUP's default action ends the process.
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
@@ -215,7 +215,7 @@ pub fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<O
 
 /// TLS for a `tessera_listener` listener: each request carries the client's certificate chain
 /// as a [`ClientCertificate`] when the client presented one.
-pub fn listener_tls(config: Arc<rustls::ServerConfig>) -> tessera_listener::Tls {
+pub(crate) fn listener_tls(config: Arc<rustls::ServerConfig>) -> tessera_listener::Tls {
     tessera_listener::Tls {
         acceptor: tokio_rustls::TlsAcceptor::from(config),
         on_tls: Arc::new(|session: &rustls::ServerConnection, extensions: &mut axum::http::Extensions| {

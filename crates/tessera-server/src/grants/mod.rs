@@ -23,7 +23,7 @@ use issue::Binding;
 
 /// The grant types of the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GrantType {
+pub(crate) enum GrantType {
     ClientCredentials,
     AuthorizationCode,
     RefreshToken,
@@ -33,11 +33,11 @@ pub enum GrantType {
 
 impl GrantType {
     /// Every grant type, for discovery and client registration.
-    pub const ALL: [GrantType; 4] =
+    pub(crate) const ALL: [GrantType; 4] =
         [GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::TokenExchange];
 
     /// The `grant_type` value, as registered in RFC 6749 §4 and RFC 8693 §2.1.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             GrantType::ClientCredentials => "client_credentials",
             GrantType::AuthorizationCode => "authorization_code",
@@ -47,13 +47,13 @@ impl GrantType {
     }
 
     /// A `grant_type` value we support.
-    pub fn parse(value: &str) -> Option<GrantType> {
+    pub(crate) fn parse(value: &str) -> Option<GrantType> {
         GrantType::ALL.into_iter().find(|g| g.as_str() == value)
     }
 
     /// The form's `grant_type`: `invalid_request` when absent, `None` when unsupported (which
     /// is said only after the client has authenticated).
-    pub fn of(form: &Form) -> Result<Option<GrantType>, OAuthError> {
+    pub(crate) fn of(form: &Form) -> Result<Option<GrantType>, OAuthError> {
         let value =
             form.get("grant_type").ok_or_else(|| OAuthError::InvalidRequest("grant_type is required".into()))?;
         Ok(GrantType::parse(value))
@@ -62,7 +62,7 @@ impl GrantType {
 
 /// The token endpoint for a client-authenticated grant (`grant_type` from [`GrantType::of`];
 /// token exchange goes to [`token_exchange::grant`] without client authentication).
-pub async fn token(
+pub(crate) async fn token(
     state: &AppState,
     grant_type: Option<GrantType>,
     request: &ClientRequest<'_>,

@@ -25,7 +25,7 @@ use crate::tls::ClientCertificate;
 pub use admin::admin_app;
 
 /// Request bodies larger than this get 413.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The public listener: protocol endpoints, discovery and health.
 pub fn app(state: AppState) -> Router {
