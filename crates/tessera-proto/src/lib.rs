@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod discovery;
 pub mod error;
+pub mod feed;
 pub mod jwks;
 mod secret;
 pub mod token;

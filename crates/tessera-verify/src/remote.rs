@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tessera_proto::feed::{RevocationEvent, RevocationKind};
 use tessera_proto::jwks::JwkSet;
 use tessera_proto::{SecretString, UnixTime};
 use tokio::time::Instant;
@@ -266,32 +267,23 @@ struct Revoked {
     clients: HashMap<String, (u64, u64)>,
 }
 
-#[derive(Deserialize)]
-struct FeedEvent {
-    seq: u64,
-    kind: String,
-    value: String,
-    at: u64,
-    exp: u64,
-}
-
 impl Revoked {
-    fn apply(&mut self, event: FeedEvent) {
+    fn apply(&mut self, event: RevocationEvent) {
         self.last_seq = self.last_seq.max(event.seq);
         let cutoff = (event.at, event.exp);
         let keep_latest = |map: &mut HashMap<String, (u64, u64)>, key: String| {
             let entry = map.entry(key).or_insert(cutoff);
             *entry = (entry.0.max(cutoff.0), entry.1.max(cutoff.1));
         };
-        match event.kind.as_str() {
-            "jti" => {
+        match event.kind {
+            RevocationKind::Jti => {
                 self.jtis.insert(event.value, event.exp);
             }
-            "user" => keep_latest(&mut self.users, event.value),
-            "session" => keep_latest(&mut self.sessions, event.value),
-            "client" => keep_latest(&mut self.clients, event.value),
+            RevocationKind::User => keep_latest(&mut self.users, event.value),
+            RevocationKind::Session => keep_latest(&mut self.sessions, event.value),
+            RevocationKind::Client => keep_latest(&mut self.clients, event.value),
             // A kind newer than this version: nothing it could match is known here.
-            _ => {}
+            RevocationKind::Unknown => {}
         }
     }
 
@@ -391,7 +383,7 @@ fn handle_block(feed: &Feed, block: &str) {
     }
     match event.as_deref() {
         Some("revocation") => {
-            if let Ok(parsed) = serde_json::from_str::<FeedEvent>(&data) {
+            if let Ok(parsed) = serde_json::from_str::<RevocationEvent>(&data) {
                 feed.state.write().unwrap_or_else(|p| p.into_inner()).apply(parsed);
             }
         }

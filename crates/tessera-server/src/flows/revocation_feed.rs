@@ -10,30 +10,19 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
 use tessera_proto::UnixTime;
+use tessera_proto::feed::FeedPage;
 
 use crate::AppState;
 use crate::client::Client;
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
-use crate::store::feed::RevocationEvent;
 
 /// Most events in one answer (or one read of a stream).
 pub const PAGE: u32 = 500;
 /// How often a stream looks for new events.
 pub const POLL: Duration = Duration::from_millis(200);
-
-/// `GET /revocations`.
-#[derive(Debug, Serialize)]
-pub struct FeedPage {
-    pub events: Vec<RevocationEvent>,
-    /// The position to ask for next time: the last event's, or `after` when there is none.
-    pub last: u64,
-    /// Whether more events follow right away (the page was full).
-    pub more: bool,
-}
 
 /// Authenticates a reader of the feed: a confidential client registered as a resource server.
 pub async fn reader(state: &AppState, request: &ClientRequest<'_>, now: UnixTime) -> Result<Client, OAuthError> {
@@ -53,7 +42,7 @@ pub async fn page(state: &AppState, after: u64, audiences: &[String]) -> Result<
     let events = state.store.revocation_events(after, PAGE).await?;
     let last = events.last().map_or(after, |e| e.seq);
     let more = events.len() == PAGE as usize;
-    let events = events.into_iter().filter(|e| e.concerns(audiences)).collect();
+    let events = events.iter().filter(|e| e.concerns(audiences)).map(|e| e.wire()).collect();
     Ok(FeedPage { events, last, more })
 }
 

@@ -14,7 +14,7 @@ use super::{Certificate, client_request, no_store};
 use crate::AppState;
 use crate::flows::error::OAuthError;
 use crate::flows::revocation_feed::{self, POLL};
-use crate::store::feed::RevocationEvent;
+use tessera_proto::feed::RevocationEvent;
 
 #[derive(Deserialize)]
 pub(crate) struct After {
@@ -156,7 +156,7 @@ pub(crate) async fn stream(
                 Ok(events) if !events.is_empty() => {
                     cursor.last = events.last().map_or(cursor.last, |e| e.seq);
                     let audiences = &cursor.audiences;
-                    cursor.pending.extend(events.into_iter().filter(|e| e.concerns(audiences)));
+                    cursor.pending.extend(events.iter().filter(|e| e.concerns(audiences)).map(|e| e.wire()));
                     continue;
                 }
                 Ok(_) if cursor.announce => {

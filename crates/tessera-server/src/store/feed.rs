@@ -15,15 +15,14 @@
 //! cut-off carries those of every client holding a grant of that user or session (and of the
 //! user's API keys), computed in the revoking transaction before anything is deleted.
 
-use serde::Serialize;
 use sqlx::Row;
 
 use super::{Store, to_i64, to_u64};
 use crate::client::MAX_ACCESS_TOKEN_TTL;
 
-/// One entry of the feed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RevocationEvent {
+/// One entry of the feed as stored (the wire form is `tessera_proto::feed::RevocationEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
     /// Position in the feed; strictly increasing in commit order.
     pub seq: u64,
     /// `jti`, `user`, `session` or `client`.
@@ -35,11 +34,21 @@ pub struct RevocationEvent {
     pub exp: u64,
     /// The audiences the event concerns; `None` for events written before they were recorded,
     /// which concern everyone.
-    #[serde(skip)]
     pub aud: Option<Vec<String>>,
 }
 
-impl RevocationEvent {
+impl FeedRow {
+    /// The event as readers receive it.
+    pub fn wire(&self) -> tessera_proto::feed::RevocationEvent {
+        tessera_proto::feed::RevocationEvent {
+            seq: self.seq,
+            kind: tessera_proto::feed::RevocationKind::parse(&self.kind),
+            value: self.value.clone(),
+            at: self.at,
+            exp: self.exp,
+        }
+    }
+
     /// Whether a resource server with `audiences` may read this event.
     pub fn concerns(&self, audiences: &[String]) -> bool {
         self.aud.as_ref().is_none_or(|aud| aud.iter().any(|a| audiences.contains(a)))
@@ -158,8 +167,8 @@ pub(crate) fn union_of(lists: &[String]) -> anyhow::Result<String> {
 
 impl Store {
     /// Events after `after`, oldest first, at most `limit`, whoever they concern (the reader
-    /// filters with [`RevocationEvent::concerns`]).
-    pub async fn revocation_events(&self, after: u64, limit: u32) -> anyhow::Result<Vec<RevocationEvent>> {
+    /// filters with [`FeedRow::concerns`]).
+    pub async fn revocation_events(&self, after: u64, limit: u32) -> anyhow::Result<Vec<FeedRow>> {
         const SQL: &str =
             "SELECT seq, kind, value, at, exp, aud FROM revocation_events WHERE seq > $1 ORDER BY seq LIMIT $2";
         on_pool!(self, read, |pool| {
@@ -167,7 +176,7 @@ impl Store {
             rows.iter()
                 .map(|r| {
                     let aud: Option<String> = r.get("aud");
-                    Ok(RevocationEvent {
+                    Ok(FeedRow {
                         seq: to_u64(r.get("seq")),
                         kind: r.get("kind"),
                         value: r.get("value"),

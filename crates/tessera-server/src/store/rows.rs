@@ -10,8 +10,6 @@ use sqlx::Row;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 
-use serde::Serialize;
-
 use super::{parse_list, to_u64};
 use crate::client::{Client, TokenFormat};
 use crate::scope::Scope;
@@ -144,11 +142,10 @@ pub struct RefreshRow {
     pub successor_id: Option<u64>,
 }
 
-/// One API key, without its secret.
-#[derive(Debug, Clone, Serialize)]
+/// One API key (its secret only as its hash).
+#[derive(Debug, Clone)]
 pub struct ApiKeyRow {
     pub id: u64,
-    #[serde(skip)]
     pub secret_hash: [u8; 32],
     /// The key's first characters (`tessera_pat_AAAA`).
     pub display: String,
