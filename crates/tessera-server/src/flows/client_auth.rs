@@ -99,17 +99,7 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
         });
     };
     let basic_failure = || OAuthError::InvalidClient { basic: true };
-    let (scheme, encoded) = header.split_once(' ').ok_or_else(basic_failure)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(basic_failure());
-    }
-    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| basic_failure())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| basic_failure())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(basic_failure)?;
-    // RFC 6749 §2.3.1: both halves are form-urlencoded before base64.
-    let (Some(id), Some(secret)) = (form_decode(id), form_decode(secret)) else {
-        return Err(basic_failure());
-    };
+    let (id, secret) = basic_credentials(header).ok_or_else(basic_failure)?;
     if id.contains('\0') {
         return Err(basic_failure());
     }
@@ -118,8 +108,21 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
     }
     Ok(Some(PresentedCredentials {
         client_id: id,
-        offered: Offered::Secret(SecretString::new(secret), AuthMethod::ClientSecretBasic),
+        offered: Offered::Secret(secret, AuthMethod::ClientSecretBasic),
     }))
+}
+
+/// RFC 6749 §2.3.1: the client id and secret of `Authorization: Basic …`, both halves
+/// form-urlencoded before base64; `None` for anything else. The one parser of HTTP Basic (the
+/// throttle reads the claimed id with it too).
+pub fn basic_credentials(header: &str) -> Option<(String, SecretString)> {
+    let (scheme, encoded) = header.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = zeroize::Zeroizing::new(String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?);
+    let (id, secret) = decoded.split_once(':')?;
+    Some((form_decode(id)?, SecretString::new(form_decode(secret)?)))
 }
 
 /// The `sub` of a JWT, read without any check (the client it claims to be; verified next).

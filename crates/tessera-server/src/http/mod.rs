@@ -108,19 +108,11 @@ pub(crate) fn request_ip(
 /// The client id a request claims, before anything is checked: HTTP Basic's user, or the
 /// form's `client_id`.
 fn claimed_client_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    use base64::Engine as _;
     let basic = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic")).map(|(_, c)| c.trim())
-        })
-        .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
-        .and_then(|raw| String::from_utf8(raw).ok())
-        .and_then(|pair| pair.split_once(':').map(|(id, _)| id.to_owned()))
-        .map(|id| {
-            url::form_urlencoded::parse(format!("x={id}").as_bytes()).map(|(_, v)| v.into_owned()).next().unwrap_or(id)
-        });
+        .and_then(flows::client_auth::basic_credentials)
+        .map(|(id, _)| id);
     basic
         .or_else(|| url::form_urlencoded::parse(body).find(|(k, _)| k == "client_id").map(|(_, v)| v.into_owned()))
         .map(|id| id.chars().take(128).collect())
