@@ -106,10 +106,7 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
     if form.get("client_id").is_some_and(|body_id| body_id != id) {
         return Err(OAuthError::InvalidRequest("client_id in the body differs from the authenticated client".into()));
     }
-    Ok(Some(PresentedCredentials {
-        client_id: id,
-        offered: Offered::Secret(secret, AuthMethod::ClientSecretBasic),
-    }))
+    Ok(Some(PresentedCredentials { client_id: id, offered: Offered::Secret(secret, AuthMethod::ClientSecretBasic) }))
 }
 
 /// RFC 6749 §2.3.1: the client id and secret of `Authorization: Basic …`, both halves

@@ -8,6 +8,7 @@ use tessera_proto::error::ErrorBody;
 
 use crate::flows::admin::AdminError;
 use crate::flows::error::OAuthError;
+use crate::flows::userinfo::UserinfoError;
 
 pub(crate) fn json_error(status: StatusCode, code: &str, description: Option<&str>) -> Response {
     (status, Json(ErrorBody::new(code, description))).into_response()
@@ -71,6 +72,39 @@ impl IntoResponse for AdminError {
         if let Some(challenge) = challenge {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
+        response
+    }
+}
+
+/// RFC 6750 §3, RFC 9449 §7.1: userinfo's refusals carry their challenge.
+impl IntoResponse for UserinfoError {
+    fn into_response(self) -> Response {
+        let err = self;
+        let (status, challenge) = match &err {
+            UserinfoError::NoToken => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
+            UserinfoError::InvalidToken { dpop: false } => {
+                (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\", error=\"invalid_token\"")
+            }
+            UserinfoError::InvalidToken { dpop: true } => (
+                StatusCode::UNAUTHORIZED,
+                "DPoP realm=\"tessera\", error=\"invalid_token\", algs=\"ES256 EdDSA PS256 RS256\"",
+            ),
+            UserinfoError::InvalidDpopProof => (
+                StatusCode::UNAUTHORIZED,
+                "DPoP realm=\"tessera\", error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA PS256 RS256\"",
+            ),
+            UserinfoError::InsufficientScope => {
+                (StatusCode::FORBIDDEN, "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"")
+            }
+            UserinfoError::Internal(err) => {
+                tracing::error!(err = format!("{err:#}"), "userinfo failed");
+                let mut response = json_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return super::no_store(response);
+            }
+        };
+        let mut response = json_error(status, &err.to_string(), None);
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         response
     }
 }

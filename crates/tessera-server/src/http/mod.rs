@@ -553,35 +553,7 @@ async fn userinfo(
     };
     no_store(match result {
         Ok(claims) => Json(claims).into_response(),
-        Err(err) => {
-            // RFC 6750 §3, RFC 9449 §7.1.
-            let (status, challenge) = match &err {
-                UserinfoError::NoToken => (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\""),
-                UserinfoError::InvalidToken { dpop: false } => {
-                    (StatusCode::UNAUTHORIZED, "Bearer realm=\"tessera\", error=\"invalid_token\"")
-                }
-                UserinfoError::InvalidToken { dpop: true } => (
-                    StatusCode::UNAUTHORIZED,
-                    "DPoP realm=\"tessera\", error=\"invalid_token\", algs=\"ES256 EdDSA PS256 RS256\"",
-                ),
-                UserinfoError::InvalidDpopProof => (
-                    StatusCode::UNAUTHORIZED,
-                    "DPoP realm=\"tessera\", error=\"invalid_dpop_proof\", algs=\"ES256 EdDSA PS256 RS256\"",
-                ),
-                UserinfoError::InsufficientScope => {
-                    (StatusCode::FORBIDDEN, "Bearer realm=\"tessera\", error=\"insufficient_scope\", scope=\"openid\"")
-                }
-                UserinfoError::Internal(err) => {
-                    tracing::error!(err = format!("{err:#}"), "userinfo failed");
-                    let mut response = error::json_error(StatusCode::SERVICE_UNAVAILABLE, "server_error", None);
-                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    return no_store(response);
-                }
-            };
-            let mut response = error::json_error(status, &err.to_string(), None);
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
-            response
-        }
+        Err(err) => err.into_response(),
     })
 }
 
