@@ -3,6 +3,7 @@
 
 mod admin;
 mod browser;
+mod endpoint;
 mod error;
 mod feed;
 
@@ -21,6 +22,7 @@ use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
 use crate::grants::{self, GrantType};
 use crate::tls::ClientCertificate;
+use endpoint::EndpointRequest;
 
 pub use admin::admin_app;
 
@@ -420,26 +422,17 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn token(
-    State(state): State<AppState>,
-    certificate: Certificate,
-    extensions: axum::http::Extensions,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/token");
+async fn token(State(state): State<AppState>, request: EndpointRequest) -> Response {
     let result = async {
-        let form = form(&headers, &body)?;
-        let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
-        let grant_type = GrantType::of(&form)?;
+        let (form, now) = (&request.form, request.now);
+        let proof = request.proof()?;
+        let grant_type = GrantType::of(form)?;
         if grant_type == Some(GrantType::TokenExchange) {
-            let peer =
-                extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+            let peer = request.peer.map(|ip| ip.to_string());
             // Boxed, so that every other grant's request future stays small.
-            return Box::pin(grants::token_exchange::grant(&state, &form, &proof, peer, now)).await;
+            return Box::pin(grants::token_exchange::grant(&state, form, &proof, peer, now)).await;
         }
-        grants::token(&state, grant_type, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
+        grants::token(&state, grant_type, &request.client()?, form, &proof, now).await
     }
     .await;
     no_store(match result {
@@ -448,26 +441,15 @@ async fn token(
     })
 }
 
-async fn introspect(
-    State(state): State<AppState>,
-    certificate: Certificate,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/introspect");
+async fn introspect(State(state): State<AppState>, request: EndpointRequest) -> Response {
+    let (form, now) = (&request.form, request.now);
     let accepts = |media: &str| {
-        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
+        request.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|accept| {
             accept.split(',').any(|t| t.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(media))
         })
     };
     if accepts("application/token-introspection+jwt") {
-        let result = async {
-            let form = form(&headers, &body)?;
-            let request = client_request(&headers, &certificate, &url)?;
-            flows::introspect::introspect_rfc9701(&state, &request, &form, now).await
-        }
-        .await;
+        let result = async { flows::introspect::introspect_rfc9701(&state, &request.client()?, form, now).await }.await;
         return no_store(match result {
             Ok(jwt) => ([(header::CONTENT_TYPE, HeaderValue::from_static("application/token-introspection+jwt"))], jwt)
                 .into_response(),
@@ -476,12 +458,7 @@ async fn introspect(
     }
     let wants_jwt = accepts("application/jwt");
     if wants_jwt {
-        let result = async {
-            let form = form(&headers, &body)?;
-            let request = client_request(&headers, &certificate, &url)?;
-            flows::introspect::introspect_as_jwt(&state, &request, &form, now).await
-        }
-        .await;
+        let result = async { flows::introspect::introspect_as_jwt(&state, &request.client()?, form, now).await }.await;
         return no_store(match result {
             Ok(Some(jwt)) => {
                 ([(header::CONTENT_TYPE, HeaderValue::from_static("application/jwt"))], jwt).into_response()
@@ -490,11 +467,7 @@ async fn introspect(
             Err(err) => err.into_response(),
         });
     }
-    let result = async {
-        let form = form(&headers, &body)?;
-        flows::introspect::introspect(&state, &client_request(&headers, &certificate, &url)?, &form, now).await
-    }
-    .await;
+    let result = async { flows::introspect::introspect(&state, &request.client()?, form, now).await }.await;
     no_store(match result {
         Ok(response) if !response.active => inactive_answer(Json(response).into_response()),
         Ok(response) => Json(response).into_response(),
@@ -502,27 +475,17 @@ async fn introspect(
     })
 }
 
-async fn revoke(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/revoke");
-    let result = async {
-        let form = form(&headers, &body)?;
-        flows::revoke::revoke(&state, &client_request(&headers, &certificate, &url)?, &form, now).await
-    }
-    .await;
+async fn revoke(State(state): State<AppState>, request: EndpointRequest) -> Response {
+    let result = async { flows::revoke::revoke(&state, &request.client()?, &request.form, request.now).await }.await;
     no_store(match result {
         Ok(()) => StatusCode::OK.into_response(),
         Err(err) => err.into_response(),
     })
 }
 
-async fn par(State(state): State<AppState>, certificate: Certificate, headers: HeaderMap, body: Bytes) -> Response {
-    let now = state.clock.now();
-    let url = state.config.issuer.join("/par");
+async fn par(State(state): State<AppState>, request: EndpointRequest) -> Response {
     let result = async {
-        let form = form(&headers, &body)?;
-        let proof = PresentedProof { proof: dpop_header(&headers)?, method: "POST", url: &url };
-        flows::authorize::push(&state, &client_request(&headers, &certificate, &url)?, &form, &proof, now).await
+        flows::authorize::push(&state, &request.client()?, &request.form, &request.proof()?, request.now).await
     }
     .await;
     no_store(match result {
