@@ -300,7 +300,7 @@ pub(crate) async fn metrics_text(state: &AppState) -> Response {
 /// On PostgreSQL, every request first applies what other nodes changed; SQLite has one node
 /// and skips the layer.
 pub(crate) fn with_catch_up(router: Router<AppState>, state: &AppState) -> Router<AppState> {
-    if state.store.backend() == "postgres" {
+    if state.store.backend() == crate::store::Backend::Postgres {
         router.layer(axum::middleware::from_fn_with_state(state.clone(), catch_up))
     } else {
         router

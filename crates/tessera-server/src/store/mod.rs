@@ -68,6 +68,15 @@ pub use sign_in::{Redemption, RevocationTarget};
 pub use single_use::SingleUse;
 pub use tokens::IssuedJwt;
 
+/// Which database a [`Store`] is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite, one node.
+    Sqlite,
+    /// PostgreSQL, any number of nodes.
+    Postgres,
+}
+
 /// A change another node may have cached, recorded with the change itself (PostgreSQL).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
@@ -178,10 +187,10 @@ impl Store {
     }
 
     /// Which backend this is: `sqlite` or `postgres`.
-    pub fn backend(&self) -> &'static str {
+    pub fn backend(&self) -> Backend {
         match &self.db {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
         }
     }
 

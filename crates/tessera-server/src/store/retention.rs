@@ -72,7 +72,7 @@ impl Store {
         let mut purged = Purged::default();
         for (table, sql) in STATEMENTS {
             // `changes` exists only on PostgreSQL; its `at` is the database's own clock.
-            if table == "changes" && self.backend() != "postgres" {
+            if table == "changes" && self.backend() != super::Backend::Postgres {
                 continue;
             }
             loop {
