@@ -129,6 +129,16 @@ pub(super) use bind_chained;
 /// Appends audit records inside a transaction (see the module header for the lock order).
 pub(crate) trait AppendAudit {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()>;
+
+    /// Appends `audit` if the statement it records changed exactly one row (`rows`, its count);
+    /// whether it did. "Change one row; if it changed, record it" is this, once.
+    async fn audit_if_one(&mut self, rows: u64, audit: &Record) -> anyhow::Result<bool> {
+        let one = rows == 1;
+        if one {
+            self.audit(std::slice::from_ref(audit)).await?;
+        }
+        Ok(one)
+    }
 }
 
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {

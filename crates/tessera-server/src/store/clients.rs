@@ -126,9 +126,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.record(&Change::Client(client_id.to_owned())).await?;
-            if res.rows_affected() == 1 {
-                tx.audit(std::slice::from_ref(&audit)).await?;
-            }
+            tx.audit_if_one(res.rows_affected(), &audit).await?;
             tx.commit().await?;
             res.rows_affected()
         });

@@ -528,11 +528,9 @@ impl Store {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            if res.rows_affected() == 1 {
-                tx.audit(std::slice::from_ref(&audit)).await?;
-            }
+            let changed = tx.audit_if_one(res.rows_affected(), &audit).await?;
             tx.commit().await?;
-            Ok(res.rows_affected() == 1)
+            Ok(changed)
         })
     }
 }
