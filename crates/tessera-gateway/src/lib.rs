@@ -509,36 +509,12 @@ fn reload_on_change(
     path: std::path::PathBuf,
     listen: SocketAddr,
 ) {
-    // Installed now, not when the task first runs: SIGHUP's default action ends the process.
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    tokio::spawn(async move {
-        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-        let mut seen = modified(&path);
-        let mut interval = tokio::time::interval(Duration::from_secs(2));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            #[cfg(unix)]
-            let signal = async {
-                match hangup.as_mut() {
-                    Some(h) => {
-                        h.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let signal = std::future::pending::<()>();
-            let forced = tokio::select! {
-                _ = interval.tick() => false,
-                () = signal => true,
-            };
-            let Some(shared) = shared.upgrade() else { return };
-            let now_modified = modified(&path);
-            if !forced && now_modified == seen {
-                continue;
-            }
-            seen = now_modified;
+    let file = path.clone();
+    tessera_listener::reload_on_change(vec![file], Duration::from_secs(2), std::future::pending(), move || {
+        let (shared, path) = (shared.clone(), path.clone());
+        async move {
+            // The gateway is gone: stop looking.
+            let Some(shared) = shared.upgrade() else { return false };
             let rebuilt = async {
                 let config = GatewayConfig::from_file(&path)?;
                 if config.listen != listen {
@@ -558,6 +534,7 @@ fn reload_on_change(
                     )
                 }
             }
+            true
         }
     });
 }

@@ -9,6 +9,10 @@
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer) and whatever `on_tls` adds from
 //! the TLS session (the server's client certificate).
 
+mod reload;
+
+pub use reload::reload_on_change;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -87,13 +87,6 @@ impl ServerCertificate {
         }
         Ok(())
     }
-
-    /// When either file last changed, to notice a renewal.
-    fn modified(&self) -> Option<std::time::SystemTime> {
-        let cert = std::fs::metadata(&self.cert_file).and_then(|m| m.modified()).ok()?;
-        let key = std::fs::metadata(&self.key_file).and_then(|m| m.modified()).ok()?;
-        Some(cert.max(key))
-    }
 }
 
 impl ResolvesServerCert for ServerCertificate {
@@ -170,45 +163,20 @@ pub(crate) fn server_config(certificate: Arc<ServerCertificate>) -> anyhow::Resu
     Ok(Arc::new(config))
 }
 
-/// Reloads the certificate when its files change (checked every few seconds) and on SIGHUP.
-/// Ends when `stop` resolves.
+/// Reloads the certificate when its files change (checked every 5 s) and on SIGHUP. Ends when
+/// `stop` resolves.
 pub(crate) fn reload_on_change(certificate: Arc<ServerCertificate>, stop: impl Future<Output = ()> + Send + 'static) {
-    // Installed now, not when the task first runs: SIGHUP's default action ends the process.
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    tokio::spawn(async move {
-        let mut seen = certificate.modified();
-        let mut interval = tokio::time::interval(Duration::from_secs(5));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tokio::pin!(stop);
-        loop {
-            #[cfg(unix)]
-            let signal = async {
-                match hangup.as_mut() {
-                    Some(h) => {
-                        h.recv().await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            #[cfg(not(unix))]
-            let signal = std::future::pending::<()>();
-            let forced = tokio::select! {
-                () = &mut stop => return,
-                _ = interval.tick() => false,
-                () = signal => true,
-            };
-            let modified = certificate.modified();
-            if !forced && modified == seen {
-                continue;
-            }
-            seen = modified;
-            match certificate.reload() {
+    let files = vec![certificate.cert_file.clone(), certificate.key_file.clone()];
+    tessera_listener::reload_on_change(files, Duration::from_secs(5), stop, move || {
+        let result = certificate.reload();
+        async move {
+            match result {
                 Ok(()) => tracing::info!("TLS certificate reloaded"),
                 Err(err) => {
                     tracing::error!(err = format!("{err:#}"), "TLS certificate reload failed; keeping the current one")
                 }
             }
+            true
         }
     });
 }
