@@ -8,9 +8,15 @@
 //!
 //! Every request carries `ConnectInfo<SocketAddr>` (the peer) and whatever `on_tls` adds from
 //! the TLS session (the server's client certificate).
+//!
+//! Both binaries also share from here: the client address behind trusted proxies
+//! ([`client_ip`]), the reload loop for files that change ([`reload_on_change`]) and the
+//! Prometheus recorder ([`prometheus`]).
 
+mod prometheus;
 mod reload;
 
+pub use prometheus::prometheus;
 pub use reload::reload_on_change;
 
 use std::collections::HashMap;
