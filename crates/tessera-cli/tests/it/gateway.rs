@@ -622,6 +622,21 @@ fn dpop_and_certificate_binding_are_enforced_at_the_gateway() {
     assert_eq!(raw(&addr, "/invoices/9", &[("Authorization", &bearer), ("Client-Cert", ":bm90IGEgY2VydA==:")]).0, 401);
 }
 
+/// `tessera apikey create` for a client, named `nightly`: the JSON it prints.
+pub(crate) fn create_api_key(admin: &str, client_id: &str) -> Value {
+    json_out(&crate::e2e::tessera(&[
+        "apikey",
+        "create",
+        "--client",
+        client_id,
+        "--name",
+        "nightly",
+        "--admin-config",
+        admin,
+        "--json",
+    ]))
+}
+
 /// SECURITY-TESTS c.10 AK-02/AK-03 through the gateway: API keys only on routes that allow them
 /// (never in a URL), exchanged once for a JWT the upstream gets instead; `tessera apikey revoke`
 /// is in force at the gateway within a second, for the key and for tokens exchanged for it.
@@ -631,17 +646,7 @@ fn api_keys_work_where_allowed_and_their_revocation_reaches_the_gateway_within_a
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (server, reader, caller, _) = server_with_clients(dir.path());
     let admin = server.admin_config.to_str().unwrap().to_owned();
-    let created = json_out(&crate::e2e::tessera(&[
-        "apikey",
-        "create",
-        "--client",
-        caller["client_id"].as_str().unwrap(),
-        "--name",
-        "nightly",
-        "--admin-config",
-        &admin,
-        "--json",
-    ]));
+    let created = create_api_key(&admin, caller["client_id"].as_str().unwrap());
     let key = created["key"].as_str().unwrap().to_owned();
     let id = created["id"].as_str().unwrap().to_owned();
     let listed = json_out(&crate::e2e::tessera(&["apikey", "list", "--admin-config", &admin, "--json"]));

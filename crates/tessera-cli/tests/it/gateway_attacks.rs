@@ -147,6 +147,25 @@ fn only_the_gateway_speaks_for_the_client_to_the_upstream() {
     assert_eq!(raw_from("127.0.0.2", &gateway.addr, "/api/x", &headers).0, 200);
 }
 
+/// 200 junk credentials (`junk(address, i)`) at `/reports/q3` from each of two addresses: each
+/// address causes a bounded number of lookups (401), and the rest are refused (429).
+fn flood_is_bounded(gateway: &Gateway, junk: impl Fn(&str, usize) -> String) {
+    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        for i in 0..200 {
+            let junk = junk(attacker, i);
+            let (status, _, _) = raw_from(attacker, &gateway.addr, "/reports/q3", &[("Authorization", &junk)]);
+            *statuses.entry((attacker, status)).or_default() += 1;
+        }
+    }
+    for attacker in ["127.0.0.2", "127.0.0.3"] {
+        let looked_up = statuses.get(&(attacker, 401)).copied().unwrap_or(0);
+        let throttled = statuses.get(&(attacker, 429)).copied().unwrap_or(0);
+        assert_eq!(looked_up + throttled, 200, "only 401 and 429: {statuses:?}");
+        assert!((20..=40).contains(&looked_up), "each address gets a bounded number of lookups: {statuses:?}");
+    }
+}
+
 // Regression: #23. 400 junk `tat_…` references made the gateway introspect each one with its
 // single resource-server client; the server's scan throttle then refused that client, and every
 // request with a token not yet cached got 502, valid ones included.
@@ -160,20 +179,9 @@ fn a_flood_of_junk_tokens_does_not_take_a_phantom_route_down() {
         )
     });
 
-    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
-    for attacker in ["127.0.0.2", "127.0.0.3"] {
-        for i in 0..200 {
-            let junk = format!("Bearer tat_{attacker}_{i:04}_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-            let (status, _, _) = raw_from(attacker, &gateway.addr, "/reports/q3", &[("Authorization", &junk)]);
-            *statuses.entry((attacker, status)).or_default() += 1;
-        }
-    }
-    for attacker in ["127.0.0.2", "127.0.0.3"] {
-        let looked_up = statuses.get(&(attacker, 401)).copied().unwrap_or(0);
-        let throttled = statuses.get(&(attacker, 429)).copied().unwrap_or(0);
-        assert_eq!(looked_up + throttled, 200, "only 401 and 429: {statuses:?}");
-        assert!((20..=40).contains(&looked_up), "each address gets a bounded number of lookups: {statuses:?}");
-    }
+    flood_is_bounded(&gateway, |attacker, i| {
+        format!("Bearer tat_{attacker}_{i:04}_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    });
     // A junk token seen before is refused from memory.
     let junk = "Bearer tat_127.0.0.2_0000_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     assert_eq!(raw_from("127.0.0.4", &gateway.addr, "/reports/q3", &[("Authorization", junk)]).0, 401);
@@ -199,34 +207,13 @@ fn a_flood_of_junk_api_keys_does_not_take_an_api_key_route_down() {
         )
     });
     let admin = server.admin_config.to_str().unwrap().to_owned();
-    let created = crate::e2e::json_out(&crate::e2e::tessera(&[
-        "apikey",
-        "create",
-        "--client",
-        caller["client_id"].as_str().unwrap(),
-        "--name",
-        "nightly",
-        "--admin-config",
-        &admin,
-        "--json",
-    ]));
+    let created = crate::gateway::create_api_key(&admin, caller["client_id"].as_str().unwrap());
     let key = created["key"].as_str().unwrap().to_owned();
 
-    let mut statuses = std::collections::BTreeMap::<(&str, u16), usize>::new();
-    for attacker in ["127.0.0.2", "127.0.0.3"] {
-        for i in 0..200 {
-            // Well-formed: the same prefix and length as a real key, so each one is looked up.
-            let junk = format!("Bearer tessera_sak_{:A<60}", format!("{}x{i}", attacker.replace('.', "")));
-            let (status, _, _) = raw_from(attacker, &gateway.addr, "/reports/q3", &[("Authorization", &junk)]);
-            *statuses.entry((attacker, status)).or_default() += 1;
-        }
-    }
-    for attacker in ["127.0.0.2", "127.0.0.3"] {
-        let looked_up = statuses.get(&(attacker, 401)).copied().unwrap_or(0);
-        let throttled = statuses.get(&(attacker, 429)).copied().unwrap_or(0);
-        assert_eq!(looked_up + throttled, 200, "only 401 and 429: {statuses:?}");
-        assert!((20..=40).contains(&looked_up), "each address gets a bounded number of lookups: {statuses:?}");
-    }
+    // Well-formed: the same prefix and length as a real key, so each one is looked up.
+    flood_is_bounded(&gateway, |attacker, i| {
+        format!("Bearer tessera_sak_{:A<60}", format!("{}x{i}", attacker.replace('.', "")))
+    });
     // The real key, never seen by the gateway before, is served from elsewhere.
     let bearer = format!("Bearer {key}");
     let (status, _, body) = raw_from("127.0.0.1", &gateway.addr, "/reports/q3", &[("Authorization", &bearer)]);
