@@ -397,12 +397,15 @@ pub async fn after_login(
 ) -> Result<Next, AuthorizeError> {
     let session_id = signed_in.session.id.clone();
     if pending::is_sealed(handle) {
-        let (mut row, _, _) = interaction(state, handle, Some(browser), now).await?;
+        // What the sealed handle holds goes on as is: nothing to read back after storing it.
+        let (mut row, client, params) = interaction(state, handle, Some(browser), now).await?;
         let stored = secret::random_b64(32);
         row.handle_hash = secret::hash(&stored);
         row.login_session_id = Some(session_id);
         state.store.insert_auth_request(&row).await?;
-        return continue_interaction(state, &stored, Some(browser), Some(signed_in), false, now).await;
+        let par_hash = row.par_hash;
+        return decide(state, &client, &params, Some(signed_in), Some((&row, &stored)), false, par_hash, None, now)
+            .await;
     }
     state.store.set_login_session(&secret::hash(handle), &session_id).await?;
     continue_interaction(state, handle, Some(browser), Some(signed_in), false, now).await
@@ -498,10 +501,10 @@ async fn decide(
     let handle = match existing_handle {
         Some(handle) => handle,
         None => {
-            let handle = secret::random_b64(32);
             let browser = browser.ok_or_else(|| AuthorizeError::Internal(anyhow::anyhow!("no browser binding")))?;
-            let row = AuthRequestRow {
-                handle_hash: secret::hash(&handle),
+            let mut row = AuthRequestRow {
+                // Set below for a stored row; a sealed one is its own handle.
+                handle_hash: [0; 32],
                 client_id: client.client_id.clone(),
                 params: serde_json::to_string(params).map_err(anyhow::Error::from)?,
                 par: false,
@@ -513,6 +516,8 @@ async fn decide(
                 consumed_at: None,
             };
             if signed_in.is_some() {
+                let handle = secret::random_b64(32);
+                row.handle_hash = secret::hash(&handle);
                 state.store.insert_auth_request(&row).await?;
                 handle
             } else {

@@ -109,17 +109,28 @@ pub fn presented(authorization: Option<&str>, form: &Form) -> Result<Option<Pres
     Ok(Some(PresentedCredentials { client_id: id, offered: Offered::Secret(secret, AuthMethod::ClientSecretBasic) }))
 }
 
-/// RFC 6749 §2.3.1: the client id and secret of `Authorization: Basic …`, both halves
-/// form-urlencoded before base64; `None` for anything else. The one parser of HTTP Basic (the
-/// throttle reads the claimed id with it too).
-pub fn basic_credentials(header: &str) -> Option<(String, SecretString)> {
+/// `Authorization: Basic …` decoded (`id:secret`, each half still form-urlencoded); `None` for
+/// anything else. The one parser of HTTP Basic.
+fn basic_decoded(header: &str) -> Option<zeroize::Zeroizing<String>> {
     let (scheme, encoded) = header.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = zeroize::Zeroizing::new(String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?);
+    Some(zeroize::Zeroizing::new(String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?))
+}
+
+/// RFC 6749 §2.3.1: the client id and secret of `Authorization: Basic …`, both halves
+/// form-urlencoded before base64.
+pub fn basic_credentials(header: &str) -> Option<(String, SecretString)> {
+    let decoded = basic_decoded(header)?;
     let (id, secret) = decoded.split_once(':')?;
     Some((form_decode(id)?, SecretString::new(form_decode(secret)?)))
+}
+
+/// The client id of `Authorization: Basic …` alone, for the throttle's key: the secret half is
+/// not decoded.
+pub fn basic_client_id(header: &str) -> Option<String> {
+    form_decode(basic_decoded(header)?.split_once(':')?.0)
 }
 
 /// The `sub` of a JWT, read without any check (the client it claims to be; verified next).

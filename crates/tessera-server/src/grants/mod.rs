@@ -32,7 +32,7 @@ pub(crate) enum GrantType {
 }
 
 impl GrantType {
-    /// Every grant type, for discovery and client registration.
+    /// Every grant type.
     pub(crate) const ALL: [GrantType; 4] =
         [GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::TokenExchange];
 

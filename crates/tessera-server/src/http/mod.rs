@@ -110,11 +110,8 @@ pub(crate) fn request_ip(
 /// The client id a request claims, before anything is checked: HTTP Basic's user, or the
 /// form's `client_id`.
 fn claimed_client_id(headers: &HeaderMap, body: &[u8]) -> Option<String> {
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(flows::client_auth::basic_credentials)
-        .map(|(id, _)| id);
+    let basic =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(flows::client_auth::basic_client_id);
     basic
         .or_else(|| url::form_urlencoded::parse(body).find(|(k, _)| k == "client_id").map(|(_, v)| v.into_owned()))
         .map(|id| id.chars().take(128).collect())
