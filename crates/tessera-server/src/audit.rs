@@ -402,79 +402,70 @@ pub struct Stored<'a> {
     pub details: &'a str,
 }
 
-/// What a record's hash covers after the previous hash: this JSON object, members in this order
-/// (the log's format; changing it breaks every stored chain).
-#[derive(Serialize)]
-struct Hashed<'a> {
-    seq: u64,
-    at: u64,
-    event: &'a str,
-    outcome: &'a str,
-    actor: &'a str,
-    subject: Option<&'a str>,
-    client_id: Option<&'a str>,
-    session_id: Option<&'a str>,
-    ip: Option<&'a str>,
-    request_id: Option<&'a str>,
-    details: &'a str,
+/// The one encoder of a record's fields. What a record's hash covers after the previous hash is
+/// the JSON object it writes with `seq` (`{"seq":N,"at":…,"event":…}`, members in this order, each
+/// written as serde_json writes it: the log's format; changing it breaks every stored chain); what
+/// the outbox stores is the same object without `seq` ([`Record::encode`]), so that chaining a
+/// stored record only puts `"seq":N,` after its brace ([`write_hashed`]). `escaped_details` is the
+/// details' text already escaped, when the caller keeps it so.
+fn write_fields(out: &mut Vec<u8>, seq: Option<u64>, fields: &Stored<'_>, escaped_details: Option<&[u8]>) {
+    use std::io::Write as _;
+    // Writing strings and integers into a Vec cannot fail.
+    let text = write_json_str;
+    out.reserve(192 + fields.actor.len() + fields.details.len());
+    match seq {
+        Some(seq) => {
+            let _ = write!(out, "{{\"seq\":{seq},\"at\":{}", fields.at);
+        }
+        None => {
+            let _ = write!(out, "{{\"at\":{}", fields.at);
+        }
+    }
+    out.extend_from_slice(b",\"event\":");
+    text(out, fields.event);
+    out.extend_from_slice(b",\"outcome\":");
+    text(out, fields.outcome);
+    out.extend_from_slice(b",\"actor\":");
+    text(out, fields.actor);
+    let optional = [
+        (&b",\"subject\":"[..], fields.subject),
+        (b",\"client_id\":", fields.client_id),
+        (b",\"session_id\":", fields.session_id),
+        (b",\"ip\":", fields.ip),
+        (b",\"request_id\":", fields.request_id),
+    ];
+    for (name, value) in optional {
+        out.extend_from_slice(name);
+        match value {
+            Some(value) => text(out, value),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    out.extend_from_slice(b",\"details\":");
+    match escaped_details {
+        Some(escaped) => {
+            out.push(b'"');
+            out.extend_from_slice(escaped);
+            out.push(b'"');
+        }
+        None => text(out, fields.details),
+    }
+    out.push(b'}');
 }
 
 /// The chain hash of record `seq` with these fields after `prev`.
 pub fn chain_hash(prev: &[u8; 32], seq: u64, fields: &Stored<'_>) -> [u8; 32] {
-    let hashed = Hashed {
-        seq,
-        at: fields.at,
-        event: fields.event,
-        outcome: fields.outcome,
-        actor: fields.actor,
-        subject: fields.subject,
-        client_id: fields.client_id,
-        session_id: fields.session_id,
-        ip: fields.ip,
-        request_id: fields.request_id,
-        details: fields.details,
-    };
-    let mut object = Vec::with_capacity(256 + fields.details.len());
-    // Serializing strings and integers cannot fail.
-    let _ = serde_json::to_writer(&mut object, &hashed);
+    let mut object = Vec::new();
+    write_fields(&mut object, Some(seq), fields, None);
     chain_hash_of(prev, &object)
 }
 
 impl Record {
-    /// Appends the record's encoding: a JSON object of its fields in the order of [`Hashed`] after
-    /// `seq`, each written as [`Hashed`] writes it. So the object [`chain_hash`] covers is this
-    /// encoding with `"seq":N,` after its opening brace ([`write_hashed`]), and the outbox, which
-    /// stores it, is not serialized again to chain and store its records. Byte for byte what
-    /// serializing the record writes (the tests compare them), with the details already escaped.
+    /// Appends the record's encoding, what the outbox stores: the object [`chain_hash`] covers
+    /// without `seq` ([`write_fields`]), with the details already escaped. Byte for byte what
+    /// serializing the record writes (the tests compare them).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        // Writing strings and integers into a Vec cannot fail.
-        let text = write_json_str;
-        out.reserve(160 + self.actor.len() + self.details.escaped.len());
-        out.extend_from_slice(b"{\"at\":");
-        let _ = serde_json::to_writer(&mut *out, &self.at);
-        out.extend_from_slice(b",\"event\":");
-        text(out, &self.event);
-        out.extend_from_slice(b",\"outcome\":");
-        text(out, &self.outcome);
-        out.extend_from_slice(b",\"actor\":");
-        text(out, &self.actor);
-        let optional = [
-            (&b",\"subject\":"[..], &self.subject),
-            (b",\"client_id\":", &self.client_id),
-            (b",\"session_id\":", &self.session_id),
-            (b",\"ip\":", &self.ip),
-            (b",\"request_id\":", &self.request_id),
-        ];
-        for (name, value) in optional {
-            out.extend_from_slice(name);
-            match value {
-                Some(value) => text(out, value),
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        out.extend_from_slice(b",\"details\":\"");
-        out.extend_from_slice(&self.details.escaped);
-        out.extend_from_slice(b"\"}");
+        write_fields(out, None, &self.stored(), Some(&self.details.escaped));
     }
 }
 

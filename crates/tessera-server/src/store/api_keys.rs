@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::audit::AppendAudit as _;
 pub use super::rows::ApiKeyRow;
-use super::rows::Decode as _;
+use super::rows::decode;
 use super::{Change, RecordChange as _, Store, json_list, to_i64, to_u64};
 use crate::audit::Record;
 use crate::store::feed::{CUTOFF_TTL, feed_cutoff, feed_event};
@@ -96,7 +96,7 @@ impl Store {
     pub async fn api_key(&self, id: u64) -> anyhow::Result<Option<ApiKeyRow>> {
         on_pool!(self, read, |pool| {
             let row = sqlx::query("SELECT * FROM api_keys WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.api_key()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -113,7 +113,7 @@ impl Store {
                 }
                 None => sqlx::query("SELECT * FROM api_keys ORDER BY id DESC").fetch_all(pool).await?,
             };
-            rows.iter().map(|r| r.api_key()).collect()
+            rows.iter().map(decode).collect()
         })
     }
 

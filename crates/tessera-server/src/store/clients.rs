@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::audit::AppendAudit as _;
-use super::rows::Decode as _;
 use super::rows::StoredClient;
+use super::rows::decode;
 use super::{Change, RecordChange as _, Store, api_keys, feed, json_list, to_i64};
 use crate::audit::Record;
 use crate::client::Client;
@@ -74,7 +74,7 @@ impl Store {
         let stored = on_pool!(self, read, |pool| {
             let row =
                 sqlx::query("SELECT * FROM clients WHERE client_id = $1").bind(client_id).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.stored_client()).transpose()?
+            row.as_ref().map(decode::<_, StoredClient>).transpose()?
         });
         let Some(stored) = stored else { return Ok(None) };
         let stored = Arc::new(stored);
@@ -85,7 +85,7 @@ impl Store {
     pub async fn clients(&self) -> anyhow::Result<Vec<Client>> {
         on_pool!(self, read, |pool| {
             let rows = sqlx::query("SELECT * FROM clients ORDER BY created_at, client_id").fetch_all(pool).await?;
-            rows.iter().map(|r| r.stored_client().map(|s| s.client)).collect()
+            rows.iter().map(|r| decode::<_, StoredClient>(r).map(|s| s.client)).collect()
         })
     }
 

@@ -15,9 +15,8 @@
 //! cut-off carries those of every client holding a grant of that user or session (and of the
 //! user's API keys), computed in the revoking transaction before anything is deleted.
 
-use sqlx::Row;
-
-use super::{Store, to_i64, to_u64};
+use super::rows::{column, column_u64};
+use super::{Store, to_i64};
 use crate::client::MAX_ACCESS_TOKEN_TTL;
 
 /// One entry of the feed as stored (the wire form is `tessera_proto::feed::RevocationEvent`).
@@ -175,13 +174,13 @@ impl Store {
             let rows = sqlx::query(SQL).bind(to_i64(after)).bind(i64::from(limit)).fetch_all(pool).await?;
             rows.iter()
                 .map(|r| {
-                    let aud: Option<String> = r.get("aud");
+                    let aud: Option<String> = column(r, "aud")?;
                     Ok(FeedRow {
-                        seq: to_u64(r.get("seq")),
-                        kind: r.get("kind"),
-                        value: r.get("value"),
-                        at: to_u64(r.get("at")),
-                        exp: to_u64(r.get("exp")),
+                        seq: column_u64(r, "seq")?,
+                        kind: column(r, "kind")?,
+                        value: column(r, "value")?,
+                        at: column_u64(r, "at")?,
+                        exp: column_u64(r, "exp")?,
                         aud: aud.as_deref().map(super::parse_list).transpose()?,
                     })
                 })
@@ -195,7 +194,7 @@ impl Store {
              WHERE status_idx >= $1 AND status_idx < $2 AND exp > $3";
         on_pool!(self, read, |pool| {
             let rows = sqlx::query(SQL).bind(to_i64(from)).bind(to_i64(to)).bind(to_i64(now)).fetch_all(pool).await?;
-            Ok(rows.iter().map(|r| to_u64(r.get("status_idx"))).collect())
+            rows.iter().map(|r| column_u64(r, "status_idx")).collect()
         })
     }
 
@@ -206,7 +205,7 @@ impl Store {
                 .bind(to_i64(now))
                 .fetch_one(pool)
                 .await?;
-            Ok(to_u64(row.get("id")))
+            column_u64(&row, "id")
         })
     }
 
@@ -214,7 +213,7 @@ impl Store {
     pub async fn status_blocks(&self) -> anyhow::Result<u64> {
         on_pool!(self, read, |pool| {
             let row = sqlx::query("SELECT COALESCE(MAX(id), 0) AS blocks FROM status_blocks").fetch_one(pool).await?;
-            Ok(to_u64(row.get("blocks")))
+            column_u64(&row, "blocks")
         })
     }
 
@@ -223,7 +222,7 @@ impl Store {
         on_pool!(self, write, |pool| {
             let row =
                 sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM revocation_events").fetch_one(pool).await?;
-            Ok(to_u64(row.get("head")))
+            column_u64(&row, "head")
         })
     }
 }

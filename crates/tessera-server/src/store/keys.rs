@@ -1,8 +1,8 @@
 //! Signing keys as stored: the private half sealed with the master key; at most one active.
 
 use super::audit::AppendAudit as _;
-use super::rows::Decode as _;
 use super::rows::KeyRow;
+use super::rows::decode;
 use super::{Change, RecordChange as _, Store, to_i64};
 use crate::audit::Record;
 
@@ -31,7 +31,7 @@ impl Store {
     pub async fn keys(&self) -> anyhow::Result<Vec<KeyRow>> {
         on_pool!(self, write, |pool| {
             let rows = sqlx::query("SELECT * FROM signing_keys ORDER BY created_at DESC, kid").fetch_all(pool).await?;
-            Ok(rows.iter().map(|r| r.key()).collect())
+            rows.iter().map(decode).collect()
         })
     }
 

@@ -51,7 +51,6 @@ pub mod audit;
 mod clients;
 pub mod feed;
 mod keys;
-mod outbox;
 mod postgres;
 mod retention;
 mod rows;

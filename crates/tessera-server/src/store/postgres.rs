@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicI64;
 
 use anyhow::Context;
-use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::audit::AppendAudit as _;
-use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
+use super::rows::{column, column_u64};
+use super::{OpaqueTokenRow, json_list, to_i64};
 use crate::audit::Record;
 use crate::config::PostgresSettings;
 
@@ -45,7 +45,7 @@ impl PgDb {
         sqlx::migrate!("./migrations/postgres").run(&pool).await.context("running migrations")?;
         // Caches start empty: nothing before now needs applying.
         let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(&pool).await?;
-        let applied = Arc::new(AtomicI64::new(row.get("seq")));
+        let applied = Arc::new(AtomicI64::new(column(&row, "seq")?));
         Ok(PgDb { pool, applied, catching_up: Arc::default() })
     }
 
@@ -55,7 +55,7 @@ impl PgDb {
             .bind(after)
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.iter().map(|r| (r.get("seq"), r.get("kind"), r.get("key"))).collect())
+        rows.iter().map(|r| Ok((column(r, "seq")?, column(r, "kind")?, column(r, "key")?))).collect()
     }
 
     /// Stores an opaque token and the record of its issuance in one transaction.
@@ -79,7 +79,7 @@ impl PgDb {
         .await?;
         tx.audit(std::slice::from_ref(&audit)).await?;
         tx.commit().await?;
-        Ok(to_u64(row.get("id")))
+        column_u64(&row, "id")
     }
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn record_change(
     .bind(key)
     .fetch_one(&mut **tx)
     .await?;
-    let seq: i64 = row.get("seq");
+    let seq: i64 = column(&row, "seq")?;
     sqlx::query("SELECT pg_notify('tessera_changes', $1)").bind(seq.to_string()).execute(&mut **tx).await?;
     Ok(())
 }

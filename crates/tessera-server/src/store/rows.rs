@@ -6,11 +6,11 @@
 //! and SQLite INTEGER to `i64`, BYTEA and BLOB to bytes, BOOLEAN and SQLite 0/1 to `bool`).
 
 use anyhow::anyhow;
-use sqlx::Row;
+use sqlx::error::BoxDynError;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Database, FromRow, Row, Type};
 
-use super::{parse_list, to_u64};
 use crate::client::{Client, TokenFormat};
 use crate::scope::Scope;
 use crate::user::User;
@@ -23,29 +23,36 @@ pub struct StoredClient {
 }
 
 /// A signing key as stored: the private half sealed with the master key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeyRow {
     pub kid: String,
     pub alg: String,
     pub sealed_private_key: Vec<u8>,
     pub public_jwk: String,
     pub status: String,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
 }
 
 /// An opaque access token as stored; its secret part is only kept as its hash.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OpaqueTokenRow {
     /// Assigned by the store on insert.
+    #[sqlx(try_from = "i64")]
     pub id: u64,
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub secret_hash: [u8; 32],
     pub jti: String,
     pub client_id: String,
     pub sub: String,
+    #[sqlx(try_from = "Db<String>")]
     pub aud: Vec<String>,
     pub scope: String,
+    #[sqlx(try_from = "i64")]
     pub iat: u64,
+    #[sqlx(try_from = "i64")]
     pub exp: u64,
+    #[sqlx(rename = "revoked_at", try_from = "Db<Option<i64>>")]
     pub revoked: bool,
     /// The grant (code redemption) the token was issued under, if any.
     pub grant_id: Option<String>,
@@ -55,23 +62,30 @@ pub struct OpaqueTokenRow {
 
 /// A browser session: what a login creates. The cookie carries `id` and a secret kept only
 /// as its hash.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SessionRow {
     pub id: String,
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub secret_hash: [u8; 32],
     pub user_id: String,
+    #[sqlx(try_from = "i64")]
     pub auth_time: u64,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
+    #[sqlx(try_from = "i64")]
     pub last_used_at: u64,
+    #[sqlx(try_from = "i64")]
     pub expires_at: u64,
     pub user_agent: Option<String>,
     pub ip: Option<String>,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub ended_at: Option<u64>,
 }
 
 /// A pending authorization request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct AuthRequestRow {
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub handle_hash: [u8; 32],
     pub client_id: String,
     /// The validated request as JSON (`flows::authorize::AuthParams`).
@@ -80,19 +94,25 @@ pub struct AuthRequestRow {
     pub par: bool,
     /// For an interaction that started from a pushed request: that request's hash, consumed
     /// together with this one.
+    #[sqlx(try_from = "Db<Option<Vec<u8>>>")]
     pub par_hash: Option<[u8; 32]>,
     /// SHA-256 of the browser cookie the interaction is bound to.
+    #[sqlx(try_from = "Db<Option<Vec<u8>>>")]
     pub browser_hash: Option<[u8; 32]>,
     /// The session created by a login during this interaction.
     pub login_session_id: Option<String>,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
+    #[sqlx(try_from = "i64")]
     pub expires_at: u64,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub consumed_at: Option<u64>,
 }
 
 /// An authorization code, stored as its hash.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct CodeRow {
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub code_hash: [u8; 32],
     pub client_id: String,
     pub user_id: String,
@@ -100,11 +120,15 @@ pub struct CodeRow {
     pub redirect_uri: String,
     pub redirect_uri_sent: bool,
     pub scope: String,
+    #[sqlx(try_from = "Db<String>")]
     pub resources: Vec<String>,
     pub nonce: Option<String>,
     pub code_challenge: String,
+    #[sqlx(try_from = "i64")]
     pub auth_time: u64,
+    #[sqlx(try_from = "i64")]
     pub expires_at: u64,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub consumed_at: Option<u64>,
     pub grant_id: Option<String>,
     /// RFC 9449 §10: the DPoP key whose proof must accompany the redemption.
@@ -112,40 +136,54 @@ pub struct CodeRow {
 }
 
 /// What one code redemption granted: the refresh-token family and everything issued under it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct GrantRow {
     pub id: String,
     pub client_id: String,
     pub user_id: String,
     pub session_id: String,
     pub scope: String,
+    #[sqlx(try_from = "Db<String>")]
     pub resources: Vec<String>,
+    #[sqlx(try_from = "i64")]
     pub auth_time: u64,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
     /// The absolute end of the family.
+    #[sqlx(try_from = "i64")]
     pub expires_at: u64,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub revoked_at: Option<u64>,
     /// The DPoP key every refresh of this family must prove (public clients, RFC 9449 §5).
     pub dpop_jkt: Option<String>,
 }
 
 /// A refresh token as stored.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct RefreshRow {
+    #[sqlx(try_from = "i64")]
     pub id: u64,
     pub grant_id: String,
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub secret_hash: [u8; 32],
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub parent_id: Option<u64>,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
+    #[sqlx(try_from = "i64")]
     pub idle_expires_at: u64,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub rotated_at: Option<u64>,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub successor_id: Option<u64>,
 }
 
 /// One API key (its secret only as its hash).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ApiKeyRow {
+    #[sqlx(try_from = "i64")]
     pub id: u64,
+    #[sqlx(try_from = "Db<Vec<u8>>")]
     pub secret_hash: [u8; 32],
     /// The key's first characters (`tessera_pat_AAAA`).
     pub display: String,
@@ -154,232 +192,225 @@ pub struct ApiKeyRow {
     pub owner_id: String,
     pub name: String,
     pub scope: String,
+    #[sqlx(try_from = "Db<String>")]
     pub audience: Vec<String>,
+    #[sqlx(try_from = "i64")]
     pub created_at: u64,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub expires_at: Option<u64>,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub last_used_at: Option<u64>,
     pub last_used_ip: Option<String>,
+    #[sqlx(try_from = "Db<Option<i64>>")]
     pub revoked_at: Option<u64>,
 }
 
-/// Decodes our tables' rows.
-pub(super) trait Decode {
-    fn hash32(&self, column: &str) -> anyhow::Result<[u8; 32]>;
-    fn opt_hash32(&self, column: &str) -> anyhow::Result<Option<[u8; 32]>>;
-    fn opt_u64(&self, column: &str) -> Option<u64>;
-    fn user(&self) -> User;
-    fn password_hash(&self) -> String;
-    fn stored_client(&self) -> anyhow::Result<StoredClient>;
-    fn key(&self) -> KeyRow;
-    fn opaque_token(&self) -> anyhow::Result<OpaqueTokenRow>;
-    fn session(&self) -> anyhow::Result<SessionRow>;
-    fn auth_request(&self) -> anyhow::Result<AuthRequestRow>;
-    fn code(&self) -> anyhow::Result<CodeRow>;
-    fn grant(&self) -> anyhow::Result<GrantRow>;
-    fn refresh(&self) -> anyhow::Result<RefreshRow>;
-    fn api_key(&self) -> anyhow::Result<ApiKeyRow>;
+/// A column as the database stores it (`S`), converted into a row's field by `TryFrom`
+/// (`#[sqlx(try_from = "Db<S>")]`): a value of the wrong type or shape is a decoding error,
+/// never a panic.
+pub(super) struct Db<S>(S);
+
+impl<DB: Database, S: Type<DB>> Type<DB> for Db<S> {
+    fn type_info() -> DB::TypeInfo {
+        S::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        S::compatible(ty)
+    }
 }
 
-macro_rules! impl_decode {
+impl<'r, DB: Database, S: sqlx::Decode<'r, DB>> sqlx::Decode<'r, DB> for Db<S> {
+    fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        S::decode(value).map(Db)
+    }
+}
+
+/// A nullable time or id column.
+impl TryFrom<Db<Option<i64>>> for Option<u64> {
+    type Error = std::num::TryFromIntError;
+
+    fn try_from(value: Db<Option<i64>>) -> Result<Self, Self::Error> {
+        value.0.map(u64::try_from).transpose()
+    }
+}
+
+/// A nullable time column read as whether it is set (`revoked_at` as `revoked`).
+impl From<Db<Option<i64>>> for bool {
+    fn from(value: Db<Option<i64>>) -> Self {
+        value.0.is_some()
+    }
+}
+
+/// A list column: a JSON array of strings.
+impl TryFrom<Db<String>> for Vec<String> {
+    type Error = serde_json::Error;
+
+    fn try_from(value: Db<String>) -> Result<Self, Self::Error> {
+        serde_json::from_str(&value.0)
+    }
+}
+
+/// A SHA-256 hash column.
+impl TryFrom<Db<Vec<u8>>> for [u8; 32] {
+    type Error = &'static str;
+
+    fn try_from(value: Db<Vec<u8>>) -> Result<Self, Self::Error> {
+        value.0.try_into().map_err(|_| "not a 32-byte hash")
+    }
+}
+
+/// A nullable SHA-256 hash column.
+impl TryFrom<Db<Option<Vec<u8>>>> for Option<[u8; 32]> {
+    type Error = &'static str;
+
+    fn try_from(value: Db<Option<Vec<u8>>>) -> Result<Self, Self::Error> {
+        value.0.map(|bytes| <[u8; 32]>::try_from(Db(bytes))).transpose()
+    }
+}
+
+/// A JSON column's value, if set.
+fn json_column<T: serde::de::DeserializeOwned>(text: Option<&str>, column: &str) -> anyhow::Result<Option<T>> {
+    text.map(serde_json::from_str).transpose().map_err(|_| anyhow!("corrupt {column} column"))
+}
+
+/// Decodes a row into `T`, the error carrying which column was corrupt.
+pub(super) fn decode<'r, R: Row, T: FromRow<'r, R>>(row: &'r R) -> anyhow::Result<T> {
+    T::from_row(row).map_err(anyhow::Error::from)
+}
+
+/// Reads a column, the error naming it (never the panic of `Row::get`).
+pub(super) fn column<'r, R, T>(row: &'r R, name: &str) -> anyhow::Result<T>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    T: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get(name).map_err(anyhow::Error::from)
+}
+
+/// Reads a time or id column as `u64`.
+pub(super) fn column_u64<R>(row: &R, name: &str) -> anyhow::Result<u64>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(u64::try_from(column::<R, i64>(row, name)?)?)
+}
+
+// `Client` and `User` are the domain's types, not the store's: their decoding is written out
+// here (with `try_get`) instead of deriving it on them.
+macro_rules! impl_from_row {
     ($row:ty) => {
-        impl Decode for $row {
-            fn hash32(&self, column: &str) -> anyhow::Result<[u8; 32]> {
-                let bytes: &[u8] = self.get(column);
-                bytes.try_into().map_err(|_| anyhow!("corrupt {column}"))
-            }
-
-            fn opt_hash32(&self, column: &str) -> anyhow::Result<Option<[u8; 32]>> {
-                let bytes: Option<&[u8]> = self.get(column);
-                bytes.map(|b| b.try_into().map_err(|_| anyhow!("corrupt {column}"))).transpose()
-            }
-
-            fn opt_u64(&self, column: &str) -> Option<u64> {
-                self.get::<Option<i64>, _>(column).map(to_u64)
-            }
-
-            fn user(&self) -> User {
-                User {
-                    id: self.get("id"),
-                    username: self.get("username"),
-                    email: self.get("email"),
-                    name: self.get("name"),
-                    email_verified: self.get("email_verified"),
-                    disabled: self.get("disabled"),
-                    created_at: to_u64(self.get("created_at")),
-                    locked_until: to_u64(self.get("locked_until")),
-                    failures_since: to_u64(self.get("failures_since")),
-                }
-            }
-
-            fn password_hash(&self) -> String {
-                self.get("password_hash")
-            }
-
-            fn stored_client(&self) -> anyhow::Result<StoredClient> {
-                let client = Client {
-                    client_id: self.get("client_id"),
-                    client_name: self.get("client_name"),
-                    grant_types: parse_list(self.get("grant_types"))?,
-                    scope: Scope::parse(self.get("scope")).map_err(|_| anyhow!("corrupt scope column"))?,
-                    auth_method: self.get::<&str, _>("token_endpoint_auth_method").parse()?,
-                    redirect_uris: parse_list(self.get("redirect_uris"))?,
-                    token_format: self.get::<&str, _>("access_token_format").parse::<TokenFormat>()?,
-                    access_token_ttl: to_u64(self.get("access_token_ttl")),
-                    audience: parse_list(self.get("audience"))?,
-                    introspection: self.get("introspection"),
-                    post_logout_redirect_uris: parse_list(self.get("post_logout_redirect_uris"))?,
-                    require_par: self.get("require_pushed_authorization_requests"),
-                    first_party: self.get("first_party"),
-                    refresh_rotation: self.get("refresh_token_rotation"),
-                    id_token_alg: self.get("id_token_signed_response_alg"),
-                    dpop_bound: self.get("dpop_bound_access_tokens"),
-                    dpop_nonce_required: self.get("dpop_nonce_required"),
-                    jwks: self
-                        .get::<Option<&str>, _>("jwks")
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|_| anyhow!("corrupt jwks column"))?,
-                    jwks_uri: self.get("jwks_uri"),
-                    certificate_identity: self
-                        .get::<Option<&str>, _>("certificate_identity")
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|_| anyhow!("corrupt certificate_identity column"))?,
-                    certificate_bound: self.get("tls_client_certificate_bound_access_tokens"),
-                    profile: self.get::<&str, _>("profile").parse()?,
-                    tokens_not_before: to_u64(self.get("tokens_not_before")),
-                    created_at: to_u64(self.get("created_at")),
+        impl FromRow<'_, $row> for User {
+            fn from_row(row: &$row) -> Result<Self, sqlx::Error> {
+                let u64_of = |name: &str| {
+                    row.try_get::<i64, _>(name).and_then(|v| {
+                        u64::try_from(v)
+                            .map_err(|e| sqlx::Error::ColumnDecode { index: name.to_owned(), source: Box::new(e) })
+                    })
                 };
-                Ok(StoredClient { client, secret_hash: self.get("secret_hash") })
-            }
-
-            fn key(&self) -> KeyRow {
-                KeyRow {
-                    kid: self.get("kid"),
-                    alg: self.get("alg"),
-                    sealed_private_key: self.get("sealed_private_key"),
-                    public_jwk: self.get("public_jwk"),
-                    status: self.get("status"),
-                    created_at: to_u64(self.get("created_at")),
-                }
-            }
-
-            fn opaque_token(&self) -> anyhow::Result<OpaqueTokenRow> {
-                Ok(OpaqueTokenRow {
-                    id: to_u64(self.get("id")),
-                    secret_hash: self.hash32("secret_hash")?,
-                    jti: self.get("jti"),
-                    client_id: self.get("client_id"),
-                    sub: self.get("sub"),
-                    aud: parse_list(self.get("aud"))?,
-                    scope: self.get("scope"),
-                    iat: to_u64(self.get("iat")),
-                    exp: to_u64(self.get("exp")),
-                    revoked: self.get::<Option<i64>, _>("revoked_at").is_some(),
-                    grant_id: self.get("grant_id"),
-                    cnf: self.get("cnf"),
+                Ok(User {
+                    id: row.try_get("id")?,
+                    username: row.try_get("username")?,
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    email_verified: row.try_get("email_verified")?,
+                    disabled: row.try_get("disabled")?,
+                    created_at: u64_of("created_at")?,
+                    locked_until: u64_of("locked_until")?,
+                    failures_since: u64_of("failures_since")?,
                 })
             }
+        }
 
-            fn session(&self) -> anyhow::Result<SessionRow> {
-                Ok(SessionRow {
-                    id: self.get("id"),
-                    secret_hash: self.hash32("secret_hash")?,
-                    user_id: self.get("user_id"),
-                    auth_time: to_u64(self.get("auth_time")),
-                    created_at: to_u64(self.get("created_at")),
-                    last_used_at: to_u64(self.get("last_used_at")),
-                    expires_at: to_u64(self.get("expires_at")),
-                    user_agent: self.get("user_agent"),
-                    ip: self.get("ip"),
-                    ended_at: self.opt_u64("ended_at"),
-                })
-            }
-
-            fn auth_request(&self) -> anyhow::Result<AuthRequestRow> {
-                Ok(AuthRequestRow {
-                    handle_hash: self.hash32("handle_hash")?,
-                    client_id: self.get("client_id"),
-                    params: self.get("params"),
-                    par: self.get("par"),
-                    par_hash: self.opt_hash32("par_hash")?,
-                    browser_hash: self.opt_hash32("browser_hash")?,
-                    login_session_id: self.get("login_session_id"),
-                    created_at: to_u64(self.get("created_at")),
-                    expires_at: to_u64(self.get("expires_at")),
-                    consumed_at: self.opt_u64("consumed_at"),
-                })
-            }
-
-            fn code(&self) -> anyhow::Result<CodeRow> {
-                Ok(CodeRow {
-                    code_hash: self.hash32("code_hash")?,
-                    client_id: self.get("client_id"),
-                    user_id: self.get("user_id"),
-                    session_id: self.get("session_id"),
-                    redirect_uri: self.get("redirect_uri"),
-                    redirect_uri_sent: self.get("redirect_uri_sent"),
-                    scope: self.get("scope"),
-                    resources: parse_list(self.get("resources"))?,
-                    nonce: self.get("nonce"),
-                    code_challenge: self.get("code_challenge"),
-                    auth_time: to_u64(self.get("auth_time")),
-                    expires_at: to_u64(self.get("expires_at")),
-                    consumed_at: self.opt_u64("consumed_at"),
-                    grant_id: self.get("grant_id"),
-                    dpop_jkt: self.get("dpop_jkt"),
-                })
-            }
-
-            fn grant(&self) -> anyhow::Result<GrantRow> {
-                Ok(GrantRow {
-                    id: self.get("id"),
-                    client_id: self.get("client_id"),
-                    user_id: self.get("user_id"),
-                    session_id: self.get("session_id"),
-                    scope: self.get("scope"),
-                    resources: parse_list(self.get("resources"))?,
-                    auth_time: to_u64(self.get("auth_time")),
-                    created_at: to_u64(self.get("created_at")),
-                    expires_at: to_u64(self.get("expires_at")),
-                    revoked_at: self.opt_u64("revoked_at"),
-                    dpop_jkt: self.get("dpop_jkt"),
-                })
-            }
-
-            fn api_key(&self) -> anyhow::Result<ApiKeyRow> {
-                Ok(ApiKeyRow {
-                    id: to_u64(self.get("id")),
-                    secret_hash: self.hash32("secret_hash")?,
-                    display: self.get("display"),
-                    owner_kind: self.get("owner_kind"),
-                    owner_id: self.get("owner_id"),
-                    name: self.get("name"),
-                    scope: self.get("scope"),
-                    audience: parse_list(self.get("audience"))?,
-                    created_at: to_u64(self.get("created_at")),
-                    expires_at: self.opt_u64("expires_at"),
-                    last_used_at: self.opt_u64("last_used_at"),
-                    last_used_ip: self.get("last_used_ip"),
-                    revoked_at: self.opt_u64("revoked_at"),
-                })
-            }
-
-            fn refresh(&self) -> anyhow::Result<RefreshRow> {
-                Ok(RefreshRow {
-                    id: to_u64(self.get("id")),
-                    grant_id: self.get("grant_id"),
-                    secret_hash: self.hash32("secret_hash")?,
-                    parent_id: self.opt_u64("parent_id"),
-                    created_at: to_u64(self.get("created_at")),
-                    idle_expires_at: to_u64(self.get("idle_expires_at")),
-                    rotated_at: self.opt_u64("rotated_at"),
-                    successor_id: self.opt_u64("successor_id"),
-                })
+        impl FromRow<'_, $row> for StoredClient {
+            fn from_row(row: &$row) -> Result<Self, sqlx::Error> {
+                client_from_row(row).map_err(|e| sqlx::Error::Decode(e.into()))
             }
         }
     };
 }
 
-impl_decode!(SqliteRow);
-impl_decode!(PgRow);
+impl_from_row!(SqliteRow);
+impl_from_row!(PgRow);
+
+fn client_from_row<R>(row: &R) -> anyhow::Result<StoredClient>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> &'r str: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<&'r str>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + Type<R::Database>,
+{
+    let list = |name: &str| -> anyhow::Result<Vec<String>> {
+        serde_json::from_str(column::<R, &str>(row, name)?).map_err(|_| anyhow!("corrupt {name} column"))
+    };
+    let client = Client {
+        client_id: column(row, "client_id")?,
+        client_name: column(row, "client_name")?,
+        grant_types: list("grant_types")?,
+        scope: Scope::parse(column(row, "scope")?).map_err(|_| anyhow!("corrupt scope column"))?,
+        auth_method: column::<R, &str>(row, "token_endpoint_auth_method")?.parse()?,
+        redirect_uris: list("redirect_uris")?,
+        token_format: column::<R, &str>(row, "access_token_format")?.parse::<TokenFormat>()?,
+        access_token_ttl: column_u64(row, "access_token_ttl")?,
+        audience: list("audience")?,
+        introspection: column(row, "introspection")?,
+        post_logout_redirect_uris: list("post_logout_redirect_uris")?,
+        require_par: column(row, "require_pushed_authorization_requests")?,
+        first_party: column(row, "first_party")?,
+        refresh_rotation: column(row, "refresh_token_rotation")?,
+        id_token_alg: column(row, "id_token_signed_response_alg")?,
+        dpop_bound: column(row, "dpop_bound_access_tokens")?,
+        dpop_nonce_required: column(row, "dpop_nonce_required")?,
+        jwks: json_column(column(row, "jwks")?, "jwks")?,
+        jwks_uri: column(row, "jwks_uri")?,
+        certificate_identity: json_column(column(row, "certificate_identity")?, "certificate_identity")?,
+        certificate_bound: column(row, "tls_client_certificate_bound_access_tokens")?,
+        profile: column::<R, &str>(row, "profile")?.parse()?,
+        tokens_not_before: column_u64(row, "tokens_not_before")?,
+        created_at: column_u64(row, "created_at")?,
+    };
+    Ok(StoredClient { client, secret_hash: column(row, "secret_hash")? })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refresh-token row read from `select`, a query of literal columns.
+    async fn refresh_row(select: &str) -> anyhow::Result<RefreshRow> {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let row = sqlx::query(sqlx::AssertSqlSafe(select.to_owned())).fetch_one(&pool).await.unwrap();
+        decode::<_, RefreshRow>(&row)
+    }
+
+    /// A corrupt column (a hash of the wrong length, a negative time, text where a number
+    /// belongs) is an error naming the column, never a panic (`Row::get` panicked on these).
+    #[tokio::test]
+    async fn corrupt_columns_are_errors_never_panics() {
+        let row = |hash: &str, created: &str| {
+            format!(
+                "SELECT 7 AS id, 'g1' AS grant_id, {hash} AS secret_hash, NULL AS parent_id, {created} AS created_at, \
+                 9 AS idle_expires_at, NULL AS rotated_at, 8 AS successor_id"
+            )
+        };
+        let good = refresh_row(&row("zeroblob(32)", "5")).await.unwrap();
+        assert_eq!((good.id, good.created_at, good.successor_id, good.parent_id), (7, 5, Some(8), None));
+        for (hash, created, column) in [
+            ("zeroblob(31)", "5", "secret_hash"),
+            ("zeroblob(32)", "-1", "created_at"),
+            ("zeroblob(32)", "'soon'", "created_at"),
+            ("'text'", "5", "secret_hash"),
+        ] {
+            let err = refresh_row(&row(hash, created)).await.unwrap_err();
+            assert!(format!("{err:#}").contains(column), "{hash} {created}: {err:#}");
+        }
+    }
+}

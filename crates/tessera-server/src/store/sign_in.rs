@@ -3,13 +3,12 @@
 //! conditional `UPDATE … WHERE consumed_at IS NULL` (or `rotated_at IS NULL`) inside a short
 //! write transaction on the critical connection, so two concurrent requests cannot both win.
 
-use sqlx::Row;
-
 use super::audit::AppendAudit as _;
 use super::feed::{self, audiences_of, feed_cutoff, feed_grant_tokens};
-use super::rows::Decode as _;
+use super::rows::decode;
 use super::rows::{AuthRequestRow, CodeRow, GrantRow, RefreshRow, SessionRow};
-use super::{Change, RecordChange as _, Store, to_i64, to_u64};
+use super::rows::{column, column_u64};
+use super::{Change, RecordChange as _, Store, to_i64};
 use crate::audit::Record;
 
 /// The outcome of presenting a code for redemption.
@@ -61,7 +60,7 @@ impl Store {
     pub async fn session(&self, id: &str) -> anyhow::Result<Option<SessionRow>> {
         on_pool!(self, read, |pool| {
             let row = sqlx::query("SELECT * FROM sessions WHERE id = $1").bind(id).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.session()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -88,7 +87,7 @@ impl Store {
             .bind(to_i64(now))
             .fetch_all(pool)
             .await?;
-            rows.iter().map(|r| r.session()).collect()
+            rows.iter().map(decode).collect()
         })
     }
 
@@ -101,7 +100,7 @@ impl Store {
             .bind(user_id)
             .fetch_all(pool)
             .await?;
-            Ok(rows.iter().map(|r| (r.get("session_id"), r.get("client_id"))).collect())
+            rows.iter().map(|r| Ok((column(r, "session_id")?, column(r, "client_id")?))).collect()
         })
     }
 
@@ -223,7 +222,7 @@ impl Store {
                 .bind(&handle_hash[..])
                 .fetch_optional(pool)
                 .await?;
-            row.as_ref().map(|r| r.auth_request()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -305,7 +304,7 @@ impl Store {
                 .bind(client_id)
                 .fetch_optional(pool)
                 .await?;
-            Ok(row.map(|r| r.get("scope")))
+            row.map(|r| column(&r, "scope")).transpose()
         })
     }
 
@@ -343,7 +342,7 @@ impl Store {
                 .bind(&code_hash[..])
                 .fetch_optional(pool)
                 .await?;
-            row.as_ref().map(|r| r.code()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -375,7 +374,9 @@ impl Store {
                     .fetch_optional(&mut *tx)
                     .await?;
                 tx.rollback().await?;
-                return Ok(Redemption::AlreadyUsed { grant_id: previous.and_then(|r| r.get("grant_id")) });
+                return Ok(Redemption::AlreadyUsed {
+                    grant_id: previous.map(|r| column(&r, "grant_id")).transpose()?.flatten(),
+                });
             }
             sqlx::query(
                 "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at, dpop_jkt)
@@ -406,7 +407,7 @@ impl Store {
                     .bind(to_i64(idle_expires_at))
                     .fetch_one(&mut *tx)
                     .await?;
-                    Some(to_u64(row.get("id")))
+                    Some(column_u64(&row, "id")?)
                 }
             };
             tx.audit(std::slice::from_ref(&audit)).await?;
@@ -418,7 +419,7 @@ impl Store {
     pub async fn grant(&self, id: &str) -> anyhow::Result<Option<GrantRow>> {
         on_pool!(self, write, |pool| {
             let row = sqlx::query("SELECT * FROM grants WHERE id = $1").bind(id).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.grant()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -456,7 +457,7 @@ impl Store {
         on_pool!(self, write, |pool| {
             let row =
                 sqlx::query("SELECT * FROM refresh_tokens WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.refresh()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -493,7 +494,7 @@ impl Store {
             .bind(to_i64(idle_expires_at))
             .fetch_one(&mut *tx)
             .await?;
-            let successor = to_u64(row.get("id"));
+            let successor = column_u64(&row, "id")?;
             sqlx::query("UPDATE refresh_tokens SET successor_id = $1 WHERE id = $2")
                 .bind(to_i64(successor))
                 .bind(to_i64(id))

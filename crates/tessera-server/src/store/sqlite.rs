@@ -23,13 +23,13 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use sqlx::Row;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::{mpsc, oneshot};
 
+use super::audit::outbox::Outbox;
 use super::audit::{Head, WIDTH, append_segments, bind_chained, chain};
-use super::outbox::Outbox;
-use super::{OpaqueTokenRow, json_list, to_i64, to_u64};
+use super::rows::{column, column_u64};
+use super::{OpaqueTokenRow, json_list, to_i64};
 use crate::audit::Record;
 
 /// The most tokens written by one group commit.
@@ -89,10 +89,10 @@ impl SqliteDb {
             file if file.is_file() => {
                 const SQL: &str = "SELECT drained, database, token_floor FROM audit_outbox WHERE id = 1";
                 let row = sqlx::query(SQL).fetch_one(&critical).await?;
-                let drained = to_u64(row.get("drained"));
-                match Outbox::open(file, &row.get::<String, _>("database"), drained)? {
+                let drained = column_u64(&row, "drained")?;
+                match Outbox::open(file, &column::<_, String>(&row, "database")?, drained)? {
                     Some(mut outbox) => {
-                        reconcile(&critical, &mut outbox, drained, to_u64(row.get("token_floor"))).await?;
+                        reconcile(&critical, &mut outbox, drained, column_u64(&row, "token_floor")?).await?;
                         Some(outbox)
                     }
                     None => None,
@@ -178,14 +178,18 @@ impl SqliteDb {
 async fn group_commit(pool: SqlitePool, mut rx: mpsc::Receiver<Pending>, mut outbox: Option<Outbox>) {
     // This task is the only writer of opaque_tokens, so it hands out ids itself and needs no
     // RETURNING round trip. An id used by a failed batch is simply never used again.
-    let mut next_id: u64 =
-        match sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM opaque_tokens").fetch_one(&pool).await {
-            Ok(row) => to_u64(row.get("max_id")) + 1,
-            Err(err) => {
-                tracing::error!(err = %err, "cannot read the opaque token sequence; issuance disabled");
-                return;
-            }
-        };
+    let max_id = sqlx::query("SELECT COALESCE(MAX(id), 0) AS max_id FROM opaque_tokens")
+        .fetch_one(&pool)
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|row| column_u64(&row, "max_id"));
+    let mut next_id: u64 = match max_id {
+        Ok(max_id) => max_id + 1,
+        Err(err) => {
+            tracing::error!(err = %err, "cannot read the opaque token sequence; issuance disabled");
+            return;
+        }
+    };
     let statements: Vec<String> = (0..=MAX_BATCH).map(issuance_statement).collect();
     let token_statements: Vec<String> = (0..=MAX_BATCH).map(token_statement).collect();
     // The chain head as this task last wrote or read it; `None` after an error.
@@ -322,7 +326,8 @@ async fn drain(pool: &SqlitePool, outbox: &mut Outbox, head: &mut Option<Head>, 
 async fn reconcile(critical: &SqlitePool, outbox: &mut Outbox, drained: u64, floor: u64) -> anyhow::Result<()> {
     const SQL: &str = "SELECT id, outbox FROM opaque_tokens WHERE id >= ? AND outbox > ?";
     let rows = sqlx::query(SQL).bind(to_i64(floor)).bind(to_i64(drained)).fetch_all(critical).await?;
-    let committed: HashSet<(u64, u64)> = rows.iter().map(|r| (to_u64(r.get("id")), to_u64(r.get("outbox")))).collect();
+    let committed: HashSet<(u64, u64)> =
+        rows.iter().map(|r| anyhow::Ok((column_u64(r, "id")?, column_u64(r, "outbox")?))).collect::<Result<_, _>>()?;
     let recorded: HashSet<(u64, u64)> = outbox.tokens().collect();
     let orphans: Vec<u64> = committed.difference(&recorded).map(|&(id, _)| id).collect();
     if !orphans.is_empty() {
@@ -438,8 +443,8 @@ impl Round<'_> {
     }
 }
 
-async fn read_head<'c>(db: impl sqlx::SqliteExecutor<'c>) -> Result<Head, sqlx::Error> {
-    Ok(Head::of_sqlite(&sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?))
+async fn read_head<'c>(db: impl sqlx::SqliteExecutor<'c>) -> anyhow::Result<Head> {
+    Head::of_sqlite(&sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db).await?)
 }
 
 /// Whether a write was refused because the chain had moved on (the `issuance` view's trigger,
@@ -539,7 +544,7 @@ mod tests {
 
     async fn ids(db: &SqliteDb) -> Vec<i64> {
         let rows = sqlx::query("SELECT id FROM opaque_tokens ORDER BY id").fetch_all(&db.read).await.unwrap();
-        rows.iter().map(|r| r.get("id")).collect()
+        rows.iter().map(|r| column(r, "id").unwrap()).collect()
     }
 
     async fn logged_jtis(db: &SqliteDb) -> Vec<String> {
@@ -547,7 +552,7 @@ mod tests {
         let log = super::super::audit::sqlite_log();
         let sql = format!("SELECT details ->> 'jti' AS jti FROM ({log}) WHERE event = 'token.issued' ORDER BY seq");
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(0).bind(i64::MAX).fetch_all(&db.read).await.unwrap();
-        rows.iter().map(|r| r.get("jti")).collect()
+        rows.iter().map(|r| column(r, "jti").unwrap()).collect()
     }
 
     /// Closes `db` and waits until its group-commit task has let go of the outbox (it ends once
@@ -583,8 +588,9 @@ mod tests {
         let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
         let row =
             sqlx::query("SELECT drained, database FROM audit_outbox WHERE id = 1").fetch_one(&pool).await.unwrap();
-        let drained = to_u64(row.get("drained"));
-        let mut outbox = Outbox::open(&file, &row.get::<String, _>("database"), drained).unwrap().unwrap();
+        let drained = column_u64(&row, "drained").unwrap();
+        let mut outbox =
+            Outbox::open(&file, &column::<_, String>(&row, "database").unwrap(), drained).unwrap().unwrap();
         let n = outbox.next();
         // Record n: its token was committed. Record n + 1: its token never was.
         outbox.append(vec![issued("kept"), issued("token lost")], &[Some(first + 1), Some(first + 2)]).unwrap();

@@ -2,8 +2,8 @@
 //! tokens, and revocation of either.
 
 use super::audit::AppendAudit as _;
-use super::rows::Decode as _;
 use super::rows::OpaqueTokenRow;
+use super::rows::decode;
 use super::{Change, Db, RecordChange as _, Store, json_list, to_i64};
 use crate::audit::Record;
 
@@ -41,7 +41,7 @@ impl Store {
         on_pool!(self, read, |pool| {
             let row =
                 sqlx::query("SELECT * FROM opaque_tokens WHERE id = $1").bind(to_i64(id)).fetch_optional(pool).await?;
-            row.as_ref().map(|r| r.opaque_token()).transpose()
+            row.as_ref().map(decode).transpose()
         })
     }
 

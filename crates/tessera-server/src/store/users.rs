@@ -2,7 +2,7 @@
 //! failed-login streak and lockout, and disabling.
 
 use super::audit::AppendAudit as _;
-use super::rows::Decode as _;
+use super::rows::decode;
 use super::{Change, Db, RecordChange as _, Store, feed, to_i64, to_u64};
 use crate::audit::Record;
 use crate::user::User;
@@ -35,7 +35,7 @@ impl Store {
     pub async fn user(&self, id: &str) -> anyhow::Result<Option<User>> {
         on_pool!(self, read, |pool| {
             let row = sqlx::query("SELECT * FROM users WHERE id = $1").bind(id).fetch_optional(pool).await?;
-            Ok(row.as_ref().map(|r| r.user()))
+            row.as_ref().map(decode).transpose()
         })
     }
 
@@ -47,12 +47,14 @@ impl Store {
                 .bind(username)
                 .fetch_optional(&db.read)
                 .await?
-                .map(|r| (r.user(), r.password_hash())),
+                .map(|r| anyhow::Ok((decode::<_, User>(&r)?, super::rows::column(&r, "password_hash")?)))
+                .transpose()?,
             Db::Postgres(db) => sqlx::query("SELECT * FROM users WHERE lower(username) = lower($1)")
                 .bind(username)
                 .fetch_optional(&db.pool)
                 .await?
-                .map(|r| (r.user(), r.password_hash())),
+                .map(|r| anyhow::Ok((decode::<_, User>(&r)?, super::rows::column(&r, "password_hash")?)))
+                .transpose()?,
         };
         Ok(row)
     }
@@ -60,7 +62,7 @@ impl Store {
     pub async fn users(&self) -> anyhow::Result<Vec<User>> {
         on_pool!(self, read, |pool| {
             let rows = sqlx::query("SELECT * FROM users ORDER BY created_at, username").fetch_all(pool).await?;
-            Ok(rows.iter().map(|r| r.user()).collect())
+            rows.iter().map(decode).collect()
         })
     }
 

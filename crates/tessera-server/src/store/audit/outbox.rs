@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Record;
 
 /// Records waiting in the outbox: the file, and the same records in memory.
-pub(super) struct Outbox {
+pub(in crate::store) struct Outbox {
     file: File,
     path: PathBuf,
     /// The first line: which database the records belong to.
@@ -43,7 +43,7 @@ pub(super) struct Outbox {
     /// The number the next appended record gets (the numbers held run up to it, though records
     /// whose token was not committed are no longer held).
     next: u64,
-    pub(super) records: Vec<Record>,
+    pub(in crate::store) records: Vec<Record>,
     /// The records' encodings ([`Record::encode`]), one after another: written into their lines
     /// and chained from here when they are moved, so a record is serialized once.
     encoded: Vec<u8>,
@@ -79,7 +79,7 @@ impl Outbox {
     /// holds that were not yet moved into the log (`drained` is the last number that was);
     /// `None` when another process owns it. An outbox left by another database (one deleted and
     /// created again beside it) is set aside as `<outbox>.<its id>`, never moved into this log.
-    pub(super) fn open(database: &Path, id: &str, drained: u64) -> anyhow::Result<Option<Outbox>> {
+    pub(in crate::store) fn open(database: &Path, id: &str, drained: u64) -> anyhow::Result<Option<Outbox>> {
         let mut path = database.as_os_str().to_owned();
         path.push("-outbox");
         let path = PathBuf::from(path);
@@ -207,7 +207,7 @@ impl Outbox {
     }
 
     /// The encoding of `records[index]`.
-    pub(super) fn encoding(&self, index: usize) -> &[u8] {
+    pub(in crate::store) fn encoding(&self, index: usize) -> &[u8] {
         &self.encoded[self.span(index)]
     }
 
@@ -217,19 +217,19 @@ impl Outbox {
     }
 
     /// The number the next appended record gets.
-    pub(super) fn next(&self) -> u64 {
+    pub(in crate::store) fn next(&self) -> u64 {
         self.next
     }
 
     /// The number of the last record appended (what `drained` becomes once they are moved).
-    pub(super) fn last(&self) -> u64 {
+    pub(in crate::store) fn last(&self) -> u64 {
         self.next - 1
     }
 
     /// Appends `records`, record `i` about the opaque token `tokens[i]` if any, in one write; once
     /// it returns they survive the process being killed. They get the numbers from
     /// [`Outbox::next`] on.
-    pub(super) fn append(&mut self, records: Vec<Record>, tokens: &[Option<u64>]) -> std::io::Result<()> {
+    pub(in crate::store) fn append(&mut self, records: Vec<Record>, tokens: &[Option<u64>]) -> std::io::Result<()> {
         debug_assert_eq!(records.len(), tokens.len());
         let kept = self.records.len();
         let count = records.len() as u64;
@@ -263,7 +263,7 @@ impl Outbox {
     /// Forgets the last `count` records appended, whose tokens were not committed: they are not
     /// moved into the log. Their lines stay in the file until it is emptied; should the process
     /// die before that, start-up finds no token for them and drops them too ([`Outbox::retain`]).
-    pub(super) fn forget_last(&mut self, count: usize) {
+    pub(in crate::store) fn forget_last(&mut self, count: usize) {
         self.truncate(self.records.len().saturating_sub(count));
     }
 
@@ -276,13 +276,13 @@ impl Outbox {
     }
 
     /// The opaque tokens, with their records' numbers, whose records are held.
-    pub(super) fn tokens(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+    pub(in crate::store) fn tokens(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
         self.held.iter().filter_map(|&(n, token)| Some((token?, n)))
     }
 
     /// Keeps, of the records about an opaque token, those for which `committed(token, number)`
     /// holds; returns how many were dropped. Used at start-up, before anything is appended.
-    pub(super) fn retain(&mut self, mut committed: impl FnMut(u64, u64) -> bool) -> usize {
+    pub(in crate::store) fn retain(&mut self, mut committed: impl FnMut(u64, u64) -> bool) -> usize {
         let before = self.records.len();
         let (records, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.records)
             .into_iter()
@@ -297,7 +297,7 @@ impl Outbox {
     }
 
     /// Forgets the records held, once they are committed to the log: the file is emptied.
-    pub(super) fn moved(&mut self) -> std::io::Result<()> {
+    pub(in crate::store) fn moved(&mut self) -> std::io::Result<()> {
         self.truncate(0);
         self.start()
     }

@@ -1,5 +1,8 @@
-//! The audit log's SQL (`audit_log`, `audit_segments`, `audit_head`; the records and the chain are
-//! `crate::audit`).
+//! The audit log's storage (`audit_log`, `audit_segments`, `audit_head`). The records, their one
+//! encoder and the chain are `crate::audit`; this folder is where they are written and read:
+//! `mod.rs` (appending inside a transaction, PostgreSQL's path, reading and verifying for both),
+//! `sqlite.rs` (SQLite's statements, segments and merged log) and `outbox.rs` (SQLite's outbox
+//! file).
 //!
 //! [`AppendAudit::audit`] appends records inside the transaction of the change they describe,
 //! as that transaction's last step. On PostgreSQL it bumps the one-row head (a row lock held to
@@ -8,30 +11,33 @@
 //! under the write lock, inserts after it and moves the head once (migration 0015; the primary
 //! key refuses a position taken twice). A transaction that appends must take every other
 //! lock first (on PostgreSQL the `changes` advisory lock, through `RecordChange::record`), so
-//! that no two writers wait on each other. [`Store::audit`] writes records that change nothing
-//! else: through the group commit on SQLite (`sqlite.rs`, which appends them to the audit outbox,
-//! `outbox.rs`, and moves it into the log in batches), in a transaction of their own on
-//! PostgreSQL. Every read of the log first moves the outbox in, so it sees every acknowledged
-//! record.
+//! that no two writers wait on each other.
 //!
-//! On SQLite the outbox is moved in as segments ([`append_segments`], migration 0016): one row per
-//! batch of up to 512 records, holding the objects their hashes cover and the hashes, instead of a
-//! row per record, whose insert cost more than the rest of the audit path. So SQLite's log is the
-//! rows of `audit_log` and the records of `audit_segments`, which every read merges in `seq` order
-//! (`SQLITE_LOG`), a bounded window of positions at a time.
+//! [`Store::audit`] writes records that change nothing else: in a transaction of their own on
+//! PostgreSQL; on SQLite through the group commit (`store/sqlite.rs`), which appends them to the
+//! outbox and moves it into the log as segments ([`append_segments`], migration 0016: one row per
+//! batch of up to 512 records, holding the objects their hashes cover and the hashes). A process
+//! that owns no outbox (a tool, an in-memory database) writes the group commit's records through
+//! the `issuance` view instead. Every path chains with the same encoder, the one
+//! [`Store::verify_audit`] recomputes. Every read of the log first moves the outbox in, so it sees
+//! every acknowledged record; SQLite's log is the rows of `audit_log` and the records of
+//! `audit_segments`, merged in `seq` order (`SQLITE_LOG`), a bounded window of positions at a time.
 
-use sqlx::Row;
+pub(super) mod outbox;
+mod sqlite;
 
-use super::{Db, Store, to_i64, to_u64};
-use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, chain_hash_of, hex, write_hashed};
+use super::rows::{column, column_u64};
+use super::{Db, Store, to_i64};
+use crate::audit::{Entry, Record, Verification, Verifier, chain_hash, hex};
+use sqlite::SQLITE_LOG;
+pub(super) use sqlite::append_segments;
+#[cfg(test)]
+pub(super) use sqlite::sqlite_log;
 
 /// PostgreSQL: the head bumped by a whole transaction's records (a row lock held to commit), and
 /// moved to the last hash once they are in.
 const BUMP_HEAD: &str = "UPDATE audit_head SET seq = seq + $1 WHERE id = 1 RETURNING seq, hash";
 const MOVE_HEAD: &str = "UPDATE audit_head SET hash = $1 WHERE id = 1";
-/// SQLite: the head read under the write lock, and moved once the records are in.
-const LOCK_HEAD: &str = "UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING seq, hash";
-const MOVE_SQLITE_HEAD: &str = "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1";
 const COLUMNS: &str = "INSERT INTO audit_log (seq, at, event, outcome, actor, subject, client_id, session_id, ip,
         request_id, details, hash) VALUES ";
 /// Values per record.
@@ -39,7 +45,7 @@ pub(super) const WIDTH: usize = 12;
 
 /// One multi-row INSERT for `rows` records, with `?` placeholders (SQLite: sqlx resolves `$N`
 /// one by one, quadratic in their number) or numbered ones (PostgreSQL).
-fn insert_statement(rows: usize, numbered: bool) -> String {
+pub(super) fn insert_statement(rows: usize, numbered: bool) -> String {
     let mut sql = String::from(COLUMNS);
     for row in 0..rows {
         sql.push_str(if row == 0 { "(" } else { ", (" });
@@ -58,16 +64,6 @@ fn insert_statement(rows: usize, numbered: bool) -> String {
     sql
 }
 
-/// The row counts of SQLite's audit inserts, largest first.
-const SQLITE_ROWS: [usize; 7] = [64, 32, 16, 8, 4, 2, 1];
-
-/// SQLite's insert of `SQLITE_ROWS[index]` records, built once.
-fn sqlite_insert(index: usize) -> &'static str {
-    static STATEMENTS: std::sync::LazyLock<Vec<String>> =
-        std::sync::LazyLock::new(|| SQLITE_ROWS.iter().map(|&rows| insert_statement(rows, false)).collect());
-    &STATEMENTS[index]
-}
-
 /// Where the chain ends: the last position and its hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Head {
@@ -77,8 +73,8 @@ pub(super) struct Head {
 
 impl Head {
     /// The head from a SQLite row of `audit_head`'s `seq` and `hash`.
-    pub(super) fn of_sqlite(row: &sqlx::sqlite::SqliteRow) -> Head {
-        Head { seq: to_u64(row.get("seq")), hash: to_hash(&row.get::<Vec<u8>, _>("hash")) }
+    pub(super) fn of_sqlite(row: &sqlx::sqlite::SqliteRow) -> anyhow::Result<Head> {
+        Ok(Head { seq: column_u64(row, "seq")?, hash: to_hash(&column::<_, Vec<u8>>(row, "hash")?) })
     }
 }
 
@@ -141,85 +137,6 @@ pub(crate) trait AppendAudit {
     }
 }
 
-impl AppendAudit for sqlx::Transaction<'_, sqlx::Sqlite> {
-    async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **self).await?);
-        let (chained, new_head) = chain(head, records);
-        // In statements of a power of two rows, so that a batch of any size (the outbox moves
-        // hundreds) reuses a few prepared statements instead of preparing one of its own.
-        let mut rest = &chained[..];
-        while !rest.is_empty() {
-            // The last size is 1, so one always fits.
-            let index = SQLITE_ROWS.iter().position(|&rows| rows <= rest.len()).unwrap_or(SQLITE_ROWS.len() - 1);
-            let (now, later) = rest.split_at(SQLITE_ROWS[index]);
-            // The statement text is built only from placeholders; every value is bound.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sqlite_insert(index)));
-            for c in now {
-                query = bind_chained!(query, c);
-            }
-            query.execute(&mut **self).await?;
-            rest = later;
-        }
-        sqlx::query(MOVE_SQLITE_HEAD).bind(to_i64(new_head.seq)).bind(&new_head.hash[..]).execute(&mut **self).await?;
-        Ok(())
-    }
-}
-
-/// The most records in one segment (`audit_segments`, migration 0016).
-const SEGMENT: usize = 512;
-
-/// SQLite: appends `records`, whose encodings ([`Record::encode`]) are `encoding(i)`, as
-/// segments of up to [`SEGMENT`] records: one row each, holding the records as a JSON array whose
-/// elements are the objects their hashes cover ([`write_hashed`]) and the hashes themselves. Each
-/// record is hashed from the bytes stored, so it is serialized once on its way from the outbox.
-pub(super) async fn append_segments<'e>(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    records: &[Record],
-    encoding: impl Fn(usize) -> &'e [u8],
-) -> anyhow::Result<()> {
-    const INSERT: &str =
-        "INSERT INTO audit_segments (last, first, at_min, at_max, records, hashes) VALUES (?, ?, ?, ?, ?, ?)";
-    if records.is_empty() {
-        return Ok(());
-    }
-    let mut head = Head::of_sqlite(&sqlx::query(LOCK_HEAD).fetch_one(&mut **tx).await?);
-    for (chunk, batch) in records.chunks(SEGMENT).enumerate() {
-        let first = head.seq + 1;
-        let mut text = Vec::with_capacity(batch.len() * 512);
-        let mut hashes = Vec::with_capacity(batch.len() * 32);
-        text.push(b'[');
-        for index in 0..batch.len() {
-            if index > 0 {
-                text.push(b',');
-            }
-            let start = text.len();
-            let seq = head.seq + 1;
-            write_hashed(seq, encoding(chunk * SEGMENT + index), &mut text);
-            head = Head { seq, hash: chain_hash_of(&head.hash, &text[start..]) };
-            hashes.extend_from_slice(&head.hash);
-        }
-        text.push(b']');
-        // serde_json writes UTF-8; a segment is stored as text, which SQLite's JSON functions read.
-        let text = String::from_utf8(text)?;
-        let at = batch.iter().map(|r| to_i64(r.at));
-        let (at_min, at_max) = (at.clone().min().unwrap_or_default(), at.max().unwrap_or_default());
-        sqlx::query(INSERT)
-            .bind(to_i64(head.seq))
-            .bind(to_i64(first))
-            .bind(at_min)
-            .bind(at_max)
-            .bind(text)
-            .bind(hashes)
-            .execute(&mut **tx)
-            .await?;
-    }
-    sqlx::query(MOVE_SQLITE_HEAD).bind(to_i64(head.seq)).bind(&head.hash[..]).execute(&mut **tx).await?;
-    Ok(())
-}
-
 impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     async fn audit(&mut self, records: &[Record]) -> anyhow::Result<()> {
         if records.is_empty() {
@@ -227,8 +144,8 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
         }
         let count = i64::try_from(records.len()).unwrap_or(i64::MAX);
         let row = sqlx::query(BUMP_HEAD).bind(count).fetch_one(&mut **self).await?;
-        let last = to_u64(row.get("seq"));
-        let head = Head { seq: last - records.len() as u64, hash: to_hash(&row.get::<Vec<u8>, _>("hash")) };
+        let last = column_u64(&row, "seq")?;
+        let head = Head { seq: last - records.len() as u64, hash: to_hash(&column::<_, Vec<u8>>(&row, "hash")?) };
         let (chained, new_head) = chain(head, records);
         // The statement text is built only from placeholders; every value is bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_statement(records.len(), true)));
@@ -241,7 +158,7 @@ impl AppendAudit for sqlx::Transaction<'_, sqlx::Postgres> {
     }
 }
 
-fn to_hash(bytes: &[u8]) -> [u8; 32] {
+pub(super) fn to_hash(bytes: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     if bytes.len() == 32 {
         out.copy_from_slice(bytes);
@@ -268,30 +185,6 @@ pub struct AuditFilter {
 enum FilterValue<'a> {
     Text(&'a str),
     Time(u64),
-}
-
-/// SQLite's log: the rows of `audit_log` and the records of the segments (migration 0016) within
-/// the window `seq > $1 AND seq <= $2`, with the columns of `audit_log`. `{segments}` is where
-/// conditions on whole segments go. A segment spans at most [`SEGMENT`] (512) positions, so
-/// `last <= $2 + 512` bounds the scan of the primary key; a forged longer one would hide some of
-/// its records, which `verify` then reports missing.
-const SQLITE_LOG: &str =
-    "SELECT seq, at, event, outcome, actor, subject, client_id, session_id, ip, request_id, details, hash
-    FROM audit_log WHERE seq > $1 AND seq <= $2
-    UNION ALL
-    SELECT r.value ->> 'seq', r.value ->> 'at', r.value ->> 'event', r.value ->> 'outcome', r.value ->> 'actor',
-        r.value ->> 'subject', r.value ->> 'client_id', r.value ->> 'session_id', r.value ->> 'ip',
-        r.value ->> 'request_id', r.value ->> 'details', substr(s.hashes, 32 * r.key + 1, 32)
-    FROM audit_segments s, json_each(s.records) r
-    WHERE s.last > $1 AND s.last <= $2 + 512 AND s.first <= $2{segments}";
-
-// `SQLITE_LOG` bounds its scan of segments by their length.
-const _: () = assert!(SEGMENT == 512, "SQLITE_LOG's `$2 + 512` is the longest segment");
-
-/// SQLite's log in the window `$1`, `$2` (its tests read it with their own conditions).
-#[cfg(test)]
-pub(super) fn sqlite_log() -> String {
-    SQLITE_LOG.replace("{segments}", "")
 }
 
 /// How many positions one query of SQLite's log covers: its segments' records are read from JSON,
@@ -411,7 +304,7 @@ impl Store {
                 };
             }
             let rows = query.bind(i64::from(limit)).fetch_all(pool).await?;
-            Ok(rows.iter().map(|r| r.audit_entry()).collect())
+            rows.iter().map(|r| r.audit_entry()).collect()
         })
     }
 
@@ -448,33 +341,33 @@ impl Store {
         self.flush_audit().await?;
         on_pool!(self, write, |pool| {
             let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(pool).await?;
-            Ok((to_u64(row.get("seq")), hex(&row.get::<Vec<u8>, _>("hash"))))
+            Ok((column_u64(&row, "seq")?, hex(&column::<_, Vec<u8>>(&row, "hash")?)))
         })
     }
 }
 
 trait AuditRow {
-    fn audit_entry(&self) -> Entry;
+    fn audit_entry(&self) -> anyhow::Result<Entry>;
 }
 
 macro_rules! audit_row {
     ($row:ty) => {
         impl AuditRow for $row {
-            fn audit_entry(&self) -> Entry {
-                Entry {
-                    seq: to_u64(self.get("seq")),
-                    at: to_u64(self.get("at")),
-                    event: self.get("event"),
-                    outcome: self.get("outcome"),
-                    actor: self.get("actor"),
-                    subject: self.get("subject"),
-                    client_id: self.get("client_id"),
-                    session_id: self.get("session_id"),
-                    ip: self.get("ip"),
-                    request_id: self.get("request_id"),
-                    details: self.get("details"),
-                    hash: hex(&self.get::<Vec<u8>, _>("hash")),
-                }
+            fn audit_entry(&self) -> anyhow::Result<Entry> {
+                Ok(Entry {
+                    seq: column_u64(self, "seq")?,
+                    at: column_u64(self, "at")?,
+                    event: column(self, "event")?,
+                    outcome: column(self, "outcome")?,
+                    actor: column(self, "actor")?,
+                    subject: column(self, "subject")?,
+                    client_id: column(self, "client_id")?,
+                    session_id: column(self, "session_id")?,
+                    ip: column(self, "ip")?,
+                    request_id: column(self, "request_id")?,
+                    details: column(self, "details")?,
+                    hash: hex(&column::<_, Vec<u8>>(self, "hash")?),
+                })
             }
         }
     };
@@ -519,7 +412,7 @@ mod tests {
         assert_eq!(rows, 2);
         let segments: i64 =
             sqlx::query_scalar("SELECT count(*) FROM audit_segments").fetch_one(&db.read).await.unwrap();
-        assert!(segments as u64 >= N / SEGMENT as u64, "{segments} segments");
+        assert!(segments as u64 >= N / sqlite::SEGMENT as u64, "{segments} segments");
 
         let verified = store.verify_audit(None).await.unwrap();
         assert_eq!((verified.verified, verified.first_break), (total, None));
