@@ -112,6 +112,31 @@ impl ApiKey {
     }
 }
 
+/// Last uses, written in batches by the janitor (no write per request).
+#[derive(Default)]
+pub struct LastUsed(std::sync::Mutex<std::collections::HashMap<u64, (u64, Option<String>)>>);
+
+impl LastUsed {
+    pub fn record(&self, id: u64, at: u64, ip: Option<String>) {
+        let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if uses.len() < 100_000 || uses.contains_key(&id) {
+            uses.insert(id, (at, ip));
+        }
+    }
+
+    /// Writes what was recorded since the last flush.
+    pub async fn flush(&self, store: &crate::store::Store) -> anyhow::Result<()> {
+        let uses: Vec<(u64, u64, Option<String>)> = {
+            let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            uses.drain().map(|(id, (at, ip))| (id, at, ip)).collect()
+        };
+        if !uses.is_empty() {
+            store.touch_api_keys(&uses).await?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

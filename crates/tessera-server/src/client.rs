@@ -8,7 +8,39 @@ use crate::config::IssuerUrl;
 use crate::scope::Scope;
 
 /// Grant types this server implements today.
-pub(crate) const SUPPORTED_GRANT_TYPES: [&str; 3] = ["authorization_code", "refresh_token", "client_credentials"];
+/// The grant types of the token endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GrantType {
+    ClientCredentials,
+    AuthorizationCode,
+    RefreshToken,
+    /// RFC 8693, for API keys.
+    TokenExchange,
+}
+
+impl GrantType {
+    /// Every grant type.
+    pub(crate) const ALL: [GrantType; 4] =
+        [GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::TokenExchange];
+
+    /// The `grant_type` value, as registered in RFC 6749 §4 and RFC 8693 §2.1.
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            GrantType::ClientCredentials => "client_credentials",
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+        }
+    }
+
+    /// A `grant_type` value we support.
+    pub(crate) fn parse(value: &str) -> Option<GrantType> {
+        GrantType::ALL.into_iter().find(|g| g.as_str() == value)
+    }
+}
+
+pub(crate) const SUPPORTED_GRANT_TYPES: [&str; 3] =
+    [GrantType::AuthorizationCode.as_str(), GrantType::RefreshToken.as_str(), GrantType::ClientCredentials.as_str()];
 
 /// Algorithms an ID token may be signed with.
 pub(crate) const ID_TOKEN_ALGS: [&str; 2] = ["RS256", "ES256"];
@@ -235,7 +267,8 @@ impl Client {
         if client_name.as_ref().is_some_and(|n| n.chars().count() > 200 || n.chars().any(char::is_control)) {
             return invalid("client_name: at most 200 printable characters".into());
         }
-        let grant_types = metadata.grant_types.unwrap_or_else(|| vec!["client_credentials".to_owned()]);
+        let grant_types =
+            metadata.grant_types.unwrap_or_else(|| vec![GrantType::ClientCredentials.as_str().to_owned()]);
         if grant_types.is_empty() {
             return invalid("grant_types: must not be empty".into());
         }
@@ -253,7 +286,8 @@ impl Client {
             }
             _ => {}
         }
-        if scope.contains(crate::ADMIN_SCOPE) && grant_types.iter().any(|g| g != "client_credentials") {
+        if scope.contains(crate::ADMIN_SCOPE) && grant_types.iter().any(|g| g != GrantType::ClientCredentials.as_str())
+        {
             return invalid(format!(
                 "scope: {} is for admin clients, whose only grant type is client_credentials",
                 crate::ADMIN_SCOPE
@@ -320,11 +354,11 @@ impl Client {
         if needs_keys && jwks.is_none() && jwks_uri.is_none() {
             return invalid(format!("jwks: {} needs jwks or jwks_uri", auth_method.as_str()));
         }
-        let code_flow = grant_types.iter().any(|g| g == "authorization_code");
-        if grant_types.iter().any(|g| g == "refresh_token") && !code_flow {
+        let code_flow = grant_types.iter().any(|g| g == GrantType::AuthorizationCode.as_str());
+        if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !code_flow {
             return invalid("grant_types: refresh_token needs authorization_code".into());
         }
-        if auth_method == AuthMethod::None && grant_types.iter().any(|g| g == "client_credentials") {
+        if auth_method == AuthMethod::None && grant_types.iter().any(|g| g == GrantType::ClientCredentials.as_str()) {
             return invalid("token_endpoint_auth_method: a public client (none) cannot use client_credentials".into());
         }
         match metadata.response_types.as_deref() {
@@ -427,7 +461,11 @@ impl Client {
             audience: self.audience.clone(),
             introspection: self.introspection,
             admin: self.is_admin(),
-            response_types: if self.may_use("authorization_code") { vec!["code".to_owned()] } else { Vec::new() },
+            response_types: if self.may_use(GrantType::AuthorizationCode) {
+                vec!["code".to_owned()]
+            } else {
+                Vec::new()
+            },
             post_logout_redirect_uris: self.post_logout_redirect_uris.clone(),
             require_pushed_authorization_requests: self.require_par,
             first_party: self.first_party,
@@ -464,12 +502,12 @@ impl Client {
     /// the scope with another grant type is not an admin client.
     pub fn is_admin(&self) -> bool {
         self.scope.contains(crate::ADMIN_SCOPE)
-            && self.grant_types.iter().all(|g| g == "client_credentials")
+            && self.grant_types.iter().all(|g| g == GrantType::ClientCredentials.as_str())
             && self.auth_method != AuthMethod::None
     }
 
-    pub fn may_use(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub(crate) fn may_use(&self, grant_type: GrantType) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type.as_str())
     }
 
     /// Whether the client authenticates with a client secret.

@@ -7,6 +7,7 @@ pub(crate) mod apikey;
 pub mod audit;
 pub(crate) mod cache;
 pub(crate) mod client;
+pub(crate) mod client_keys;
 pub mod clock;
 pub mod config;
 pub(crate) mod dn;
@@ -16,9 +17,11 @@ pub(crate) mod grants;
 pub(crate) mod http;
 pub(crate) mod keys;
 pub(crate) mod metrics;
+pub(crate) mod mtls;
 pub(crate) mod pages;
 pub(crate) mod scope;
 pub mod secret;
+pub(crate) mod status_index;
 pub mod store;
 pub(crate) mod tls;
 pub mod user;
@@ -55,11 +58,11 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub active_tokens: active_tokens::ActiveTokenCache,
     /// Hands out token-status indexes (draft-ietf-oauth-status-list) from reserved blocks.
-    pub status_lists: flows::status_list::Allocator,
+    pub status_lists: status_index::Allocator,
     /// Throttles and rate limits (`abuse`).
     pub abuse: abuse::Abuse,
     /// API keys' last uses, written in batches by the janitor.
-    pub api_key_uses: flows::api_keys::LastUsed,
+    pub api_key_uses: apikey::LastUsed,
     /// Signs CSRF tokens of the HTML forms (derived from the master key).
     pub csrf_key: aws_lc_rs::hmac::Key,
     /// Derives refresh-token successors (derived from the master key).
@@ -70,9 +73,9 @@ pub struct Inner {
     /// from the master key; `flows::pending`).
     pub pending_key: aws_lc_rs::aead::LessSafeKey,
     /// Clients' JWK Sets (inline or fetched from `jwks_uri`).
-    pub client_keys: flows::client_keys::ClientKeys,
+    pub client_keys: client_keys::ClientKeys,
     /// Verifies `tls_client_auth` certificate chains against `tls_client_ca`, if configured.
-    pub client_ca: Option<flows::mtls::ChainVerifier>,
+    pub client_ca: Option<mtls::ChainVerifier>,
     /// Login, consent, account and error pages.
     pub pages: pages::Pages,
     /// Set when the server stops, so that open streams (the revocation feed) end.
@@ -112,8 +115,8 @@ impl AppState {
         let dpop_nonce_key = sealer.derive_hmac_key("tessera dpop nonce v1")?;
         let pending_key = sealer.derive_aead_key("tessera pending authorization request v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
-        let client_keys = flows::client_keys::ClientKeys::new(config.issuer.is_loopback())?;
-        let client_ca = config.tls_client_ca.as_deref().map(flows::mtls::ChainVerifier::load).transpose()?;
+        let client_keys = client_keys::ClientKeys::new(config.issuer.is_loopback())?;
+        let client_ca = config.tls_client_ca.as_deref().map(mtls::ChainVerifier::load).transpose()?;
         // Nodes starting together on an empty shared database must not both create the first
         // keys and the bootstrap client.
         let lock = store.lock_bootstrap().await?;
@@ -226,7 +229,7 @@ impl AppState {
                     return;
                 }
                 state.abuse.forget_old();
-                if let Err(err) = state.api_key_uses.flush(&state).await {
+                if let Err(err) = state.api_key_uses.flush(&state.store).await {
                     tracing::warn!(err = format!("{err:#}"), "recording API keys' last use failed");
                 }
                 match state.store.purge_expired(state.clock.now().secs()).await {

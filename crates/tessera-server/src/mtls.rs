@@ -73,7 +73,7 @@ fn subject(cert: &X509Certificate<'_>) -> Option<Vec<(String, String)>> {
 
 /// Whether the leaf certificate carries `identity` (RFC 8705 §2.1.2). A subject DN matches in
 /// RFC 4514 order (most specific first) or in certificate order.
-pub fn carries(leaf: &[u8], identity: &CertificateIdentity) -> bool {
+pub(crate) fn carries(leaf: &[u8], identity: &CertificateIdentity) -> bool {
     let Ok((_, cert)) = X509Certificate::from_der(leaf) else { return false };
     let names = || -> Vec<GeneralName<'_>> {
         cert.subject_alternative_name().ok().flatten().map(|san| san.value.general_names.clone()).unwrap_or_default()
@@ -110,7 +110,7 @@ pub fn carries(leaf: &[u8], identity: &CertificateIdentity) -> bool {
 
 /// `self_signed_tls_client_auth`: the leaf is the first `x5c` certificate of a key in `jwks`
 /// and is valid at `now`.
-pub fn listed_in(leaf: &[u8], jwks: &serde_json::Value, now: UnixTime) -> bool {
+pub(crate) fn listed_in(leaf: &[u8], jwks: &serde_json::Value, now: UnixTime) -> bool {
     let Ok((_, cert)) = X509Certificate::from_der(leaf) else { return false };
     let now = i64::try_from(now.secs()).unwrap_or(i64::MAX);
     let validity = cert.validity();
@@ -128,7 +128,7 @@ pub fn listed_in(leaf: &[u8], jwks: &serde_json::Value, now: UnixTime) -> bool {
 
 /// RFC 9440 `Client-Cert` (and `Client-Cert-Chain`) from a TLS-terminating proxy: structured
 /// field byte sequences, `:base64-of-DER:`. `None` when malformed.
-pub fn from_proxy_headers(cert: &str, chain: Option<&str>) -> Option<ClientCertificate> {
+pub(crate) fn from_proxy_headers(cert: &str, chain: Option<&str>) -> Option<ClientCertificate> {
     fn byte_sequence(item: &str) -> Option<CertificateDer<'static>> {
         let inner = item.trim().strip_prefix(':')?.strip_suffix(':')?;
         let der = base64::engine::general_purpose::STANDARD.decode(inner).ok()?;

@@ -7,9 +7,6 @@
 //! Tokens exchanged for a key carry `client_id` = the key's `jti` (`ak_<id>`), so revoking the
 //! key is one `client` cut-off in the feed and takes them along at every gateway at once.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use tessera_proto::UnixTime;
 use tessera_proto::admin::{ApiKeyInfo, CreateApiKey};
 
@@ -23,7 +20,7 @@ use crate::scope::Scope;
 use crate::store::api_keys::{ApiKeyRow, NewApiKey};
 
 /// RFC 8693 §2.1.
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const TOKEN_EXCHANGE: &str = crate::client::GrantType::TokenExchange.as_str();
 /// The `subject_token_type` of an API key.
 pub const API_KEY_TOKEN_TYPE: &str = "urn:tessera:params:oauth:token-type:api-key";
 /// RFC 8693 §3: what the exchange issues.
@@ -219,30 +216,5 @@ pub fn as_active_token(row: &ApiKeyRow) -> ActiveAccessToken {
         exp: row.expires_at.unwrap_or(u64::MAX / 2),
         cnf: None,
         api_key: true,
-    }
-}
-
-/// Last uses, written in batches by the janitor (no write per request).
-#[derive(Default)]
-pub struct LastUsed(Mutex<HashMap<u64, (u64, Option<String>)>>);
-
-impl LastUsed {
-    pub fn record(&self, id: u64, at: u64, ip: Option<String>) {
-        let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if uses.len() < 100_000 || uses.contains_key(&id) {
-            uses.insert(id, (at, ip));
-        }
-    }
-
-    /// Writes what was recorded since the last flush.
-    pub async fn flush(&self, state: &AppState) -> anyhow::Result<()> {
-        let uses: Vec<(u64, u64, Option<String>)> = {
-            let mut uses = self.0.lock().unwrap_or_else(|p| p.into_inner());
-            uses.drain().map(|(id, (at, ip))| (id, at, ip)).collect()
-        };
-        if !uses.is_empty() {
-            state.store.touch_api_keys(&uses).await?;
-        }
-        Ok(())
     }
 }

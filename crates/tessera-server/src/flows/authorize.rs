@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::client::{Client, Profile, redirect_uri_matches};
+use crate::client::{Client, GrantType, Profile, redirect_uri_matches};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
@@ -180,7 +180,7 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
         Some("code") => {}
         Some(_) => return Err(fail("unsupported_response_type", "only response_type=code is supported")),
     }
-    if !client.may_use("authorization_code") {
+    if !client.may_use(GrantType::AuthorizationCode) {
         return Err(fail("unauthorized_client", "this client may not use the authorization code flow"));
     }
     if form.get("request").is_some() {

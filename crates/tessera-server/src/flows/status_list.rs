@@ -4,7 +4,7 @@
 //! one bit per token (1 = revoked, §4.1 `INVALID`).
 //!
 //! Indexes are global numbers cut into lists of [`LIST_SIZE`]. A node reserves
-//! [`BLOCK_SIZE`] indexes at a time (one database write per block) and hands them out from
+//! [`BLOCK_SIZE`](crate::status_index::BLOCK_SIZE) indexes at a time (one database write per block) and hands them out from
 //! memory, so issuing a token writes nothing for its status. A revoked token's index rides on
 //! its revocation event (`revocation_events.status_idx`, written in the revoking transaction),
 //! so a list is exactly what the revocation feed says, and an expired token's bit returns to 0
@@ -24,46 +24,10 @@ use crate::AppState;
 
 /// Entries per list: 2^17 tokens, 16 KiB of bits before compression.
 pub const LIST_SIZE: u64 = 1 << 17;
-/// Indexes a node reserves at once.
-pub const BLOCK_SIZE: u64 = 1024;
 /// Seconds a verifier may cache a list (`ttl`), and the `Cache-Control` max-age.
 pub const TTL: u64 = 60;
 /// A list token's lifetime (`exp - iat`).
 const VALIDITY: u64 = 600;
-
-/// Hands out token-status indexes from blocks reserved in the store.
-#[derive(Default)]
-pub struct Allocator {
-    /// The next index and the end of the current block.
-    range: std::sync::Mutex<(u64, u64)>,
-    /// One reservation at a time per node.
-    refill: tokio::sync::Mutex<()>,
-}
-
-impl Allocator {
-    fn take(&self) -> Option<u64> {
-        let mut range = self.range.lock().unwrap_or_else(|p| p.into_inner());
-        (range.0 < range.1).then(|| {
-            range.0 += 1;
-            range.0 - 1
-        })
-    }
-
-    /// A fresh index.
-    pub async fn next(&self, state: &AppState, now: UnixTime) -> anyhow::Result<u64> {
-        if let Some(index) = self.take() {
-            return Ok(index);
-        }
-        let _one = self.refill.lock().await;
-        if let Some(index) = self.take() {
-            return Ok(index);
-        }
-        let block = state.store.reserve_status_block(now.secs()).await?;
-        let start = block.saturating_sub(1).saturating_mul(BLOCK_SIZE);
-        *self.range.lock().unwrap_or_else(|p| p.into_inner()) = (start + 1, start + BLOCK_SIZE);
-        Ok(start)
-    }
-}
 
 fn lists_prefix(state: &AppState) -> String {
     format!("{}/statuslists/", state.config.issuer.as_str().trim_end_matches('/'))
@@ -89,7 +53,7 @@ pub fn index_of(state: &AppState, claims: &serde_json::Map<String, Value>) -> Op
 
 /// The signed status list token of list `list`; `None` for a list no index was handed out of.
 pub async fn token(state: &AppState, list: u64, now: UnixTime) -> anyhow::Result<Option<String>> {
-    let reserved = state.store.status_blocks().await?.saturating_mul(BLOCK_SIZE);
+    let reserved = state.store.status_blocks().await?.saturating_mul(crate::status_index::BLOCK_SIZE);
     if list.saturating_mul(LIST_SIZE) >= reserved {
         return Ok(None);
     }

@@ -8,7 +8,7 @@ use tessera_proto::token::TokenResponse;
 use super::issue::{Binding, Issuing, active_user, respond};
 use crate::AppState;
 use crate::audit::{Event, Record};
-use crate::client::Client;
+use crate::client::{Client, GrantType};
 use crate::flows::authorize::{is_pkce_value, pkce_matches};
 use crate::flows::error::OAuthError;
 use crate::flows::session;
@@ -26,7 +26,7 @@ pub(crate) async fn grant(
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let jkt = &binding.dpop_jkt;
-    if !client.may_use("authorization_code") {
+    if !client.may_use(GrantType::AuthorizationCode) {
         return Err(OAuthError::UnauthorizedClient("this client may not use the authorization code grant"));
     }
     let code = form.get("code").ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
@@ -94,7 +94,7 @@ pub(crate) async fn grant(
         // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key.
         dpop_jkt: jkt.clone().filter(|_| client.is_public()),
     };
-    let refresh_secret = client.may_use("refresh_token").then(OpaqueToken::secret);
+    let refresh_secret = client.may_use(GrantType::RefreshToken).then(OpaqueToken::secret);
     let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
     let refresh = refresh_secret.map(|s| (secret::hash_bytes(&s), idle));
     let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;

@@ -5,7 +5,7 @@ use tessera_proto::token::TokenResponse;
 
 use super::issue::{Binding, Grant, issue, narrowed_scope, select_audience};
 use crate::AppState;
-use crate::client::Client;
+use crate::client::{Client, GrantType};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
 
@@ -17,7 +17,7 @@ pub(crate) async fn grant(
     binding: &Binding,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
-    if !client.may_use("client_credentials") {
+    if !client.may_use(GrantType::ClientCredentials) {
         return Err(OAuthError::UnauthorizedClient("this client may not use client_credentials"));
     }
     let scope = narrowed_scope(form, &client.scope, "the requested scope exceeds what the client was granted")?;

@@ -142,7 +142,7 @@ pub(crate) async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> 
     let access_token = match client.token_format {
         TokenFormat::Jwt | TokenFormat::Split => {
             let aud = Audience::from_list(grant.audience);
-            let status_idx = state.status_lists.next(state, now).await?;
+            let status_idx = state.status_lists.next(&state.store, now).await?;
             let claims = AccessTokenClaims {
                 iss: state.config.issuer.as_str(),
                 sub: grant.sub,
@@ -199,7 +199,7 @@ pub(crate) async fn issue(state: &AppState, grant: Grant<'_>, now: UnixTime) -> 
     Ok(TokenResponse {
         access_token,
         token_type: token_type.into(),
-        expires_in: ttl,
+        expires_in: Some(ttl),
         scope: Some(scope).filter(|s| !s.is_empty()),
         refresh_token: None,
         id_token: None,

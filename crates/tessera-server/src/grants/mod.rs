@@ -14,43 +14,14 @@ use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
 
 use crate::AppState;
-use crate::client::{Client, Profile};
+use crate::client::{Client, GrantType, Profile};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
 use issue::Binding;
 
-/// The grant types of the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum GrantType {
-    ClientCredentials,
-    AuthorizationCode,
-    RefreshToken,
-    /// RFC 8693, for API keys.
-    TokenExchange,
-}
-
 impl GrantType {
-    /// Every grant type.
-    pub(crate) const ALL: [GrantType; 4] =
-        [GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::TokenExchange];
-
-    /// The `grant_type` value, as registered in RFC 6749 §4 and RFC 8693 §2.1.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            GrantType::ClientCredentials => "client_credentials",
-            GrantType::AuthorizationCode => "authorization_code",
-            GrantType::RefreshToken => "refresh_token",
-            GrantType::TokenExchange => crate::flows::api_keys::TOKEN_EXCHANGE,
-        }
-    }
-
-    /// A `grant_type` value we support.
-    pub(crate) fn parse(value: &str) -> Option<GrantType> {
-        GrantType::ALL.into_iter().find(|g| g.as_str() == value)
-    }
-
     /// The form's `grant_type`: `invalid_request` when absent, `None` when unsupported (which
     /// is said only after the client has authenticated).
     pub(crate) fn of(form: &Form) -> Result<Option<GrantType>, OAuthError> {

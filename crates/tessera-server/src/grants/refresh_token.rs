@@ -11,7 +11,7 @@ use tessera_proto::token::TokenResponse;
 use super::issue::{Binding, Issuing, active_user, narrowed_scope, respond};
 use crate::AppState;
 use crate::audit::{Event, Record};
-use crate::client::Client;
+use crate::client::{Client, GrantType};
 use crate::flows::error::OAuthError;
 use crate::flows::session;
 use crate::form::Form;
@@ -41,7 +41,7 @@ pub(crate) async fn grant(
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
     let jkt = &binding.dpop_jkt;
-    if !client.may_use("refresh_token") {
+    if !client.may_use(GrantType::RefreshToken) {
         return Err(OAuthError::UnauthorizedClient("this client may not use refresh tokens"));
     }
     let presented =

@@ -16,11 +16,12 @@ use bytes::Bytes;
 
 use crate::AppState;
 use crate::audit::{Event, Record};
+use crate::client::GrantType;
 use crate::flows::client_auth::ClientRequest;
 use crate::flows::dpop::PresentedProof;
 use crate::flows::{self, error::OAuthError};
 use crate::form::Form;
-use crate::grants::{self, GrantType};
+use crate::grants;
 use crate::tls::ClientCertificate;
 use endpoint::EndpointRequest;
 
@@ -376,7 +377,7 @@ pub(crate) fn client_certificate(
     if from_proxy && request.extensions().get::<ClientCertificate>().is_none() {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
         if let Some(cert) = header("client-cert") {
-            match flows::mtls::from_proxy_headers(cert, header("client-cert-chain")) {
+            match crate::mtls::from_proxy_headers(cert, header("client-cert-chain")) {
                 Some(certificate) => {
                     request.extensions_mut().insert(certificate);
                 }
@@ -487,8 +488,8 @@ async fn par(State(state): State<AppState>, request: EndpointRequest) -> Respons
     .await;
     no_store(match result {
         Ok((request_uri, expires_in)) => {
-            (StatusCode::CREATED, Json(serde_json::json!({"request_uri": request_uri, "expires_in": expires_in})))
-                .into_response()
+            let pushed = tessera_proto::token::PushedAuthorizationResponse { request_uri, expires_in };
+            (StatusCode::CREATED, Json(pushed)).into_response()
         }
         Err(err) => err.into_response(),
     })
