@@ -65,6 +65,37 @@ pub struct ProviderMetadata {
     pub mtls_endpoint_aliases: MtlsEndpointAliases,
 }
 
+/// What a client or resource server reads of an issuer's metadata (RFC 8414 §2, OpenID Connect
+/// Discovery 1.0 §3): the members Tessera's gateway and `tessera-verify` use, every one but
+/// `issuer` optional and unknown members ignored, so that it reads any conforming issuer's
+/// document, not only the one [`ProviderMetadata`] writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerMetadata {
+    /// The issuer identifier, to compare with the one configured.
+    pub issuer: String,
+    /// Where a browser is sent to log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_endpoint: Option<String>,
+    /// Where codes and refresh tokens are redeemed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    /// The issuer's signing keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// RFC 7662 introspection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// RFC 7009 revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// OpenID Connect userinfo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userinfo_endpoint: Option<String>,
+    /// RP-initiated logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_session_endpoint: Option<String>,
+}
+
 /// RFC 8705 §5 `mtls_endpoint_aliases`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MtlsEndpointAliases {

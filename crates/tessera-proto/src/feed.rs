@@ -68,6 +68,15 @@ pub struct FeedPage {
     pub more: bool,
 }
 
+/// The answer of `GET /split-tokens/{hash}`: the signed JWT's header and payload
+/// (`base64url(header).base64url(payload)`), which a gateway joins with the signature the client
+/// holds to rebuild the JWT of a split token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitToken {
+    /// `header.payload`, without the signature.
+    pub header_payload: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! component holds its secrets in. Serde only, no I/O.
 
 pub mod admin;
+pub mod bff;
 pub mod discovery;
 pub mod error;
 pub mod feed;

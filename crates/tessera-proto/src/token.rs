@@ -9,8 +9,9 @@ pub struct TokenResponse {
     pub access_token: String,
     /// `Bearer`, or `DPoP` for a DPoP-bound token (RFC 9449 §5).
     pub token_type: String,
-    /// Lifetime in seconds.
-    pub expires_in: u64,
+    /// Lifetime in seconds (RECOMMENDED by RFC 6749; Tessera always sends it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<u64>,
     /// The granted scope, space separated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
@@ -23,6 +24,15 @@ pub struct TokenResponse {
     /// RFC 8693 §2.2.1: what a token exchange issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<String>,
+}
+
+/// A pushed authorization request's answer (RFC 9126 §2.2), sent with `201 Created`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushedAuthorizationResponse {
+    /// `urn:ietf:params:oauth:request_uri:…`, for the authorization request.
+    pub request_uri: String,
+    /// Seconds the `request_uri` stays usable.
+    pub expires_in: u64,
 }
 
 /// The `aud` claim: a single string or an array (RFC 7519 §4.1.3).

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 
-use serde::Deserialize;
+use tessera_proto::discovery::IssuerMetadata;
 use tessera_proto::feed::{RevocationEvent, RevocationKind};
 use tessera_proto::jwks::JwkSet;
 use tessera_proto::{SecretString, UnixTime};
@@ -112,11 +112,14 @@ impl RemoteVerifierBuilder {
         };
         let issuer = self.issuer.trim_end_matches('/').to_owned();
         let url = format!("{issuer}/.well-known/oauth-authorization-server");
-        let metadata: Metadata = fetch_json(&http, &url).await?;
+        let metadata: IssuerMetadata = fetch_json(&http, &url).await?;
         if metadata.issuer != issuer {
             return Err(RemoteError::Unavailable(format!("{url} names issuer {:?}", metadata.issuer)));
         }
-        let jwks: JwkSet = fetch_json(&http, &metadata.jwks_uri).await?;
+        let Some(jwks_uri) = metadata.jwks_uri else {
+            return Err(RemoteError::Unavailable(format!("{url} names no jwks_uri")));
+        };
+        let jwks: JwkSet = fetch_json(&http, &jwks_uri).await?;
         let api_keys = match (self.api_keys, &self.feed, &metadata.introspection_endpoint) {
             (false, _, _) => None,
             (true, Some(_), Some(endpoint)) => Some(ApiKeys {
@@ -143,7 +146,7 @@ impl RemoteVerifierBuilder {
         let inner = Arc::new(Inner {
             issuer,
             audience: self.audience,
-            jwks_uri: metadata.jwks_uri,
+            jwks_uri,
             http,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: Mutex::new(Instant::now()),
@@ -165,14 +168,6 @@ impl RemoteVerifierBuilder {
         }
         Ok(RemoteVerifier { inner })
     }
-}
-
-#[derive(Deserialize)]
-struct Metadata {
-    issuer: String,
-    jwks_uri: String,
-    #[serde(default)]
-    introspection_endpoint: Option<String>,
 }
 
 /// API keys: where to introspect them, and the JWTs they stood for lately (by SHA-256 of the

@@ -8,7 +8,14 @@ use base64::Engine as _;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Deserialize;
 
-use crate::{json_error as error, json_response as json, now, sha256};
+use tessera_proto::bff::{LoginEnd, LoginStart, Logout};
+
+use crate::{ErrorSource, json_response as json, now, sha256};
+
+/// An error the client caused.
+pub(super) fn error(status: StatusCode, code: &str, description: &str) -> Response {
+    ErrorSource::Client.answer(status, code, description)
+}
 
 use super::cookies::{random_b64, set_cookie};
 use super::issuer::{IssuerError, form_encode, outcome};
@@ -74,9 +81,13 @@ impl Bff {
             ],
         );
         let Ok(url) = url else {
-            return error(StatusCode::BAD_GATEWAY, "bad_gateway", "the issuer's authorization endpoint is not a URL");
+            return ErrorSource::Issuer.answer(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the issuer's authorization endpoint is not a URL",
+            );
         };
-        let mut response = json(StatusCode::OK, &serde_json::json!({"authorization_url": url.as_str()}));
+        let mut response = json(StatusCode::OK, &LoginStart { authorization_url: url.into() });
         set_cookie(&mut response, &self.seal(LOGIN_COOKIE, &login, Some(LOGIN_TTL)));
         response
     }
@@ -105,11 +116,7 @@ impl Bff {
             let session = self.session(headers);
             return json(
                 StatusCode::OK,
-                &serde_json::json!({
-                    "handled": false,
-                    "is_logged_in": session.is_some(),
-                    "csrf": session.map(|s| s.csrf),
-                }),
+                &LoginEnd { handled: false, is_logged_in: session.is_some(), csrf: session.map(|s| s.csrf) },
             );
         }
         let login: Option<Login> = self.open(headers, LOGIN_COOKIE).filter(|l: &Login| l.exp > now());
@@ -180,11 +187,15 @@ impl Bff {
                 return error(StatusCode::BAD_REQUEST, "invalid_request", "the ID token does not belong to this login");
             }
         } else if self.config.scope.split(' ').any(|s| s == "openid") {
-            return error(StatusCode::BAD_GATEWAY, "bad_gateway", "the issuer returned no ID token");
+            return ErrorSource::Issuer.answer(
+                StatusCode::BAD_GATEWAY,
+                "bad_gateway",
+                "the issuer returned no ID token",
+            );
         }
         let session = self.session_from(tokens, None, random_b64(32));
         let mut response =
-            json(StatusCode::OK, &serde_json::json!({"handled": true, "is_logged_in": true, "csrf": session.csrf}));
+            json(StatusCode::OK, &LoginEnd { handled: true, is_logged_in: true, csrf: Some(session.csrf.clone()) });
         set_cookie(&mut response, &self.session_cookie(&session));
         response
     }
@@ -247,7 +258,9 @@ impl Bff {
         let mut response = match answer {
             Ok(answer) if answer.status().is_success() => match answer.json::<serde_json::Value>().await {
                 Ok(claims) => json(StatusCode::OK, &claims),
-                Err(_) => error(StatusCode::BAD_GATEWAY, "bad_gateway", "an unreadable userinfo answer"),
+                Err(_) => {
+                    ErrorSource::Issuer.answer(StatusCode::BAD_GATEWAY, "bad_gateway", "an unreadable userinfo answer")
+                }
             },
             Ok(answer) if answer.status().is_client_error() => {
                 error(StatusCode::UNAUTHORIZED, "unauthorized", "the issuer no longer accepts this session")
@@ -301,9 +314,9 @@ impl Bff {
         };
         crate::metrics::bff("logout", if revoked { "ok" } else { "unavailable" });
         let mut response = if revoked {
-            json(StatusCode::OK, &serde_json::json!({"end_session_url": end_session_url}))
+            json(StatusCode::OK, &Logout { end_session_url })
         } else {
-            error(
+            ErrorSource::Issuer.answer(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "signed out here, but the issuer did not confirm the revocation",
@@ -322,8 +335,11 @@ pub(super) fn method_not_allowed(allow: &'static str) -> Response {
 }
 
 pub(super) fn unavailable() -> Response {
-    let mut response =
-        error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the issuer cannot be reached");
+    let mut response = ErrorSource::Issuer.answer(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "the issuer cannot be reached",
+    );
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
 }

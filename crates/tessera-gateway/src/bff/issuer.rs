@@ -3,20 +3,45 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use http::StatusCode;
-use serde::Deserialize;
+use tessera_proto::discovery::IssuerMetadata;
+use tessera_proto::error::ErrorBody;
+pub(super) use tessera_proto::token::TokenResponse;
 
 use crate::{now, sha256};
 
 use super::{Bff, Session};
 
-#[derive(Debug, Deserialize)]
+/// The issuer's endpoints the token handler calls, from its discovery document.
+#[derive(Debug)]
 pub(super) struct Endpoints {
     pub(super) authorization_endpoint: String,
     pub(super) token_endpoint: String,
     pub(super) userinfo_endpoint: Option<String>,
     pub(super) revocation_endpoint: Option<String>,
     pub(super) end_session_endpoint: Option<String>,
+}
+
+impl Endpoints {
+    /// The endpoints of `issuer`'s metadata, which must name `issuer` itself (RFC 8414 §3.3:
+    /// another issuer's document is a mix-up) and the two endpoints a login needs.
+    pub(super) fn of(issuer: &str, metadata: IssuerMetadata) -> anyhow::Result<Endpoints> {
+        anyhow::ensure!(
+            metadata.issuer.trim_end_matches('/') == issuer,
+            "the discovery document names issuer {:?}, not {issuer:?}",
+            metadata.issuer
+        );
+        Ok(Endpoints {
+            authorization_endpoint: metadata
+                .authorization_endpoint
+                .context("the discovery document names no authorization_endpoint")?,
+            token_endpoint: metadata.token_endpoint.context("the discovery document names no token_endpoint")?,
+            userinfo_endpoint: metadata.userinfo_endpoint,
+            revocation_endpoint: metadata.revocation_endpoint,
+            end_session_endpoint: metadata.end_session_endpoint,
+        })
+    }
 }
 
 /// Why the issuer did not give tokens.
@@ -26,14 +51,6 @@ pub(super) enum IssuerError {
     Refused(String),
     /// It could not be reached, or failed.
     Unavailable,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct TokenResponse {
-    pub(super) access_token: String,
-    pub(super) refresh_token: Option<String>,
-    pub(super) expires_in: Option<u64>,
-    pub(super) id_token: Option<String>,
 }
 
 impl Bff {
@@ -58,8 +75,7 @@ impl Bff {
             return Err(IssuerError::Unavailable);
         }
         if !status.is_success() {
-            let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let code = body.get("error").and_then(|e| e.as_str()).unwrap_or("invalid_request").to_owned();
+            let code = response.json::<ErrorBody>().await.map_or_else(|_| "invalid_request".to_owned(), |b| b.error);
             tracing::info!(%status, error = %code, "the issuer refused the token handler's token request");
             return Err(IssuerError::Refused(code));
         }

@@ -89,7 +89,7 @@ pub(crate) async fn split_token(
     }
     .await;
     no_store(match result {
-        Ok(Some(header_payload)) => Json(serde_json::json!({"header_payload": header_payload})).into_response(),
+        Ok(Some(header_payload)) => Json(tessera_proto::feed::SplitToken { header_payload }).into_response(),
         Ok(None) => {
             super::error::json_error(axum::http::StatusCode::NOT_FOUND, "not_found", Some("unknown or expired"))
         }
