@@ -19,7 +19,6 @@
 //! verified identity in `x-tessera-*` headers. An upstream that cannot be reached is 502, one
 //! that does not answer in time 504, each as JSON.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,30 +30,23 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use tessera_verify::Claims;
-use tessera_verify::layer::VerifyLayer;
-use tessera_verify::remote::RemoteVerifier;
+use http::{HeaderValue, Method, StatusCode, header};
 use tower::ServiceExt as _;
-use tower::util::BoxCloneSyncService;
 
 pub use canonical::canonical_path;
-use canonical::{CLIENT_ROUTING_HEADERS, IDENTITY_HEADERS, connection_ok, strip};
+use canonical::connection_ok;
 pub use config::{GatewayConfig, Mode, RouteConfig};
+pub use error::ErrorSource;
+use routes::{Gateway, build, is_preflight, route_for};
 
 pub mod bff;
 mod canonical;
 mod config;
+mod error;
 mod metrics;
 pub mod phantom;
-
-/// How long a gateway DPoP nonce lasts: the window it names and the next.
-const DPOP_NONCE_WINDOW: u64 = 60;
-
-type RouteService = BoxCloneSyncService<Request, Response, std::convert::Infallible>;
+mod proxy;
+mod routes;
 
 /// The client's address, in each request's extensions: the peer's, or from a peer in
 /// `trusted_proxies` the nearest untrusted `X-Forwarded-For` hop. Throttles key on it, and the
@@ -62,31 +54,11 @@ type RouteService = BoxCloneSyncService<Request, Response, std::convert::Infalli
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddress(pub(crate) std::net::IpAddr);
 
-struct Route {
-    config: RouteConfig,
-    service: RouteService,
-    metadata: serde_json::Value,
-}
-
-struct Gateway {
-    routes: Vec<Route>,
-    /// One verifier per audience.
-    verifiers: Vec<(String, RemoteVerifier)>,
-    metrics_from: Vec<ipnet::IpNet>,
-    trusted_proxies: Vec<ipnet::IpNet>,
-    bff: Option<Arc<bff::Bff>>,
-}
-
 /// A JSON body that is never cached.
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
     let mut response = (status, axum::Json(body)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// `{"error", "error_description"}`, never cached.
-fn json_error(status: StatusCode, error: &str, description: &str) -> Response {
-    json_response(status, &serde_json::json!({"error": error, "error_description": description}))
 }
 
 /// The wall clock in Unix seconds: the gateway's caches and sessions live at the edge, where it
@@ -104,146 +76,6 @@ fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// Builds the gateway: one verifier per audience (each following the revocation feed), and a
-/// verifying proxy service per route.
-async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
-    let mut connector = HttpConnector::new();
-    // Small request/response exchanges: never let Nagle's algorithm hold one back.
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Body> = Client::builder(TokioExecutor::new()).build(connector);
-    let mut by_audience: HashMap<String, RemoteVerifier> = HashMap::new();
-    let mut routes = Vec::new();
-    let origin = config.public_origin.trim_end_matches('/');
-    let token_handler = match &config.bff {
-        Some(bff) => {
-            Some(Arc::new(bff::Bff::new(bff, &config.issuer, origin).await.context("setting up the token handler")?))
-        }
-        None => None,
-    };
-    for route in &config.routes {
-        let verifier = match by_audience.get(&route.audience) {
-            Some(verifier) => verifier.clone(),
-            None => {
-                let verifier = RemoteVerifier::builder(&config.issuer, &route.audience)
-                    .revocation_feed(&config.client_id, config.client_secret.expose())
-                    .max_feed_outage(Duration::from_secs(config.max_feed_outage))
-                    .build()
-                    .await
-                    .with_context(|| format!("following the issuer for audience {}", route.audience))?;
-                by_audience.insert(route.audience.clone(), verifier.clone());
-                verifier
-            }
-        };
-        let metadata_url = format!("{origin}/.well-known/oauth-protected-resource{}", route.prefix);
-        let mut layer = VerifyLayer::new(verifier)
-            .public_origin(origin)
-            .resource_metadata(&metadata_url)
-            .realm("tessera-gateway")
-            .dpop_max_age(config.dpop_max_age.unwrap_or(tessera_verify::layer::DPOP_MAX_AGE));
-        if route.dpop_nonce {
-            let nonces = tessera_verify::dpop::DpopNonces::new(&config.dpop_nonce_key_bytes()?, DPOP_NONCE_WINDOW)
-                .map_err(|err| anyhow::anyhow!("dpop_nonce_key: {err}"))?;
-            layer = layer.dpop_nonces(nonces);
-        }
-        for scope in &route.scopes {
-            layer = layer.require_scope(scope);
-        }
-        let upstream = route.upstream.trim_end_matches('/').to_owned();
-        let client = client.clone();
-        let scheme = if origin.starts_with("https://") { "https" } else { "http" };
-        let proxy = tower::service_fn(move |request: Request| {
-            let (client, upstream) = (client.clone(), upstream.clone());
-            async move { Ok::<_, std::convert::Infallible>(forward(&client, &upstream, scheme, request).await) }
-        });
-        let reference = match route.mode {
-            Mode::Phantom => Some(phantom::Reference::Phantom),
-            Mode::Split => Some(phantom::Reference::Split),
-            Mode::Jwt if route.api_keys => Some(phantom::Reference::None),
-            _ => None,
-        };
-        let service = if let Some(kind) = reference {
-            let phantom = phantom::PhantomLayer::new(
-                kind,
-                route.api_keys,
-                &config.issuer,
-                &config.client_id,
-                &config.client_secret,
-                &metadata_url,
-            )?;
-            BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(phantom).layer(layer).service(proxy))
-        } else if let (true, Some(handler)) = (route.mode == Mode::Bff, &token_handler) {
-            let verified = BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy));
-            let handler = handler.clone();
-            BoxCloneSyncService::new(tower::service_fn(move |request: Request| {
-                let (handler, verified) = (handler.clone(), verified.clone());
-                async move { Ok::<_, std::convert::Infallible>(through_token_handler(&handler, verified, request).await) }
-            }))
-        } else {
-            BoxCloneSyncService::new(tower::ServiceBuilder::new().layer(layer).service(proxy))
-        };
-        // RFC 9728 §2.
-        let metadata = serde_json::json!({
-            "resource": route.audience,
-            "authorization_servers": [config.issuer],
-            "bearer_methods_supported": ["header"],
-            "scopes_supported": route.scopes,
-            "dpop_signing_alg_values_supported": ["ES256", "EdDSA", "PS256", "RS256"],
-        });
-        routes.push(Route { config: route.clone(), service, metadata });
-    }
-    Ok(Gateway {
-        routes,
-        verifiers: by_audience.into_iter().collect(),
-        metrics_from: config.metrics_from.clone(),
-        trusted_proxies: config.trusted_proxies.clone(),
-        bff: token_handler,
-    })
-}
-
-/// A `bff` route: the token handler admits the browser's request and attaches the session's
-/// access token, then the token is verified and the request proxied like any other.
-async fn through_token_handler(handler: &bff::Bff, verified: RouteService, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let origin = parts.headers.get(header::ORIGIN).cloned();
-    let mut request_headers = HeaderMap::new();
-    if let Some(origin) = origin {
-        request_headers.insert(header::ORIGIN, origin);
-    }
-    let mut response = match handler.admit(&mut parts).await {
-        Err(response) => response,
-        Ok(renewed) => {
-            let mut response = match verified.oneshot(Request::from_parts(parts, body)).await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            };
-            if let Some(cookie) = renewed {
-                bff::set_cookie(&mut response, &cookie);
-            }
-            response
-        }
-    };
-    handler.decorate(&request_headers, &mut response);
-    response
-}
-
-fn is_preflight(request: &Request) -> bool {
-    request.method() == Method::OPTIONS
-        && request.headers().contains_key(header::ORIGIN)
-        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
-}
-
-/// The route for a normal path: the longest prefix that ends at a segment boundary.
-fn route_for<'a>(gateway: &'a Gateway, path: &str) -> Option<&'a Route> {
-    gateway
-        .routes
-        .iter()
-        .filter(|r| {
-            let prefix = r.config.prefix.trim_end_matches('/');
-            path == prefix || path.starts_with(&format!("{prefix}/")) || prefix.is_empty()
-        })
-        .max_by_key(|r| r.config.prefix.len())
-}
-
 /// The routes in force; a reload swaps them whole.
 type Shared = Arc<std::sync::RwLock<Arc<Gateway>>>;
 
@@ -256,6 +88,9 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     let gateway = current(&shared);
     let (label, response) = handle(&gateway, request).await;
     metrics::request(&label, response.status().as_u16(), started.elapsed());
+    if let Some(source) = error::source_of(&response) {
+        metrics::error(&label, source);
+    }
     response
 }
 
@@ -264,7 +99,9 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
 async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
     let path = match canonical_path(request.uri().path()) {
         Ok(path) => path,
-        Err(why) => return ("invalid".into(), json_error(StatusCode::BAD_REQUEST, "invalid_request", why)),
+        Err(why) => {
+            return ("invalid".into(), ErrorSource::Client.answer(StatusCode::BAD_REQUEST, "invalid_request", why));
+        }
     };
     if path != request.uri().path() {
         // From here on, and upstream, the request is for the canonical path only.
@@ -283,7 +120,7 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
             Err(_) => {
                 return (
                     "invalid".into(),
-                    json_error(StatusCode::BAD_REQUEST, "invalid_request", "bad request target"),
+                    ErrorSource::Client.answer(StatusCode::BAD_REQUEST, "invalid_request", "bad request target"),
                 );
             }
         }
@@ -291,7 +128,7 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
     if !connection_ok(request.headers()) {
         return (
             "invalid".into(),
-            json_error(
+            ErrorSource::Client.answer(
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "the Connection header may name only hop-by-hop headers",
@@ -306,7 +143,7 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
     {
         return (
             "invalid".into(),
-            json_error(
+            ErrorSource::Client.answer(
                 StatusCode::UNAUTHORIZED,
                 "invalid_request",
                 "API keys are accepted in the Authorization header only",
@@ -329,12 +166,16 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
         {
             return ("static".into(), static_file(dir, request).await);
         }
-        return ("none".into(), json_error(StatusCode::NOT_FOUND, "not_found", "no route for this path"));
+        return (
+            "none".into(),
+            ErrorSource::Client.answer(StatusCode::NOT_FOUND, "not_found", "no route for this path"),
+        );
     };
     let label = route.config.prefix.clone();
     let methods = &route.config.methods;
     if !methods.is_empty() && !methods.iter().any(|m| m.eq_ignore_ascii_case(request.method().as_str())) {
-        let mut response = json_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
+        let mut response =
+            ErrorSource::Client.answer(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
         if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
             response.headers_mut().insert(header::ALLOW, allow);
         }
@@ -381,10 +222,18 @@ async fn metrics_endpoint(State(shared): State<Shared>, request: Request) -> Res
     let proxied =
         request.headers().contains_key(header::FORWARDED) || request.headers().contains_key("x-forwarded-for");
     if proxied || !peer.is_some_and(|ip| gateway.metrics_from.iter().any(|net| net.contains(&ip))) {
-        return json_error(StatusCode::FORBIDDEN, "forbidden", "metrics are not served to this address");
+        return ErrorSource::Client.answer(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "metrics are not served to this address",
+        );
     }
     let Some(handle) = metrics::handle() else {
-        return json_error(StatusCode::NOT_FOUND, "not_found", "another metrics recorder is installed in this process");
+        return ErrorSource::Gateway.answer(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "another metrics recorder is installed in this process",
+        );
     };
     for (audience, verifier) in &gateway.verifiers {
         metrics::feed(audience, verifier.feed_position(), verifier.is_current());
@@ -416,69 +265,6 @@ async fn static_file(dir: &std::path::Path, request: Request) -> Response {
     response
 }
 
-/// Sends the admitted request upstream and returns its answer.
-async fn forward(
-    client: &Client<HttpConnector, Body>,
-    upstream: &str,
-    scheme: &'static str,
-    request: Request,
-) -> Response {
-    let (mut parts, body) = request.into_parts();
-    let claims = parts.extensions.remove::<Claims>();
-    let remote = parts.extensions.get::<ClientAddress>().map(|c| c.0);
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("{upstream}{path_and_query}").parse::<http::Uri>() else {
-        return json_error(StatusCode::BAD_REQUEST, "invalid_request", "the request target cannot be forwarded");
-    };
-    let original_host = parts.headers.get(header::HOST).cloned();
-    strip(&mut parts.headers);
-    for name in IDENTITY_HEADERS.iter().chain(&CLIENT_ROUTING_HEADERS) {
-        parts.headers.remove(*name);
-    }
-    let own: Vec<HeaderName> = parts
-        .headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("x-tessera-") || name.as_str().starts_with("x-forwarded-"))
-        .cloned()
-        .collect();
-    for name in own {
-        parts.headers.remove(name);
-    }
-    parts.headers.remove(header::HOST);
-    if let Some(host) = original_host {
-        parts.headers.insert("x-forwarded-host", host);
-    }
-    if let Some(ip) = remote.and_then(|ip| HeaderValue::from_str(&ip.to_string()).ok()) {
-        parts.headers.insert("x-forwarded-for", ip);
-    }
-    parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(scheme));
-    if let Some(claims) = &claims {
-        let mut set = |name: &'static str, value: &str| {
-            if let Ok(value) = HeaderValue::from_str(value) {
-                parts.headers.insert(name, value);
-            }
-        };
-        set("x-tessera-sub", &claims.sub);
-        set("x-tessera-client-id", &claims.client_id);
-        set("x-tessera-scope", claims.scope.as_deref().unwrap_or(""));
-        set("x-tessera-jti", &claims.jti);
-    }
-    parts.uri = uri;
-    let outbound = http::Request::from_parts(parts, body);
-    match tokio::time::timeout(Duration::from_secs(30), client.request(outbound)).await {
-        Ok(Ok(response)) => {
-            let (mut parts, body) = response.into_parts();
-            strip(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
-        }
-        Ok(Err(err)) => {
-            tracing::warn!(err = %err, "upstream unreachable");
-            json_error(StatusCode::BAD_GATEWAY, "bad_gateway", "the upstream cannot be reached")
-        }
-        Err(_) => json_error(StatusCode::GATEWAY_TIMEOUT, "gateway_timeout", "the upstream did not answer in time"),
-    }
-}
-
 async fn healthz() -> &'static str {
     "ok"
 }
@@ -497,7 +283,7 @@ async fn protected_resource(State(shared): State<Shared>, request: Request) -> R
     let prefix = request.uri().path().trim_start_matches("/.well-known/oauth-protected-resource");
     match gateway.routes.iter().find(|r| r.config.prefix == prefix) {
         Some(route) => axum::Json(route.metadata.clone()).into_response(),
-        None => json_error(StatusCode::NOT_FOUND, "not_found", "no such protected resource"),
+        None => ErrorSource::Client.answer(StatusCode::NOT_FOUND, "not_found", "no such protected resource"),
     }
 }
 

@@ -4,6 +4,8 @@
 //! - `tessera_gateway_requests_total{route, status}` and
 //!   `tessera_gateway_request_duration_seconds{route}` (histogram): every request, by route
 //!   prefix (`bff` for the token handler's endpoints, `static`, `none` when no route matched);
+//! - `tessera_gateway_errors_total{route, source}`: the answers the gateway gave in place of the
+//!   upstream's, by who caused them (`client`, `upstream`, `issuer`, `gateway`; see `error.rs`);
 //! - `tessera_gateway_exchanges_total{mode, outcome}`: phantom/split lookups (`hit`, `miss`,
 //!   `refused`, `unavailable`);
 //! - `tessera_gateway_bff_total{event, outcome}`: token-handler logins, refreshes, logouts;
@@ -27,6 +29,12 @@ pub(crate) fn request(route: &str, status: u16, elapsed: Duration) {
     metrics::counter!("tessera_gateway_requests_total", "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("tessera_gateway_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
+}
+
+/// One error answer the gateway gave, by who caused it.
+pub(crate) fn error(route: &str, source: crate::ErrorSource) {
+    metrics::counter!("tessera_gateway_errors_total", "route" => route.to_owned(), "source" => source.as_str())
+        .increment(1);
 }
 
 /// One phantom or split lookup.

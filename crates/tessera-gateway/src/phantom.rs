@@ -31,12 +31,14 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use base64::Engine as _;
 use http::{HeaderValue, StatusCode, header};
 use tessera_proto::SecretString;
+use tessera_proto::feed::SplitToken;
+
+use crate::ErrorSource;
 
 /// Exchanges reference tokens for JWTs.
 #[derive(Clone)]
@@ -184,13 +186,15 @@ where
     }
 }
 
+/// A refusal: the client's fault when it is a 4xx, the issuer's otherwise.
 fn refuse(exchange: &Exchange, status: StatusCode, error: &str, description: &str) -> Response {
-    let body = serde_json::json!({"error": error, "error_description": description}).to_string();
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
+    let source = if status.is_client_error() { ErrorSource::Client } else { ErrorSource::Issuer };
+    refuse_as(exchange, source, status, error, description)
+}
+
+fn refuse_as(exchange: &Exchange, source: ErrorSource, status: StatusCode, error: &str, description: &str) -> Response {
+    let mut response = source.answer(status, error, description);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if status == StatusCode::UNAUTHORIZED {
         let challenge = format!(
             "Bearer realm=\"tessera-gateway\", error=\"{error}\", resource_metadata=\"{}\"",
@@ -208,17 +212,13 @@ fn refuse(exchange: &Exchange, status: StatusCode, error: &str, description: &st
 
 /// 429 for an address that had too many unknown tokens looked up.
 fn too_many(wait: u64) -> Response {
-    let body = serde_json::json!({
-        "error": "too_many_requests",
-        "error_description": "too many unknown tokens from this address; try again later",
-    });
-    let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    let mut response = ErrorSource::Client.answer(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        "too many unknown tokens from this address; try again later",
+    );
     if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-        headers.insert(header::RETRY_AFTER, value);
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
 }
@@ -370,8 +370,9 @@ impl Exchange {
         }
         if !status.is_success() {
             tracing::error!(%status, "the issuer refused the gateway's exchange request");
-            return Outcome::Refuse(refuse(
+            return Outcome::Refuse(refuse_as(
                 self,
+                ErrorSource::Gateway,
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "the gateway cannot introspect tokens",
@@ -387,11 +388,9 @@ impl Exchange {
                 ));
             }
             Reference::Phantom | Reference::None => response.text().await.ok().map(|t| t.trim().to_owned()),
-            Reference::Split => response
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-                .and_then(|v| v.get("header_payload")?.as_str().map(|hp| format!("{hp}.{token}"))),
+            Reference::Split => {
+                response.json::<SplitToken>().await.ok().map(|split| format!("{}.{token}", split.header_payload))
+            }
         };
         let Some(jwt) = jwt else {
             return Outcome::Refuse(refuse(self, StatusCode::BAD_GATEWAY, "bad_gateway", "an unreadable answer"));

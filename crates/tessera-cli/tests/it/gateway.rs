@@ -228,11 +228,15 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
         (Some(API), Some(server.issuer.as_str()))
     );
 
-    // /metrics: requests by route and status, the feed; only for loopback peers not proxied.
+    // /metrics: requests by route and status, errors by who caused them, the feed; only for
+    // loopback peers not proxied.
     let metrics = scrape(&addr);
     for line in [
         r#"tessera_gateway_requests_total{route="/invoices",status="200"} 2"#,
         r#"tessera_gateway_requests_total{route="invalid",status="400"} 6"#,
+        // Who caused each error answer: the client's bad paths, the unreachable upstream.
+        r#"tessera_gateway_errors_total{route="invalid",source="client"} 6"#,
+        r#"tessera_gateway_errors_total{route="/broken",source="upstream"} 1"#,
         r#"tessera_gateway_revocation_feed_current{audience="https://api.example.test"} 1"#,
         "tessera_gateway_request_duration_seconds_bucket{route=\"/invoices\",le=\"0.25\"}",
     ] {

@@ -39,7 +39,8 @@ use cookie::{Cookie, Key};
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
-use crate::json_error as error;
+use crate::ErrorSource;
+use endpoints::error;
 
 pub use config::BffConfig;
 use config::cookie_key;
@@ -108,7 +109,7 @@ impl Bff {
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         let issuer = issuer.trim_end_matches('/').to_owned();
-        let endpoints: Endpoints = http
+        let metadata = http
             .get(format!("{issuer}/.well-known/openid-configuration"))
             .send()
             .await
@@ -117,6 +118,7 @@ impl Bff {
             .json()
             .await
             .context("reading the issuer's discovery document")?;
+        let endpoints = Endpoints::of(&issuer, metadata)?;
         let origins = config
             .allowed_origins
             .iter()
@@ -208,8 +210,9 @@ impl Bff {
         }
         parts.headers.remove(header::AUTHORIZATION);
         parts.headers.remove("dpop");
-        let bearer = HeaderValue::from_str(&format!("Bearer {}", session.at))
-            .map_err(|_| error(StatusCode::BAD_GATEWAY, "bad_gateway", "the issuer's access token is unusable"))?;
+        let bearer = HeaderValue::from_str(&format!("Bearer {}", session.at)).map_err(|_| {
+            ErrorSource::Issuer.answer(StatusCode::BAD_GATEWAY, "bad_gateway", "the issuer's access token is unusable")
+        })?;
         parts.headers.insert(header::AUTHORIZATION, bearer);
         Ok(renewed.then(|| self.session_cookie(&session)))
     }
