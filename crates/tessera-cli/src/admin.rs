@@ -11,6 +11,7 @@ use tessera_proto::admin::{
     CreatedApiKey, KeyInfo, KeyList, RevocationRequest, RevocationResult, SetPassword, UserInfo, UserList,
 };
 use tessera_proto::error::ErrorBody;
+use tessera_proto::registration::{CreateRegistrationToken, RegistrationToken};
 use tessera_proto::token::TokenResponse;
 
 #[derive(Args)]
@@ -130,6 +131,24 @@ pub(crate) enum ClientCommand {
         common: Common,
         #[arg(allow_hyphen_values = true)]
         client_id: String,
+    },
+    /// Initial access tokens for dynamic client registration (`registration = "token"`).
+    #[command(subcommand)]
+    RegistrationToken(RegistrationTokenCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RegistrationTokenCommand {
+    /// Create an initial access token for POST /register; it is printed once.
+    Create {
+        #[command(flatten)]
+        common: Common,
+        /// Seconds until it stops working [default: never].
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// How many registrations it allows [default: any number].
+        #[arg(long)]
+        uses: Option<u64>,
     },
 }
 
@@ -370,6 +389,7 @@ fn print_client(client: &ClientInfo) {
         println!("client_secret:    {secret}   (shown once: store it now)");
     }
     println!("name:             {}", client.client_name.as_deref().unwrap_or("-"));
+    println!("created by:       {}", client.origin);
     println!("grant_types:      {}", client.grant_types.join(" "));
     println!("scope:            {}", client.scope);
     println!("auth_method:      {}", client.token_endpoint_auth_method);
@@ -464,14 +484,18 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             let session = AdminSession::open(&common.admin_config).await?;
             let list: ClientList = parse(session.send(reqwest::Method::GET, "/admin/clients", None).await?).await?;
             emit(common.json, &list, |list| {
-                println!("{:<24} {:<28} {:<7} {:<24} AUDIENCE", "CLIENT_ID", "NAME", "FORMAT", "SCOPE");
+                println!(
+                    "{:<24} {:<28} {:<7} {:<24} {:<18} AUDIENCE",
+                    "CLIENT_ID", "NAME", "FORMAT", "SCOPE", "CREATED_BY"
+                );
                 for c in &list.clients {
                     println!(
-                        "{:<24} {:<28} {:<7} {:<24} {}",
+                        "{:<24} {:<28} {:<7} {:<24} {:<18} {}",
                         c.client_id,
                         c.client_name.as_deref().unwrap_or("-"),
                         c.access_token_format,
                         c.scope,
+                        c.origin,
                         c.audience.join(",")
                     );
                 }
@@ -502,6 +526,18 @@ pub(crate) async fn client(command: ClientCommand) -> anyhow::Result<()> {
             let path = format!("/admin/clients/{}/secret", path_segment(&client_id));
             let client: ClientInfo = parse(session.send(reqwest::Method::POST, &path, None).await?).await?;
             emit(common.json, &client, print_client)
+        }
+        ClientCommand::RegistrationToken(RegistrationTokenCommand::Create { common, expires_in, uses }) => {
+            let session = AdminSession::open(&common.admin_config).await?;
+            let body = serde_json::to_value(CreateRegistrationToken { expires_in, uses })?;
+            let created: RegistrationToken =
+                parse(session.send(reqwest::Method::POST, "/admin/registration-tokens", Some(body)).await?).await?;
+            emit(common.json, &created, |t| {
+                println!("token:       {}   (shown once: hand it to the developer now)", t.token);
+                println!("id:          {}", t.id);
+                println!("expires_at:  {}", t.expires_at.map_or_else(|| "never".to_owned(), |e| e.to_string()));
+                println!("uses:        {}", t.uses.map_or_else(|| "any number".to_owned(), |u| u.to_string()));
+            })
         }
     }
 }

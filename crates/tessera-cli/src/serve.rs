@@ -92,6 +92,13 @@ pub(crate) struct ServeArgs {
     /// Client-Cert header is believed; from anyone else it is removed.
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Option<Vec<String>>,
+    /// Dynamic client registration at /register (RFC 7591): off (default), token (an initial
+    /// access token is required) or open (anyone, within the open-registration policy).
+    #[arg(long, env = "TESSERA_REGISTRATION", value_parser = ["off", "token", "open"])]
+    registration: Option<String>,
+    /// Seconds after which a self-registered client never used is deleted (default 604800).
+    #[arg(long, env = "TESSERA_REGISTRATION_EXPIRY")]
+    registration_expiry: Option<u64>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -125,6 +132,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tls_key: args.tls_key,
         tls_client_ca: args.tls_client_ca,
         trusted_proxies: args.trusted_proxies,
+        registration: args.registration,
+        registration_expiry: args.registration_expiry,
+        ..RawConfig::default()
     };
     let config = Config::from_raw(file.overlay(overrides))?;
     init_logging(config.log_format);

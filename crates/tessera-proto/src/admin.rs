@@ -102,6 +102,10 @@ pub struct ClientMetadata {
     pub profile: Option<String>,
 }
 
+fn admin_origin() -> String {
+    "admin".to_owned()
+}
+
 /// A registered client as the admin API shows it. `client_secret` appears only in the
 /// response that created or rotated it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,9 @@ pub struct ClientInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
     /// When the client was created, seconds since the epoch.
+    /// How the client came to be: `admin`, `open_registration` or `token_registration`.
+    #[serde(default = "admin_origin")]
+    pub origin: String,
     pub client_id_issued_at: u64,
     /// `0`: the secret does not expire (RFC 7591 §3.2.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

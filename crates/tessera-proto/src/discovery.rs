@@ -63,6 +63,9 @@ pub struct ProviderMetadata {
     pub tls_client_certificate_bound_access_tokens: bool,
     /// RFC 8705 §5: where clients authenticating with certificates send their requests.
     pub mtls_endpoint_aliases: MtlsEndpointAliases,
+    /// RFC 7591 §3: `POST /register`, only while registration is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
 }
 
 /// What a client or resource server reads of an issuer's metadata (RFC 8414 §2, OpenID Connect

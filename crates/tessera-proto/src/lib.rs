@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod error;
 pub mod feed;
 pub mod jwks;
+pub mod registration;
 mod secret;
 pub mod token;
 

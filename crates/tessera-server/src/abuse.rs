@@ -49,6 +49,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 /// KB kept for `INTERACTION_TTL`); then one every two seconds. docs/threat-model.md T-08.
 pub(crate) const PENDING_REQUESTS: u32 = 60;
 
+/// Registrations one address may make at once (`/register`); then one a minute.
+pub(crate) const REGISTRATIONS: u32 = 10;
+
 /// Consecutive password failures before a lockout.
 pub(crate) const LOCK_AFTER: u64 = 5;
 /// The first lockout; each further failure doubles it.
@@ -200,6 +203,9 @@ pub struct Abuse {
     /// Pending authorization requests (rows written by a signed-in browser's `GET /authorize`) per
     /// address: [`PENDING_REQUESTS`] at once, then one every two seconds.
     pub pending_requests: Throttle,
+    /// Registrations per address (`register:<address>`): under `registration = "open"` every
+    /// attempt, under `"token"` every failure; [`REGISTRATIONS`] at once, then one a minute.
+    pub registrations: Throttle,
     /// Unknown usernames, locked like real users: (failures, locked until).
     pub unknown_users: moka::sync::Cache<String, (u64, u64)>,
     pub per_client: RequestLimit,
@@ -214,6 +220,7 @@ impl Abuse {
             scans: Throttle::new(100, Duration::from_millis(100)),
             login_ip: Throttle::new(20, Duration::from_secs(30)),
             pending_requests: Throttle::new(PENDING_REQUESTS, Duration::from_secs(2)),
+            registrations: Throttle::new(REGISTRATIONS, Duration::from_secs(60)),
             unknown_users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(LONGEST_LOCK))
@@ -230,6 +237,7 @@ impl Abuse {
         self.scans.forget_old();
         self.login_ip.forget_old();
         self.pending_requests.forget_old();
+        self.registrations.forget_old();
         for throttle in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
             throttle.forget_old();
         }

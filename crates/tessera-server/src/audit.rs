@@ -54,11 +54,17 @@ pub enum Event {
     ApiKeyRevoked,
     /// An administrator (admin API or CLI) changed a client, a user or a setting.
     AdminChange,
+    /// A client registered itself (RFC 7591), or was refused.
+    ClientRegistered,
+    /// A self-registered client read, replaced or deleted its registration (RFC 7592).
+    ClientRegistrationManaged,
+    /// The janitor deleted a self-registered client that was never used.
+    ClientRegistrationExpired,
 }
 
 impl Event {
     /// Every event, for documentation and filters.
-    pub const ALL: [Event; 16] = [
+    pub const ALL: [Event; 19] = [
         Event::TokenIssued,
         Event::TokenRefreshed,
         Event::ReuseDetected,
@@ -75,6 +81,9 @@ impl Event {
         Event::ApiKeyCreated,
         Event::ApiKeyRevoked,
         Event::AdminChange,
+        Event::ClientRegistered,
+        Event::ClientRegistrationManaged,
+        Event::ClientRegistrationExpired,
     ];
 
     /// The name stored and shown (`token.issued`, …).
@@ -96,6 +105,9 @@ impl Event {
             Event::ApiKeyCreated => "api_key.created",
             Event::ApiKeyRevoked => "api_key.revoked",
             Event::AdminChange => "admin.change",
+            Event::ClientRegistered => "client.registered",
+            Event::ClientRegistrationManaged => "client.registration_managed",
+            Event::ClientRegistrationExpired => "client.registration_expired",
         }
     }
 

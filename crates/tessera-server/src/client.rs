@@ -214,6 +214,47 @@ pub struct Client {
     /// Tokens of this client issued before this instant are inactive.
     pub tokens_not_before: u64,
     pub created_at: u64,
+    /// How the client came to be: by an administrator, or by registering itself.
+    pub origin: ClientOrigin,
+}
+
+/// How a client came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientOrigin {
+    /// Created through the admin API or the CLI.
+    Admin,
+    /// Registered itself at `/register` with `registration = "open"` (RFC 7591): constrained by
+    /// the open-registration policy, shown as unverified on the consent page.
+    OpenRegistration,
+    /// Registered itself at `/register` with an initial access token.
+    TokenRegistration,
+}
+
+impl ClientOrigin {
+    /// The stored and shown name: `admin`, `open_registration`, `token_registration`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientOrigin::Admin => "admin",
+            ClientOrigin::OpenRegistration => "open_registration",
+            ClientOrigin::TokenRegistration => "token_registration",
+        }
+    }
+
+    /// Whether the client registered itself (RFC 7591).
+    pub fn is_registered(self) -> bool {
+        self != ClientOrigin::Admin
+    }
+}
+
+impl FromStr for ClientOrigin {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [ClientOrigin::Admin, ClientOrigin::OpenRegistration, ClientOrigin::TokenRegistration]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| anyhow::anyhow!("unknown client origin {s:?}"))
+    }
 }
 
 /// Metadata that failed validation; the message names the field (RFC 7591 §3.2.2).
@@ -252,6 +293,7 @@ impl Client {
             profile: Profile::Default,
             tokens_not_before: 0,
             created_at: 0,
+            origin: ClientOrigin::Admin,
         }
     }
 
@@ -441,6 +483,7 @@ impl Client {
             profile,
             tokens_not_before: 0,
             created_at: now,
+            origin: ClientOrigin::Admin,
         })
     }
 
@@ -451,6 +494,7 @@ impl Client {
             client_secret_expires_at: client_secret.as_ref().map(|_| 0),
             client_secret,
             client_id_issued_at: self.created_at,
+            origin: self.origin.as_str().to_owned(),
             client_name: self.client_name.clone(),
             grant_types: self.grant_types.clone(),
             scope: self.scope.to_string(),

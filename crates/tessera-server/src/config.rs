@@ -65,6 +65,18 @@ pub struct RawConfig {
     /// Addresses or networks (CIDR) of TLS-terminating proxies whose RFC 9440 `Client-Cert`
     /// header is believed; from anyone else the header is removed.
     pub trusted_proxies: Option<Vec<String>>,
+    /// Dynamic client registration at `/register` (RFC 7591): `off` (default), `token` (an
+    /// initial access token is required) or `open` (anyone, within the open-registration policy).
+    pub registration: Option<String>,
+    /// Seconds after which a self-registered client that never completed an authorization is
+    /// deleted (default 7 days).
+    pub registration_expiry: Option<u64>,
+    /// The scopes a self-registered client may ask for, space-separated (default
+    /// `openid profile email`); a registration without `scope` gets all of them.
+    pub registration_scopes: Option<String>,
+    /// The audiences (resource indicators) a self-registered client's tokens may be for; the
+    /// first is the default (default: the issuer). An MCP server's URL goes here.
+    pub registration_audiences: Option<Vec<String>>,
 }
 
 impl RawConfig {
@@ -102,8 +114,23 @@ impl RawConfig {
             tls_key: over.tls_key.or(self.tls_key),
             tls_client_ca: over.tls_client_ca.or(self.tls_client_ca),
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
+            registration: over.registration.or(self.registration),
+            registration_expiry: over.registration_expiry.or(self.registration_expiry),
+            registration_scopes: over.registration_scopes.or(self.registration_scopes),
+            registration_audiences: over.registration_audiences.or(self.registration_audiences),
         }
     }
+}
+
+/// Who may register a client at `/register` (RFC 7591).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Nobody: `/register` answers 404 and is not advertised.
+    Off,
+    /// Holders of an initial access token (`tessera client registration-token create`).
+    Token,
+    /// Anyone, within the open-registration policy (docs/registration.md).
+    Open,
 }
 
 /// How logs are written.
@@ -206,6 +233,14 @@ pub struct Config {
     pub tls_client_ca: Option<PathBuf>,
     /// Proxies whose `Client-Cert` header is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Who may register clients at `/register`.
+    pub registration: Registration,
+    /// Seconds a self-registered client may stay unused before it is deleted.
+    pub registration_expiry: u64,
+    /// Scopes a self-registered client may ask for.
+    pub registration_scopes: Vec<String>,
+    /// Audiences a self-registered client's tokens may be for; the first is the default.
+    pub registration_audiences: Vec<String>,
 }
 
 impl Config {
@@ -290,6 +325,32 @@ impl Config {
                 "the public listener {listen} is not on loopback: give it a certificate (tls_cert, tls_key), or name the TLS-terminating proxy in front of it (trusted_proxies)"
             );
         }
+        let registration = match raw.registration.as_deref().unwrap_or("off") {
+            "off" => Registration::Off,
+            "token" => Registration::Token,
+            "open" => Registration::Open,
+            other => bail!("registration {other:?} is not `off`, `token` or `open`"),
+        };
+        let registration_scopes: Vec<String> = raw
+            .registration_scopes
+            .as_deref()
+            .unwrap_or("openid profile email")
+            .split_ascii_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if registration_scopes.iter().any(|s| s.starts_with("tessera:")) {
+            bail!("registration_scopes: tessera: scopes are reserved and never given to self-registered clients");
+        }
+        let registration_audiences = raw.registration_audiences.unwrap_or_else(|| vec![issuer.as_str().to_owned()]);
+        for aud in &registration_audiences {
+            let url = url::Url::parse(aud).with_context(|| format!("registration_audiences: {aud:?} is not a URI"))?;
+            if url.fragment().is_some() {
+                bail!("registration_audiences: {aud:?} has a fragment");
+            }
+        }
+        if registration_audiences.is_empty() {
+            bail!("registration_audiences: name at least one audience");
+        }
         Ok(Config {
             listen,
             admin_listen,
@@ -321,6 +382,10 @@ impl Config {
             tls,
             tls_client_ca: raw.tls_client_ca,
             trusted_proxies,
+            registration,
+            registration_expiry: raw.registration_expiry.unwrap_or(7 * 24 * 3600).max(60),
+            registration_scopes,
+            registration_audiences,
         })
     }
 

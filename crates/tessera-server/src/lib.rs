@@ -228,17 +228,33 @@ impl AppState {
                 if state.store.is_closed() {
                     return;
                 }
-                state.abuse.forget_old();
-                if let Err(err) = state.api_key_uses.flush(&state.store).await {
-                    tracing::warn!(err = format!("{err:#}"), "recording API keys' last use failed");
-                }
-                match state.store.purge_expired(state.clock.now().secs()).await {
-                    Ok(purged) if purged.rows > 0 => tracing::info!(rows = purged.rows, "expired rows purged"),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(err = format!("{err:#}"), "purging expired rows failed"),
-                }
+                state.janitor_round().await;
             }
         });
+    }
+
+    /// One round of the janitor (once a minute on every node): idle throttle keys dropped, API
+    /// keys' last uses written, expired rows purged, self-registered clients never used within
+    /// `registration_expiry` deleted, spent initial access tokens dropped. Errors are logged.
+    pub async fn janitor_round(&self) {
+        self.abuse.forget_old();
+        if let Err(err) = self.api_key_uses.flush(&self.store).await {
+            tracing::warn!(err = format!("{err:#}"), "recording API keys' last use failed");
+        }
+        let now = self.clock.now();
+        match self.store.purge_expired(now.secs()).await {
+            Ok(purged) if purged.rows > 0 => tracing::info!(rows = purged.rows, "expired rows purged"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(err = format!("{err:#}"), "purging expired rows failed"),
+        }
+        match flows::registration::expire_unused(self, now).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "unused self-registered clients deleted"),
+            Err(err) => tracing::warn!(err = format!("{err:#}"), "expiring unused registrations failed"),
+        }
+        if let Err(err) = self.store.purge_registration_tokens(now.secs()).await {
+            tracing::warn!(err = format!("{err:#}"), "purging initial access tokens failed");
+        }
     }
 
     fn admin_json_path(&self) -> std::path::PathBuf {

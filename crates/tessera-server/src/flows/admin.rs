@@ -83,10 +83,45 @@ pub async fn create_client(
         .client(&client.client_id)
         .detail("grant_types", &client.grant_types)
         .detail("scope", client.scope.to_string());
-    state.store.insert_client(&client, &secret::hash(client_secret.expose()), record).await?;
+    state.store.insert_client(&client, &secret::hash(client_secret.expose()), None, record).await?;
     tracing::info!(client_id = %client.client_id, "client created");
     let shown = client.uses_secret().then(|| client_secret.expose().to_owned());
     Ok(client.info(shown))
+}
+
+/// An initial access token for dynamic client registration, shown once and stored as its hash.
+pub async fn create_registration_token(
+    state: &AppState,
+    request: tessera_proto::registration::CreateRegistrationToken,
+    now: UnixTime,
+) -> Result<tessera_proto::registration::RegistrationToken, AdminError> {
+    if request.uses == Some(0) || request.expires_in == Some(0) {
+        return Err(AdminError::InvalidRequest("uses and expires_in must be positive".into()));
+    }
+    let id = secret::random_b64(9);
+    let token = secret::new_credential("tri_");
+    let expires_at = request.expires_in.map(|s| now.plus(s).secs());
+    let record = Record::admin(now.secs(), "registration_token.create")
+        .detail("registration_token", &id)
+        .detail("expires_at", expires_at)
+        .detail("uses", request.uses);
+    let stored = crate::store::registration::NewRegistrationToken {
+        id: &id,
+        token_hash: &secret::hash(token.expose()),
+        created_at: now.secs(),
+        expires_at,
+        uses: request.uses,
+    };
+    state.store.insert_registration_token(&stored, record).await?;
+    if state.config.registration != crate::config::Registration::Token {
+        tracing::warn!("an initial access token was created, but registration is not set to `token`");
+    }
+    Ok(tessera_proto::registration::RegistrationToken {
+        id,
+        token: token.expose().to_owned(),
+        expires_at,
+        uses: request.uses,
+    })
 }
 
 pub async fn list_clients(state: &AppState) -> Result<ClientList, AdminError> {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::client::{Client, GrantType, Profile, redirect_uri_matches};
+use crate::client::{Client, ClientOrigin, GrantType, Profile, redirect_uri_matches};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
@@ -253,6 +253,18 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
     })
 }
 
+/// RFC 9700 §4.11.2: anyone can register a client openly, with any https redirect URI, so an
+/// error sent there before the person has seen the consent page (which names the redirect host)
+/// would make this server an open redirector. For such a client it is shown here instead.
+fn unverified_stays_here(client: &Client, err: AuthorizeError) -> AuthorizeError {
+    match err {
+        AuthorizeError::Redirect { error, description, .. } if client.origin == ClientOrigin::OpenRegistration => {
+            AuthorizeError::Page(format!("The application's request was refused ({error}): {description}."))
+        }
+        other => other,
+    }
+}
+
 /// Resolves a request at `/authorize`: its client, and either its own parameters or those it
 /// pushed earlier (RFC 9126 §4: then only `client_id` and `request_uri` count).
 pub async fn resolve(state: &AppState, form: &Form, now: UnixTime) -> Result<Resolved, AuthorizeError> {
@@ -263,7 +275,7 @@ pub async fn resolve(state: &AppState, form: &Form, now: UnixTime) -> Result<Res
         None => return Err(AuthorizeError::Page("The application is not registered here.".into())),
     };
     let Some(request_uri) = form.get("request_uri") else {
-        let params = validate(&client, form, false)?;
+        let params = validate(&client, form, false).map_err(|err| unverified_stays_here(&client, err))?;
         return Ok(Resolved { client, params, par_hash: None });
     };
     let expired = || AuthorizeError::Page("The pushed authorization request is unknown, used or expired.".into());
@@ -456,11 +468,14 @@ async fn decide(
         Some((row, handle)) => (Some(row), Some(handle.to_owned())),
         None => (None, None),
     };
-    let fail = |error: &'static str, description: &str| AuthorizeError::Redirect {
-        redirect_uri: params.redirect_uri.clone(),
-        error,
-        description: description.to_owned(),
-        state: params.state.clone(),
+    let fail = |error: &'static str, description: &str| {
+        let redirect = AuthorizeError::Redirect {
+            redirect_uri: params.redirect_uri.clone(),
+            error,
+            description: description.to_owned(),
+            state: params.state.clone(),
+        };
+        unverified_stays_here(client, redirect)
     };
     let logged_in_here =
         |s: &SignedIn| interaction.and_then(|i| i.login_session_id.as_deref()) == Some(s.session.id.as_str());
@@ -481,6 +496,9 @@ async fn decide(
     let needs_consent = match signed_in {
         Some(_) if needs_login => false,
         Some(_) if client.first_party => forced,
+        // Anyone may register a client openly: its name proves nothing, so the person is asked
+        // every time (the page says the app is not verified and where it sends them).
+        Some(_) if client.origin == ClientOrigin::OpenRegistration => !consented_here,
         Some(s) => {
             let granted = state.store.consent(&s.user.id, &client.client_id).await?;
             let granted = Scope::parse(granted.as_deref().unwrap_or("")).unwrap_or_default();

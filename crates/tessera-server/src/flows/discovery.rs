@@ -10,7 +10,8 @@ use crate::config::IssuerUrl;
 /// ask for it (#23, principle 5), and RFC 8414 §2 lets a server leave scopes unadvertised.
 pub const SERVER_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
-pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
+/// The metadata; `registration` says whether `/register` is enabled.
+pub fn metadata(issuer: &IssuerUrl, registration: bool) -> ProviderMetadata {
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let confidential = [
         "client_secret_basic",
@@ -59,5 +60,6 @@ pub fn metadata(issuer: &IssuerUrl) -> ProviderMetadata {
             revocation_endpoint: issuer.join("/revoke"),
             userinfo_endpoint: issuer.join("/userinfo"),
         },
+        registration_endpoint: registration.then(|| issuer.join("/register")),
     }
 }

@@ -9,6 +9,7 @@ pub mod dpop;
 pub mod error;
 pub mod introspect;
 pub mod pending;
+pub(crate) mod registration;
 pub mod revocation_feed;
 pub mod revoke;
 pub mod session;

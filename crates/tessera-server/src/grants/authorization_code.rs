@@ -125,6 +125,11 @@ pub(crate) async fn grant(
         _ => None,
     };
     tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "authorization code redeemed");
+    if client.origin.is_registered() {
+        // A self-registered client that completed an authorization is kept past
+        // `registration_expiry` (flows::registration).
+        state.store.mark_client_used(&client.client_id, now.secs()).await?;
+    }
     Ok(response)
 }
 

@@ -22,7 +22,8 @@ use crate::flows::admin::{self, AdminError};
 #[openapi(
     info(title = "Tessera admin API", description = "Clients, signing keys, users and revocations. Every operation needs a Bearer access token with scope tessera:admin."),
     paths(
-        create_client, list_clients, get_client, delete_client, rotate_secret, create_key, list_keys, activate_key,
+        create_client, list_clients, get_client, delete_client, rotate_secret, create_registration_token,
+        create_key, list_keys, activate_key,
         create_user, list_users, get_user, delete_user, disable_user, enable_user, set_password, revoke,
         create_api_key, list_api_keys, get_api_key, revoke_api_key, audit_query, audit_verify
     ),
@@ -30,7 +31,8 @@ use crate::flows::admin::{self, AdminError};
         ClientMetadata, ClientInfo, ClientList, CreateKey, KeyInfo, KeyList, CreateUser, UserInfo, UserList,
         SetPassword, RevocationRequest, RevocationResult, ErrorBody, CreateApiKey, CreatedApiKey, ApiKeyInfo,
         ApiKeyList, tessera_proto::admin::AuditEntry, tessera_proto::admin::AuditPage,
-        tessera_proto::admin::AuditBreak, tessera_proto::admin::AuditVerification
+        tessera_proto::admin::AuditBreak, tessera_proto::admin::AuditVerification,
+        tessera_proto::registration::CreateRegistrationToken, tessera_proto::registration::RegistrationToken
     )),
     modifiers(&BearerAuth),
     security(("bearer" = []))
@@ -56,6 +58,7 @@ pub fn admin_app(state: AppState) -> Router {
         .route("/admin/clients", post(create_client).get(list_clients))
         .route("/admin/clients/{client_id}", get(get_client).delete(delete_client))
         .route("/admin/clients/{client_id}/secret", post(rotate_secret))
+        .route("/admin/registration-tokens", post(create_registration_token))
         .route("/admin/keys", post(create_key).get(list_keys))
         .route("/admin/keys/{kid}/activate", post(activate_key))
         .route("/admin/users", post(create_user).get(list_users))
@@ -217,6 +220,22 @@ async fn create_client(State(state): State<AppState>, body: Bytes) -> Response {
     let result = async {
         let metadata: ClientMetadata = json_body(&body, AdminError::InvalidClientMetadata)?;
         admin::create_client(&state, metadata, now).await
+    }
+    .await;
+    respond(StatusCode::CREATED, result)
+}
+
+/// Create an initial access token for `POST /register` (RFC 7591 §3; `registration = "token"`),
+/// shown once.
+#[utoipa::path(post, path = "/admin/registration-tokens",
+    request_body = tessera_proto::registration::CreateRegistrationToken,
+    responses((status = 201, body = tessera_proto::registration::RegistrationToken), (status = 400, body = ErrorBody)))]
+async fn create_registration_token(State(state): State<AppState>, body: Bytes) -> Response {
+    let now = state.clock.now();
+    let result = async {
+        let request: tessera_proto::registration::CreateRegistrationToken =
+            json_body(&body, AdminError::InvalidRequest)?;
+        admin::create_registration_token(&state, request, now).await
     }
     .await;
     respond(StatusCode::CREATED, result)

@@ -414,9 +414,12 @@ async fn consent_page(State(state): State<AppState>, headers: HeaderMap, RawQuer
         .map(|s| context! { name => s, description => describe(s) })
         .collect();
     let csrf = session::csrf_token(&state, "consent", &[request, &signed_in.session.id]);
+    // A self-registered client's name is its own claim: say so, and show where the answer goes.
+    let redirect_host = url::Url::parse(&params.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned));
     let ctx = context! {
         request => request, client_name => client.client_name.unwrap_or(client.client_id),
         username => signed_in.user.username, scopes => scopes, csrf_token => csrf,
+        unverified => client.origin.is_registered(), redirect_host => redirect_host,
     };
     render(&state, StatusCode::OK, "consent.html", ctx)
 }

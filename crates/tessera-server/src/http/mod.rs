@@ -6,6 +6,7 @@ mod browser;
 mod endpoint;
 mod error;
 mod feed;
+mod registration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -59,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/statuslists/{list}", get(status_list))
         .merge(browser::routes())
+        .merge(registration::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(public_metrics))
@@ -519,7 +521,11 @@ async fn userinfo(
 }
 
 async fn discovery(State(state): State<AppState>) -> Response {
-    let mut response = Json(flows::discovery::metadata(&state.config.issuer)).into_response();
+    let mut response = Json(flows::discovery::metadata(
+        &state.config.issuer,
+        state.config.registration != crate::config::Registration::Off,
+    ))
+    .into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response

@@ -52,6 +52,7 @@ mod clients;
 pub mod feed;
 mod keys;
 mod postgres;
+pub(crate) mod registration;
 mod retention;
 mod rows;
 mod sign_in;

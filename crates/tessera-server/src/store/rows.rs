@@ -376,6 +376,7 @@ where
         profile: column::<R, &str>(row, "profile")?.parse()?,
         tokens_not_before: column_u64(row, "tokens_not_before")?,
         created_at: column_u64(row, "created_at")?,
+        origin: column::<R, &str>(row, "origin")?.parse()?,
     };
     Ok(StoredClient { client, secret_hash: column(row, "secret_hash")? })
 }
