@@ -68,3 +68,65 @@ async fn chromium_signs_in_consents_and_signs_out_everywhere() {
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{}", shot.display());
     }
 }
+
+/// The consent page of a client that registered itself, in Chromium at 390 px wide, light and
+/// dark: the not-verified notice with the redirect host, no sideways scroll, AA contrast, and
+/// keyboard-only approval. Screenshots: `target/screenshots/consent-unverified-{light,dark}.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_a_self_registered_client_as_not_verified() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let dir = root.join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let app = tessera_test_support::spawn_app_with(tessera_test_support::T0, |c| {
+        c.registration = tessera_server::config::Registration::Open;
+    })
+    .await;
+    app.create_user("uma").await;
+    // Registered without a port: the script serves it on an ephemeral one (RFC 8252 §7.3).
+    let redirect = "http://127.0.0.1/callback";
+    let res = app
+        .http
+        .post(app.url("/register"))
+        .json(&json!({"client_name": "Unverified Tool", "redirect_uris": [redirect], "token_endpoint_auth_method": "none"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let client_id = res.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_owned();
+    let screenshots = root.join("target/screenshots");
+    let issuer = app.issuer.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("unverified_consent.mjs")
+            .current_dir(&dir)
+            .env("ISSUER", issuer)
+            .env("CLIENT_ID", client_id)
+            .env("CHALLENGE", CHALLENGE)
+            .env("USERNAME", "uma")
+            .env("PASSWORD", PASSWORD)
+            .env("SCREENSHOTS", &screenshots)
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("node is required for the browser test")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert!(seen.get("error").is_none(), "{seen:#}");
+    for scheme in ["light", "dark"] {
+        let note = seen[format!("{scheme}_note")].as_str().unwrap();
+        assert!(note.contains("not verified by this server") && note.contains("127.0.0.1"), "{note}");
+        assert!(seen[format!("{scheme}_overflow")].as_i64().unwrap() <= 0, "{seen:#}");
+        assert!(seen[format!("{scheme}_contrast")].as_f64().unwrap() >= 4.5, "{seen:#}");
+        assert!(seen[format!("{scheme}_deny_contrast")].as_f64().unwrap() >= 4.5, "{seen:#}");
+        assert_eq!(seen[format!("{scheme}_code")], true, "{seen:#}");
+        let shot = root.join(format!("target/screenshots/consent-unverified-{scheme}.png"));
+        assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{}", shot.display());
+    }
+}

@@ -782,3 +782,57 @@ fn readme_documents_every_audit_event_and_command() {
         assert!(out.status.success(), "tessera audit {sub}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+/// `tessera serve --registration token`: an initial access token from the CLI registers a
+/// client at `/register`, and `tessera client list` says how each client was created.
+#[test]
+fn a_registration_token_from_the_cli_registers_a_client_listed_as_registered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (public, admin) = (free_port(), free_port());
+    let server = Server::start_with(dir.path(), public, admin, &["--registration", "token"]);
+    let admin_config = server.admin_config.to_str().unwrap().to_owned();
+    let created = json_out(&tessera(&[
+        "client",
+        "registration-token",
+        "create",
+        "--admin-config",
+        &admin_config,
+        "--json",
+        "--uses",
+        "1",
+    ]));
+    assert_eq!(created["uses"], 1);
+    let token = created["token"].as_str().unwrap().to_owned();
+    let register = |token: &str| {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let res = reqwest::Client::new()
+                .post(format!("{}/register", server.issuer))
+                .bearer_auth(token)
+                .json(&serde_json::json!({
+                    "client_name": "registered by a developer",
+                    "redirect_uris": ["https://app.example/cb"],
+                    "token_endpoint_auth_method": "none",
+                }))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), res.json::<Value>().await.unwrap())
+        })
+    };
+    let (status, registered) = register(&token);
+    assert_eq!(status, 201, "{registered}");
+    assert_eq!(register(&token).0, 401, "one use");
+    let listed = json_out(&tessera(&["client", "list", "--admin-config", &admin_config, "--json"]));
+    let origins: Vec<(&str, &str)> = listed["clients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["client_id"].as_str().unwrap(), c["origin"].as_str().unwrap()))
+        .collect();
+    assert!(origins.contains(&(registered["client_id"].as_str().unwrap(), "token_registration")), "{origins:?}");
+    assert!(origins.iter().any(|(_, origin)| *origin == "admin"), "the bootstrap admin client: {origins:?}");
+    let table = tessera(&["client", "list", "--admin-config", &admin_config]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("CREATED_BY") && table.contains("token_registration"), "{table}");
+}

@@ -134,3 +134,36 @@ async fn oauth4webapi_obtains_and_uses_dpop_and_mtls_bound_tokens() {
     assert!(output.status.success(), "oauth4webapi failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("sender-constrained interop: 11 passed, 0 failed"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_registers_itself_and_completes_the_code_flow() {
+    let interop = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop"));
+    assert!(
+        interop.join("node_modules/openid-client").exists(),
+        "openid-client is not installed: run `npm ci --prefix tests/interop` (scripts/test does)"
+    );
+    // openid-client checks the ID token's iat and exp against its own wall clock.
+    let app = tessera_test_support::spawn_app_with(SystemClock.now().secs(), |c| {
+        c.registration = tessera_server::config::Registration::Open;
+    })
+    .await;
+    app.create_user("rita").await;
+    let output = tokio::task::spawn_blocking({
+        let issuer = app.issuer.clone();
+        move || {
+            Command::new("node")
+                .arg("registration.mjs")
+                .current_dir(&interop)
+                .env("ISSUER", issuer)
+                .env("USERNAME", "rita")
+                .env("PASSWORD", PASSWORD)
+                .output()
+                .expect("node is required for the interop tests")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("registration interop: 4 passed, 0 failed"), "{stdout}");
+}

@@ -14,6 +14,7 @@ mod dpop;
 mod fapi2;
 mod introspect;
 mod mtls;
+mod registration;
 mod revocation_feed;
 mod revoke;
 mod robustness;
