@@ -75,6 +75,17 @@ pub struct TestApp {
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
+/// An HTTP client whose connections come from `source` (any 127.0.0.0/8 address is this host),
+/// following no redirects: one attacker or user per address in the abuse tests.
+pub fn http_from(source: &str) -> reqwest::Client {
+    #[allow(clippy::unwrap_used)]
+    reqwest::Client::builder()
+        .local_address(source.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 /// Installs the one TLS crypto provider (DEPENDENCIES.md trap 1). Safe to call repeatedly.
 pub fn install_crypto_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -14,8 +14,8 @@ mod postgres;
 mod sse;
 
 pub use app::{
-    FixedClock, T0, TestApp, TestClient, basic, install_crypto_provider, spawn_app, spawn_app_at, spawn_app_with,
-    spawn_tls_app, spawn_tls_app_at, wall_clock_now,
+    FixedClock, T0, TestApp, TestClient, basic, http_from, install_crypto_provider, spawn_app, spawn_app_at,
+    spawn_app_with, spawn_tls_app, spawn_tls_app_at, wall_clock_now,
 };
 pub use browser::{
     Browser, CHALLENGE, PASSWORD, REDIRECT_URI, VERIFIER, code_request, hidden_field, location, query_param,

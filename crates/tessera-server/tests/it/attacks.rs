@@ -2,21 +2,11 @@
 //! several source addresses (all of 127.0.0.0/8 is loopback), floods bounded in count. Every
 //! test here failed against the build before its fix (#23).
 
-use std::net::IpAddr;
-
 use serde_json::{Value, json};
+use tessera_test_support::http_from as from;
 use tessera_test_support::{
     Browser, PASSWORD, T0, TestApp, TestClient, basic, code_request, location, query_param, spawn_app_with,
 };
-
-/// An HTTP client whose connections come from `source` (e.g. `127.0.0.2`).
-fn from(source: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 async fn client_credentials(app: &TestApp, http: &reqwest::Client, id: &str, secret: &str) -> u16 {
     let res = http

@@ -2,22 +2,13 @@
 //! setting, attacked as a stranger would: from several addresses, with junk tokens, asking for
 //! privileges. docs/threat-model.md T-16.
 
-use std::net::IpAddr;
-
 use serde_json::{Value, json};
 use tessera_server::config::Registration;
+use tessera_test_support::http_from as from;
 use tessera_test_support::{Browser, CHALLENGE, PASSWORD, VERIFIER, location, query_param};
 use tessera_test_support::{T0, TestApp, spawn_app_with};
 
 const LOOPBACK_REDIRECT: &str = "http://127.0.0.1:45111/callback";
-
-fn from(source: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// An MCP-style public client: loopback redirect, code and refresh grants, no secret.
 fn public_metadata() -> Value {
