@@ -170,10 +170,19 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
     let (status, _, body) = raw(
         &addr,
         "/invoices/42?page=2",
-        &[("Authorization", &bearer), ("X-Tessera-Sub", "admin"), ("X-Forwarded-User", "admin")],
+        &[
+            ("Authorization", &bearer),
+            ("X-Tessera-Sub", "admin"),
+            ("X-Forwarded-User", "admin"),
+            ("Mcp-Session-Id", "session-1"),
+            ("Mcp-Protocol-Version", "2025-11-25"),
+        ],
     );
     assert_eq!(status, 200, "{body}");
     let seen: Value = serde_json::from_str(&body).unwrap();
+    // An MCP server behind the gateway gets the protocol's own headers unchanged.
+    assert_eq!(seen["headers"]["mcp-session-id"], "session-1");
+    assert_eq!(seen["headers"]["mcp-protocol-version"], "2025-11-25");
     assert_eq!(seen["path"], "/invoices/42");
     assert_eq!(seen["headers"]["x-tessera-sub"], id);
     assert_eq!(seen["headers"]["x-tessera-scope"], "invoices:read");
