@@ -10,5 +10,6 @@ mod gateway;
 mod gateway_attacks;
 mod https;
 mod interop;
+mod mcp;
 mod multinode;
 mod outage;
