@@ -17,6 +17,8 @@
 //! `GET`/`PUT`/`DELETE /register/{client_id}`; a wrong one is 401 whether or not the client
 //! exists, so client ids are not probed.
 
+use std::sync::Arc;
+
 use tessera_proto::UnixTime;
 use tessera_proto::admin::ClientMetadata;
 use tessera_proto::registration::{ClientRegistration, RegistrationRequest};
@@ -26,6 +28,7 @@ use crate::audit::{Event, Record};
 use crate::client::{AuthMethod, Client, ClientOrigin, GrantType};
 use crate::config::Registration;
 use crate::secret::{self, CLIENT_SECRET_PREFIX};
+use crate::store::StoredClient;
 
 /// Self-registered clients that never completed an authorization, at most, under `"open"`.
 pub(crate) const MAX_UNUSED: u64 = 10_000;
@@ -157,19 +160,23 @@ pub(crate) async fn register(
 
 /// The client a registration access token manages, or 401 (for a wrong token and an unknown
 /// client alike).
-async fn managed(state: &AppState, client_id: &str, token: Option<&str>) -> Result<Client, RegistrationError> {
+async fn managed(
+    state: &AppState,
+    client_id: &str,
+    token: Option<&str>,
+) -> Result<Arc<StoredClient>, RegistrationError> {
     if state.config.registration == Registration::Off {
         return Err(RegistrationError::Disabled);
     }
     let token = token.ok_or(RegistrationError::InvalidToken)?;
-    let stored = state.store.registration_token_hash(client_id).await?;
+    let stored = state.store.client(client_id).await?;
     // Hashed first, then compared in constant time; an unknown client compares against zeros.
-    let matches = secret::hashes_equal(&secret::hash(token), &stored.unwrap_or([0; 32])) && stored.is_some();
-    if !matches {
-        return Err(RegistrationError::InvalidToken);
+    let expected = stored.as_ref().and_then(|s| s.registration_hash.as_deref()).unwrap_or(&[0; 32]);
+    let matches = secret::hashes_equal(&secret::hash(token), expected);
+    match stored {
+        Some(stored) if matches && stored.registration_hash.is_some() => Ok(stored),
+        _ => Err(RegistrationError::InvalidToken),
     }
-    let client = state.store.client(client_id).await?.ok_or(RegistrationError::InvalidToken)?;
-    Ok(client.client.clone())
 }
 
 /// `GET /register/{client_id}` (RFC 7592 §2.1).
@@ -178,10 +185,10 @@ pub(crate) async fn read(
     client_id: &str,
     token: Option<&str>,
 ) -> Result<ClientRegistration, RegistrationError> {
-    let client = managed(state, client_id, token).await?;
+    let stored = managed(state, client_id, token).await?;
     Ok(ClientRegistration {
-        registration_client_uri: registration_client_uri(state, &client.client_id),
-        client: client.info(None),
+        registration_client_uri: registration_client_uri(state, client_id),
+        client: stored.client.info(None),
         registration_access_token: None,
     })
 }
@@ -194,15 +201,15 @@ pub(crate) async fn update(
     request: RegistrationRequest,
     now: UnixTime,
 ) -> Result<ClientRegistration, RegistrationError> {
-    let current = managed(state, client_id, token).await?;
+    let stored = managed(state, client_id, token).await?;
+    let current = &stored.client;
     if request.client_id.as_deref() != Some(client_id) {
         return Err(invalid("client_id: must be the client's own"));
     }
-    if let Some(presented) = &request.client_secret {
-        let stored = state.store.client(client_id).await?.ok_or(RegistrationError::InvalidToken)?;
-        if !secret::hashes_equal(&secret::hash(presented), &stored.secret_hash) {
-            return Err(invalid("client_secret: not the client's secret"));
-        }
+    if let Some(presented) = &request.client_secret
+        && !secret::hashes_equal(&secret::hash(presented), &stored.secret_hash)
+    {
+        return Err(invalid("client_secret: not the client's secret"));
     }
     let mut client = client_of(state, client_id.to_owned(), current.origin, request, now)?;
     client.created_at = current.created_at;

@@ -108,21 +108,6 @@ impl Store {
         Ok(res == 1)
     }
 
-    /// The SHA-256 of a self-registered client's registration access token.
-    pub async fn registration_token_hash(&self, client_id: &str) -> anyhow::Result<Option<[u8; 32]>> {
-        on_pool!(self, read, |pool| {
-            let row = sqlx::query("SELECT registration_token_hash FROM clients WHERE client_id = $1")
-                .bind(client_id)
-                .fetch_optional(pool)
-                .await?;
-            let hash: Option<Vec<u8>> = match row {
-                Some(row) => column(&row, "registration_token_hash")?,
-                None => None,
-            };
-            Ok(hash.and_then(|h| <[u8; 32]>::try_from(h).ok()))
-        })
-    }
-
     /// Notes that a self-registered client completed an authorization (once; a client never
     /// used within `registration_expiry` is deleted by the janitor).
     pub async fn mark_client_used(&self, client_id: &str, now: u64) -> anyhow::Result<()> {

@@ -20,6 +20,8 @@ use crate::user::User;
 pub struct StoredClient {
     pub client: Client,
     pub secret_hash: Vec<u8>,
+    /// A self-registered client's RFC 7592 registration access token, as its SHA-256.
+    pub registration_hash: Option<Vec<u8>>,
 }
 
 /// A signing key as stored: the private half sealed with the master key.
@@ -378,7 +380,11 @@ where
         created_at: column_u64(row, "created_at")?,
         origin: column::<R, &str>(row, "origin")?.parse()?,
     };
-    Ok(StoredClient { client, secret_hash: column(row, "secret_hash")? })
+    Ok(StoredClient {
+        client,
+        secret_hash: column(row, "secret_hash")?,
+        registration_hash: column(row, "registration_token_hash")?,
+    })
 }
 
 #[cfg(test)]
