@@ -99,6 +99,13 @@ pub(crate) struct ServeArgs {
     /// Seconds after which a self-registered client never used is deleted (default 604800).
     #[arg(long, env = "TESSERA_REGISTRATION_EXPIRY")]
     registration_expiry: Option<u64>,
+    /// Accept https URLs as client ids naming a client ID metadata document (default true).
+    #[arg(long, env = "TESSERA_CLIENT_ID_METADATA_DOCUMENTS", action = clap::ArgAction::Set)]
+    client_id_metadata_documents: Option<bool>,
+    /// INSECURE, development and tests only: also fetch client ID metadata documents over http
+    /// from loopback addresses.
+    #[arg(long, env = "TESSERA_CIMD_ALLOW_LOOPBACK", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    cimd_allow_loopback: Option<bool>,
 }
 
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -134,6 +141,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         trusted_proxies: args.trusted_proxies,
         registration: args.registration,
         registration_expiry: args.registration_expiry,
+        client_id_metadata_documents: args.client_id_metadata_documents,
+        cimd_allow_loopback: args.cimd_allow_loopback,
         ..RawConfig::default()
     };
     let config = Config::from_raw(file.overlay(overrides))?;

@@ -66,6 +66,9 @@ pub struct ProviderMetadata {
     /// RFC 7591 §3: `POST /register`, only while registration is enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registration_endpoint: Option<String>,
+    /// draft-ietf-oauth-client-id-metadata-document: an https URL may be a `client_id`.
+    #[serde(default)]
+    pub client_id_metadata_document_supported: bool,
 }
 
 /// What a client or resource server reads of an issuer's metadata (RFC 8414 §2, OpenID Connect

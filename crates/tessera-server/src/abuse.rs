@@ -52,6 +52,10 @@ pub(crate) const PENDING_REQUESTS: u32 = 60;
 /// Registrations one address may make at once (`/register`); then one a minute.
 pub(crate) const REGISTRATIONS: u32 = 10;
 
+/// Client metadata documents one address may make the server fetch at once; then one every six
+/// seconds (`flows::metadata_document`).
+pub(crate) const DOCUMENT_FETCHES: u32 = 10;
+
 /// Consecutive password failures before a lockout.
 pub(crate) const LOCK_AFTER: u64 = 5;
 /// The first lockout; each further failure doubles it.
@@ -206,6 +210,9 @@ pub struct Abuse {
     /// Registrations per address (`register:<address>`): under `registration = "open"` every
     /// attempt, under `"token"` every failure; [`REGISTRATIONS`] at once, then one a minute.
     pub registrations: Throttle,
+    /// Fetches of client metadata documents per address (`cimd:<address>`), counted on a cache
+    /// miss only: [`DOCUMENT_FETCHES`] at once, then one every six seconds.
+    pub document_fetches: Throttle,
     /// Unknown usernames, locked like real users: (failures, locked until).
     pub unknown_users: moka::sync::Cache<String, (u64, u64)>,
     pub per_client: RequestLimit,
@@ -221,6 +228,7 @@ impl Abuse {
             login_ip: Throttle::new(20, Duration::from_secs(30)),
             pending_requests: Throttle::new(PENDING_REQUESTS, Duration::from_secs(2)),
             registrations: Throttle::new(REGISTRATIONS, Duration::from_secs(60)),
+            document_fetches: Throttle::new(DOCUMENT_FETCHES, Duration::from_secs(6)),
             unknown_users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(LONGEST_LOCK))
@@ -238,6 +246,7 @@ impl Abuse {
         self.login_ip.forget_old();
         self.pending_requests.forget_old();
         self.registrations.forget_old();
+        self.document_fetches.forget_old();
         for throttle in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
             throttle.forget_old();
         }

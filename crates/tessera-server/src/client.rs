@@ -228,6 +228,9 @@ pub enum ClientOrigin {
     OpenRegistration,
     /// Registered itself at `/register` with an initial access token.
     TokenRegistration,
+    /// Its `client_id` is the https URL of its own client ID metadata document, fetched when it
+    /// is used (`flows::metadata_document`): constrained and shown like an open registration.
+    MetadataDocument,
 }
 
 impl ClientOrigin {
@@ -237,10 +240,17 @@ impl ClientOrigin {
             ClientOrigin::Admin => "admin",
             ClientOrigin::OpenRegistration => "open_registration",
             ClientOrigin::TokenRegistration => "token_registration",
+            ClientOrigin::MetadataDocument => "metadata_document",
         }
     }
 
-    /// Whether the client registered itself (RFC 7591).
+    /// Whether anyone at all could have created the client, so that its name and redirect
+    /// URIs prove nothing: consent is asked every time and errors are never redirected before it.
+    pub fn is_unverified(self) -> bool {
+        matches!(self, ClientOrigin::OpenRegistration | ClientOrigin::MetadataDocument)
+    }
+
+    /// Whether the client registered itself (RFC 7591) or is described by its own document.
     pub fn is_registered(self) -> bool {
         self != ClientOrigin::Admin
     }
@@ -250,10 +260,15 @@ impl FromStr for ClientOrigin {
     type Err = anyhow::Error;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [ClientOrigin::Admin, ClientOrigin::OpenRegistration, ClientOrigin::TokenRegistration]
-            .into_iter()
-            .find(|o| o.as_str() == s)
-            .ok_or_else(|| anyhow::anyhow!("unknown client origin {s:?}"))
+        [
+            ClientOrigin::Admin,
+            ClientOrigin::OpenRegistration,
+            ClientOrigin::TokenRegistration,
+            ClientOrigin::MetadataDocument,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+        .ok_or_else(|| anyhow::anyhow!("unknown client origin {s:?}"))
     }
 }
 
@@ -265,6 +280,19 @@ pub struct InvalidMetadata(pub String);
 pub(crate) const MAX_ACCESS_TOKEN_TTL: u64 = 86_400;
 
 impl Client {
+    /// The name shown to people: `client_name` or the id; for a metadata document's client also
+    /// the document's host, which is who vouches for the name (`Example App (app.example)`).
+    pub fn display_name(&self) -> String {
+        let name = self.client_name.clone().unwrap_or_else(|| self.client_id.clone());
+        let host = (self.origin == ClientOrigin::MetadataDocument)
+            .then(|| url::Url::parse(&self.client_id).ok()?.host_str().map(str::to_owned))
+            .flatten();
+        match host {
+            Some(host) if self.client_name.is_some() => format!("{name} ({host})"),
+            _ => name,
+        }
+    }
+
     /// The stand-in client of the tokens exchanged for API key `jti` (`ak_<id>`): JWT access
     /// tokens of `ttl` seconds whose `client_id` is the key's id.
     pub fn for_api_key(jti: &str, ttl: u64) -> Client {

@@ -77,6 +77,12 @@ pub struct RawConfig {
     /// The audiences (resource indicators) a self-registered client's tokens may be for; the
     /// first is the default (default: the issuer). An MCP server's URL goes here.
     pub registration_audiences: Option<Vec<String>>,
+    /// Whether an `https` URL is accepted as a `client_id` naming its own client ID metadata
+    /// document (default true).
+    pub client_id_metadata_documents: Option<bool>,
+    /// INSECURE, for development and tests only: also accept metadata documents at `http` URLs
+    /// on loopback addresses.
+    pub cimd_allow_loopback: Option<bool>,
 }
 
 impl RawConfig {
@@ -118,6 +124,8 @@ impl RawConfig {
             registration_expiry: over.registration_expiry.or(self.registration_expiry),
             registration_scopes: over.registration_scopes.or(self.registration_scopes),
             registration_audiences: over.registration_audiences.or(self.registration_audiences),
+            client_id_metadata_documents: over.client_id_metadata_documents.or(self.client_id_metadata_documents),
+            cimd_allow_loopback: over.cimd_allow_loopback.or(self.cimd_allow_loopback),
         }
     }
 }
@@ -241,6 +249,10 @@ pub struct Config {
     pub registration_scopes: Vec<String>,
     /// Audiences a self-registered client's tokens may be for; the first is the default.
     pub registration_audiences: Vec<String>,
+    /// Whether `https` URLs are accepted as client ids naming a client ID metadata document.
+    pub client_id_metadata_documents: bool,
+    /// INSECURE: metadata documents may also be fetched over `http` from loopback addresses.
+    pub cimd_allow_loopback: bool,
 }
 
 impl Config {
@@ -386,6 +398,8 @@ impl Config {
             registration_expiry: raw.registration_expiry.unwrap_or(7 * 24 * 3600).max(60),
             registration_scopes,
             registration_audiences,
+            client_id_metadata_documents: raw.client_id_metadata_documents.unwrap_or(true),
+            cimd_allow_loopback: raw.cimd_allow_loopback.unwrap_or(false),
         })
     }
 

@@ -16,8 +16,10 @@ pub mod form;
 pub(crate) mod grants;
 pub(crate) mod http;
 pub(crate) mod keys;
+pub(crate) mod metadata_documents;
 pub(crate) mod metrics;
 pub(crate) mod mtls;
+pub(crate) mod outbound;
 pub(crate) mod pages;
 pub(crate) mod scope;
 pub mod secret;
@@ -74,6 +76,8 @@ pub struct Inner {
     pub pending_key: aws_lc_rs::aead::LessSafeKey,
     /// Clients' JWK Sets (inline or fetched from `jwks_uri`).
     pub client_keys: client_keys::ClientKeys,
+    /// Freshness and failures of client ID metadata documents (`flows::metadata_document`).
+    pub(crate) metadata_documents: metadata_documents::MetadataDocuments,
     /// Verifies `tls_client_auth` certificate chains against `tls_client_ca`, if configured.
     pub client_ca: Option<mtls::ChainVerifier>,
     /// Login, consent, account and error pages.
@@ -116,6 +120,7 @@ impl AppState {
         let pending_key = sealer.derive_aead_key("tessera pending authorization request v1")?;
         let pages = pages::Pages::load(config.templates_dir.as_deref())?;
         let client_keys = client_keys::ClientKeys::new(config.issuer.is_loopback())?;
+        let metadata_documents = metadata_documents::MetadataDocuments::new(config.cimd_allow_loopback);
         let client_ca = config.tls_client_ca.as_deref().map(mtls::ChainVerifier::load).transpose()?;
         // Nodes starting together on an empty shared database must not both create the first
         // keys and the bootstrap client.
@@ -144,6 +149,7 @@ impl AppState {
                 dpop_nonce_key,
                 pending_key,
                 client_keys,
+                metadata_documents,
                 client_ca,
                 pages,
                 server_errors: Default::default(),

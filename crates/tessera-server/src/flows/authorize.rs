@@ -10,10 +10,11 @@ use serde::{Deserialize, Serialize};
 use tessera_proto::UnixTime;
 
 use crate::AppState;
-use crate::client::{Client, ClientOrigin, GrantType, Profile, redirect_uri_matches};
+use crate::client::{Client, GrantType, Profile, redirect_uri_matches};
 use crate::flows::client_auth::{self, ClientRequest};
 use crate::flows::dpop::{self, PresentedProof};
 use crate::flows::error::OAuthError;
+use crate::flows::metadata_document::{self, DocumentError};
 use crate::flows::pending;
 use crate::form::Form;
 use crate::scope::Scope;
@@ -258,7 +259,7 @@ fn validate(client: &Client, form: &Form, from_par: bool) -> Result<AuthParams, 
 /// would make this server an open redirector. For such a client it is shown here instead.
 fn unverified_stays_here(client: &Client, err: AuthorizeError) -> AuthorizeError {
     match err {
-        AuthorizeError::Redirect { error, description, .. } if client.origin == ClientOrigin::OpenRegistration => {
+        AuthorizeError::Redirect { error, description, .. } if client.origin.is_unverified() => {
             AuthorizeError::Page(format!("The application's request was refused ({error}): {description}."))
         }
         other => other,
@@ -267,9 +268,28 @@ fn unverified_stays_here(client: &Client, err: AuthorizeError) -> AuthorizeError
 
 /// Resolves a request at `/authorize`: its client, and either its own parameters or those it
 /// pushed earlier (RFC 9126 §4: then only `client_id` and `request_uri` count).
-pub async fn resolve(state: &AppState, form: &Form, now: UnixTime) -> Result<Resolved, AuthorizeError> {
+/// A `client_id` that is an https URL names the client's metadata document, fetched first
+/// (`flows::metadata_document`; `ip` is the browser's, whose fetches are throttled).
+pub async fn resolve(
+    state: &AppState,
+    form: &Form,
+    ip: Option<std::net::IpAddr>,
+    now: UnixTime,
+) -> Result<Resolved, AuthorizeError> {
     let client_id =
         form.get("client_id").ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+    match metadata_document::load(state, client_id, ip, now).await {
+        Ok(()) => {}
+        Err(DocumentError::Refused(why)) => {
+            return Err(AuthorizeError::Page(format!("The application cannot be used: {why}.")));
+        }
+        Err(DocumentError::TooMany(_)) => {
+            return Err(AuthorizeError::Page(
+                "Too many applications were looked up from this address. Please wait a moment and try again.".into(),
+            ));
+        }
+        Err(DocumentError::Internal(err)) => return Err(AuthorizeError::Internal(err)),
+    }
     let client = match state.store.client(client_id).await? {
         Some(stored) => stored.client.clone(),
         None => return Err(AuthorizeError::Page("The application is not registered here.".into())),
@@ -498,7 +518,7 @@ async fn decide(
         Some(_) if client.first_party => forced,
         // Anyone may register a client openly: its name proves nothing, so the person is asked
         // every time (the page says the app is not verified and where it sends them).
-        Some(_) if client.origin == ClientOrigin::OpenRegistration => !consented_here,
+        Some(_) if client.origin.is_unverified() => !consented_here,
         Some(s) => {
             let granted = state.store.consent(&s.user.id, &client.client_id).await?;
             let granted = Scope::parse(granted.as_deref().unwrap_or("")).unwrap_or_default();

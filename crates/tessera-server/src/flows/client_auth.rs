@@ -18,6 +18,7 @@ use tessera_proto::UnixTime;
 use crate::AppState;
 use crate::client::{AuthMethod, Client};
 use crate::flows::error::OAuthError;
+use crate::flows::metadata_document::{self, DocumentError};
 use crate::form::Form;
 use crate::mtls;
 use crate::secret::{self, SecretString};
@@ -42,6 +43,9 @@ pub struct ClientRequest<'a> {
     pub certificate: Option<&'a ClientCertificate>,
     /// The URL the request was sent to.
     pub endpoint: &'a str,
+    /// The caller's address (behind trusted proxies, the forwarded one): a `client_id` that is a
+    /// metadata document URL makes this address spend its fetch allowance.
+    pub ip: Option<std::net::IpAddr>,
 }
 
 /// How the request offered to authenticate, not yet checked.
@@ -164,6 +168,14 @@ pub async fn authenticate(
     now: UnixTime,
 ) -> Result<Client, OAuthError> {
     let failure = OAuthError::InvalidClient { basic: credentials.is_basic() };
+    match metadata_document::load(state, &credentials.client_id, request.ip, now).await {
+        Ok(()) => {}
+        Err(DocumentError::Internal(err)) => return Err(err.into()),
+        Err(err) => {
+            tracing::info!(client_id = %credentials.client_id, why = %err, "client metadata document not usable");
+            return Err(failure);
+        }
+    }
     let found = state.store.client(&credentials.client_id).await?;
     let client = found.as_ref().map(|stored| &stored.client);
     let ok = match (&credentials.offered, client) {

@@ -4,14 +4,16 @@
 use tessera_proto::discovery::{MtlsEndpointAliases, ProviderMetadata};
 
 use crate::client::SUPPORTED_GRANT_TYPES;
-use crate::config::IssuerUrl;
+use crate::config::{Config, Registration};
 
 /// The scopes discovery advertises. `tessera:admin` is not among them: only admin clients may
 /// ask for it (#23, principle 5), and RFC 8414 §2 lets a server leave scopes unadvertised.
 pub const SERVER_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
-/// The metadata; `registration` says whether `/register` is enabled.
-pub fn metadata(issuer: &IssuerUrl, registration: bool) -> ProviderMetadata {
+/// The metadata, advertising `/register` and client ID metadata documents only when enabled.
+pub fn metadata(config: &Config) -> ProviderMetadata {
+    let issuer = &config.issuer;
+    let registration = config.registration != Registration::Off;
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let confidential = [
         "client_secret_basic",
@@ -61,5 +63,6 @@ pub fn metadata(issuer: &IssuerUrl, registration: bool) -> ProviderMetadata {
             userinfo_endpoint: issuer.join("/userinfo"),
         },
         registration_endpoint: registration.then(|| issuer.join("/register")),
+        client_id_metadata_document_supported: config.client_id_metadata_documents,
     }
 }

@@ -8,6 +8,7 @@ pub mod discovery;
 pub mod dpop;
 pub mod error;
 pub mod introspect;
+pub(crate) mod metadata_document;
 pub mod pending;
 pub(crate) mod registration;
 pub mod revocation_feed;

@@ -262,8 +262,9 @@ fn registration_client_uri(state: &AppState, client_id: &str) -> String {
     state.config.issuer.join(&format!("/register/{client_id}"))
 }
 
-/// Validates a registration request into a client, under the policy of its origin.
-fn client_of(
+/// Validates a registration request into a client, under the policy of its origin (a metadata
+/// document's is the open registration's).
+pub(crate) fn client_of(
     state: &AppState,
     client_id: String,
     origin: ClientOrigin,
@@ -273,7 +274,7 @@ fn client_of(
     if let Some(privileged) = PRIVILEGED.iter().find(|name| request.other.contains_key(**name)) {
         return Err(invalid(format!("{privileged}: not for clients that register themselves")));
     }
-    let open = origin == ClientOrigin::OpenRegistration;
+    let open = origin.is_unverified();
     let config = &state.config;
     // RFC 7591 §2: grant_types defaults to authorization_code; an open registration is a public
     // client unless it names private_key_jwt.

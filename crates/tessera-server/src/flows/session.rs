@@ -211,7 +211,7 @@ pub async fn account_sessions(state: &AppState, me: &SignedIn, now: UnixTime) ->
         let mut clients = Vec::new();
         for (_, client_id) in grants.iter().filter(|(sid, _)| *sid == session.id) {
             let name = match state.store.client(client_id).await? {
-                Some(stored) => stored.client.client_name.clone().unwrap_or_else(|| client_id.clone()),
+                Some(stored) => stored.client.display_name(),
                 None => continue,
             };
             if !clients.contains(&name) {

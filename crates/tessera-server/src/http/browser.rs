@@ -227,7 +227,7 @@ async fn authorize(
     }
     let now = state.clock.now();
     let cookies = Cookies::read(state, &headers);
-    let resolved = match authorize::resolve(state, &form, now).await {
+    let resolved = match authorize::resolve(state, &form, ip, now).await {
         Ok(resolved) => resolved,
         Err(err) => return next_response(state, Err(err)),
     };
@@ -416,10 +416,15 @@ async fn consent_page(State(state): State<AppState>, headers: HeaderMap, RawQuer
     let csrf = session::csrf_token(&state, "consent", &[request, &signed_in.session.id]);
     // A self-registered client's name is its own claim: say so, and show where the answer goes.
     let redirect_host = url::Url::parse(&params.redirect_uri).ok().and_then(|u| u.host_str().map(str::to_owned));
+    // A metadata document's client: its id is the document's URL; the host is who vouches for it.
+    let document_host = (client.origin == crate::client::ClientOrigin::MetadataDocument)
+        .then(|| url::Url::parse(&client.client_id).ok().and_then(|u| u.host_str().map(str::to_owned)))
+        .flatten();
     let ctx = context! {
         request => request, client_name => client.client_name.unwrap_or(client.client_id),
         username => signed_in.user.username, scopes => scopes, csrf_token => csrf,
         unverified => client.origin.is_registered(), redirect_host => redirect_host,
+        document_host => document_host,
     };
     render(&state, StatusCode::OK, "consent.html", ctx)
 }

@@ -27,6 +27,8 @@ pub(crate) struct EndpointRequest {
     certificate: Certificate,
     /// The peer's address (for records of where an API key was used).
     pub(crate) peer: Option<std::net::IpAddr>,
+    /// The caller's address: the peer's, or behind a trusted proxy the forwarded one.
+    ip: Option<std::net::IpAddr>,
 }
 
 impl EndpointRequest {
@@ -36,6 +38,7 @@ impl EndpointRequest {
             authorization: authorization(&self.headers)?,
             certificate: self.certificate.as_ref().map(|c| &c.0),
             endpoint: &self.url,
+            ip: self.ip,
         })
     }
 
@@ -53,12 +56,13 @@ impl FromRequest<AppState> for EndpointRequest {
         let url = state.config.issuer.join(request.uri().path());
         let certificate = request.extensions().get::<crate::tls::ClientCertificate>().cloned().map(axum::Extension);
         let peer = request.extensions().get::<ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip());
+        let ip = super::request_ip(state, request.extensions(), request.headers());
         // The headers are moved out, not copied: this runs on every introspection.
         let (mut parts, body) = request.into_parts();
         let headers = std::mem::take(&mut parts.headers);
         let body =
             Bytes::from_request(Request::from_parts(parts, body), state).await.map_err(IntoResponse::into_response)?;
         let form = form(&headers, &body).map_err(|err| no_store(err.into_response()))?;
-        Ok(EndpointRequest { now, url, form, headers, certificate, peer })
+        Ok(EndpointRequest { now, url, form, headers, certificate, peer, ip })
     }
 }

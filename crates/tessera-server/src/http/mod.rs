@@ -355,6 +355,7 @@ fn client_request<'a>(
         authorization: authorization(headers)?,
         certificate: certificate.as_ref().map(|c| &c.0),
         endpoint,
+        ip: None,
     })
 }
 
@@ -521,11 +522,7 @@ async fn userinfo(
 }
 
 async fn discovery(State(state): State<AppState>) -> Response {
-    let mut response = Json(flows::discovery::metadata(
-        &state.config.issuer,
-        state.config.registration != crate::config::Registration::Off,
-    ))
-    .into_response();
+    let mut response = Json(flows::discovery::metadata(&state.config)).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     response

@@ -36,6 +36,7 @@ async fn both_metadata_documents_advertise_only_what_works() {
             "email",
             "email_verified"
           ],
+          "client_id_metadata_document_supported": true,
           "code_challenge_methods_supported": [
             "S256"
           ],

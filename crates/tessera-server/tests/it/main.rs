@@ -13,6 +13,7 @@ mod discovery;
 mod dpop;
 mod fapi2;
 mod introspect;
+mod metadata_document;
 mod mtls;
 mod registration;
 mod revocation_feed;
