@@ -69,6 +69,9 @@ pub struct ProviderMetadata {
     /// draft-ietf-oauth-client-id-metadata-document: an https URL may be a `client_id`.
     #[serde(default)]
     pub client_id_metadata_document_supported: bool,
+    /// RFC 8628 §4: `POST /device_authorization`.
+    #[serde(default)]
+    pub device_authorization_endpoint: String,
 }
 
 /// What a client or resource server reads of an issuer's metadata (RFC 8414 §2, OpenID Connect

@@ -143,3 +143,18 @@ mod tests {
         assert_eq!(serde_json::to_string(&Audience::from_list(vec!["a".into(), "b".into()])).unwrap(), r#"["a","b"]"#);
     }
 }
+
+/// The answer at the device authorization endpoint (RFC 8628 §3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceAuthorizationResponse {
+    /// The device's secret, polled with at `/token`.
+    pub device_code: String,
+    /// What the person types at `verification_uri`: `XXXX-XXXX`.
+    pub user_code: String,
+    pub verification_uri: String,
+    /// `verification_uri` with the user code filled in (for a QR code).
+    pub verification_uri_complete: String,
+    pub expires_in: u64,
+    /// Seconds to wait between polls.
+    pub interval: u64,
+}

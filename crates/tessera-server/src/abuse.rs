@@ -56,6 +56,14 @@ pub(crate) const REGISTRATIONS: u32 = 10;
 /// seconds (`flows::metadata_document`).
 pub(crate) const DOCUMENT_FETCHES: u32 = 10;
 
+/// Device codes one address may ask for at once (`/device_authorization`); then one every
+/// three seconds.
+pub(crate) const DEVICE_AUTHORIZATIONS: u32 = 10;
+
+/// Wrong user codes one address, and one account, may type at `/device` at once; then one
+/// every 30 seconds.
+pub(crate) const USER_CODE_GUESSES: u32 = 5;
+
 /// Consecutive password failures before a lockout.
 pub(crate) const LOCK_AFTER: u64 = 5;
 /// The first lockout; each further failure doubles it.
@@ -213,6 +221,12 @@ pub struct Abuse {
     /// Fetches of client metadata documents per address (`cimd:<address>`), counted on a cache
     /// miss only: [`DOCUMENT_FETCHES`] at once, then one every six seconds.
     pub document_fetches: Throttle,
+    /// Device codes per address (`device:<address>`): [`DEVICE_AUTHORIZATIONS`] at once, then
+    /// one every three seconds.
+    pub device_authorizations: Throttle,
+    /// Wrong user codes at `/device`, per address and per account: [`USER_CODE_GUESSES`] at
+    /// once, then one every 30 seconds.
+    pub user_code_guesses: Throttle,
     /// Unknown usernames, locked like real users: (failures, locked until).
     pub unknown_users: moka::sync::Cache<String, (u64, u64)>,
     pub per_client: RequestLimit,
@@ -229,6 +243,8 @@ impl Abuse {
             pending_requests: Throttle::new(PENDING_REQUESTS, Duration::from_secs(2)),
             registrations: Throttle::new(REGISTRATIONS, Duration::from_secs(60)),
             document_fetches: Throttle::new(DOCUMENT_FETCHES, Duration::from_secs(6)),
+            device_authorizations: Throttle::new(DEVICE_AUTHORIZATIONS, Duration::from_secs(3)),
+            user_code_guesses: Throttle::new(USER_CODE_GUESSES, Duration::from_secs(30)),
             unknown_users: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(LONGEST_LOCK))
@@ -247,6 +263,8 @@ impl Abuse {
         self.pending_requests.forget_old();
         self.registrations.forget_old();
         self.document_fetches.forget_old();
+        self.device_authorizations.forget_old();
+        self.user_code_guesses.forget_old();
         for throttle in [&self.per_client.0, &self.per_ip.0].into_iter().flatten() {
             throttle.forget_old();
         }

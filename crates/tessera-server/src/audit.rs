@@ -60,11 +60,15 @@ pub enum Event {
     ClientRegistrationManaged,
     /// The janitor deleted a self-registered client that was never used.
     ClientRegistrationExpired,
+    /// A device asked for a device code (RFC 8628 §3.1).
+    DeviceCodeIssued,
+    /// A person approved or denied a device's request at `/device`.
+    DeviceCodeDecided,
 }
 
 impl Event {
     /// Every event, for documentation and filters.
-    pub const ALL: [Event; 19] = [
+    pub const ALL: [Event; 21] = [
         Event::TokenIssued,
         Event::TokenRefreshed,
         Event::ReuseDetected,
@@ -84,6 +88,8 @@ impl Event {
         Event::ClientRegistered,
         Event::ClientRegistrationManaged,
         Event::ClientRegistrationExpired,
+        Event::DeviceCodeIssued,
+        Event::DeviceCodeDecided,
     ];
 
     /// The name stored and shown (`token.issued`, …).
@@ -108,6 +114,8 @@ impl Event {
             Event::ClientRegistered => "client.registered",
             Event::ClientRegistrationManaged => "client.registration_managed",
             Event::ClientRegistrationExpired => "client.registration_expired",
+            Event::DeviceCodeIssued => "device.code_issued",
+            Event::DeviceCodeDecided => "device.decided",
         }
     }
 

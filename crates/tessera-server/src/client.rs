@@ -16,12 +16,19 @@ pub(crate) enum GrantType {
     RefreshToken,
     /// RFC 8693, for API keys.
     TokenExchange,
+    /// RFC 8628: devices without a browser.
+    DeviceCode,
 }
 
 impl GrantType {
     /// Every grant type.
-    pub(crate) const ALL: [GrantType; 4] =
-        [GrantType::ClientCredentials, GrantType::AuthorizationCode, GrantType::RefreshToken, GrantType::TokenExchange];
+    pub(crate) const ALL: [GrantType; 5] = [
+        GrantType::ClientCredentials,
+        GrantType::AuthorizationCode,
+        GrantType::RefreshToken,
+        GrantType::TokenExchange,
+        GrantType::DeviceCode,
+    ];
 
     /// The `grant_type` value, as registered in RFC 6749 §4 and RFC 8693 §2.1.
     pub(crate) const fn as_str(self) -> &'static str {
@@ -30,6 +37,7 @@ impl GrantType {
             GrantType::AuthorizationCode => "authorization_code",
             GrantType::RefreshToken => "refresh_token",
             GrantType::TokenExchange => "urn:ietf:params:oauth:grant-type:token-exchange",
+            GrantType::DeviceCode => "urn:ietf:params:oauth:grant-type:device_code",
         }
     }
 
@@ -39,8 +47,12 @@ impl GrantType {
     }
 }
 
-pub(crate) const SUPPORTED_GRANT_TYPES: [&str; 3] =
-    [GrantType::AuthorizationCode.as_str(), GrantType::RefreshToken.as_str(), GrantType::ClientCredentials.as_str()];
+pub(crate) const SUPPORTED_GRANT_TYPES: [&str; 4] = [
+    GrantType::AuthorizationCode.as_str(),
+    GrantType::RefreshToken.as_str(),
+    GrantType::ClientCredentials.as_str(),
+    GrantType::DeviceCode.as_str(),
+];
 
 /// Algorithms an ID token may be signed with.
 pub(crate) const ID_TOKEN_ALGS: [&str; 2] = ["RS256", "ES256"];
@@ -425,8 +437,9 @@ impl Client {
             return invalid(format!("jwks: {} needs jwks or jwks_uri", auth_method.as_str()));
         }
         let code_flow = grant_types.iter().any(|g| g == GrantType::AuthorizationCode.as_str());
-        if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !code_flow {
-            return invalid("grant_types: refresh_token needs authorization_code".into());
+        let person_grant = code_flow || grant_types.iter().any(|g| g == GrantType::DeviceCode.as_str());
+        if grant_types.iter().any(|g| g == GrantType::RefreshToken.as_str()) && !person_grant {
+            return invalid("grant_types: refresh_token needs authorization_code or the device code grant".into());
         }
         if auth_method == AuthMethod::None && grant_types.iter().any(|g| g == GrantType::ClientCredentials.as_str()) {
             return invalid("token_endpoint_auth_method: a public client (none) cannot use client_credentials".into());

@@ -8,13 +8,14 @@ use anyhow::Context;
 use minijinja::Environment;
 
 /// Every template and asset, with its built-in text.
-const BUILT_IN: [(&str, &str); 7] = [
+const BUILT_IN: [(&str, &str); 8] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     ("account.html", include_str!("../templates/account.html")),
     ("error.html", include_str!("../templates/error.html")),
     ("logout.html", include_str!("../templates/logout.html")),
+    ("device.html", include_str!("../templates/device.html")),
     ("tessera.css", include_str!("../templates/tessera.css")),
 ];
 

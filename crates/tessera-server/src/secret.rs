@@ -23,6 +23,25 @@ pub fn random_b64(n: usize) -> String {
 
 /// Fills `bytes` from the system CSPRNG. Each call costs more than the bytes it makes (a hardware
 /// draw and a DRBG step), so a caller that needs several random values draws them at once.
+/// The letters of RFC 8628 user codes: 20 consonants (§6.1: no vowels, so no words; no
+/// characters that look alike). 8 of them: 20^8 ≈ 2^34.6 codes.
+pub const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// A fresh 8-letter user code (RFC 8628 §6.1), uniformly drawn (bytes ≥ 240 are redrawn).
+pub fn user_code() -> String {
+    let mut code = String::with_capacity(8);
+    while code.len() < 8 {
+        let mut bytes = [0u8; 16];
+        fill_random(&mut bytes);
+        for b in bytes.into_iter().filter(|b| *b < 240) {
+            if code.len() < 8 {
+                code.push(char::from(USER_CODE_ALPHABET[usize::from(b % 20)]));
+            }
+        }
+    }
+    code
+}
+
 pub fn fill_random(bytes: &mut [u8]) {
     // aws-lc's RNG only fails if the OS entropy source is gone, where nothing can go on safely.
     #[allow(clippy::expect_used)]

@@ -64,5 +64,6 @@ pub fn metadata(config: &Config) -> ProviderMetadata {
         },
         registration_endpoint: registration.then(|| issuer.join("/register")),
         client_id_metadata_document_supported: config.client_id_metadata_documents,
+        device_authorization_endpoint: issuer.join("/device_authorization"),
     }
 }

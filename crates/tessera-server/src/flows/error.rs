@@ -28,6 +28,18 @@ pub enum OAuthError {
     /// RFC 9449 §8: the proof must carry the server's current nonce, which is attached.
     #[error("use_dpop_nonce")]
     UseDpopNonce(String),
+    /// RFC 8628 §3.5: the person has not answered yet; poll again after the interval.
+    #[error("authorization_pending")]
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polled too soon; the interval grew by 5 s.
+    #[error("slow_down")]
+    SlowDown,
+    /// RFC 8628 §3.5: the person denied the request.
+    #[error("access_denied")]
+    AccessDenied,
+    /// RFC 8628 §3.5: the device code expired; start again.
+    #[error("expired_token")]
+    ExpiredToken,
     #[error("server_error")]
     Internal(#[from] anyhow::Error),
 }
@@ -46,6 +58,10 @@ impl OAuthError {
             OAuthError::UseDpopNonce(_) => Some("the authorization server requires a DPoP nonce".into()),
             OAuthError::UnsupportedGrantType => Some("this grant type is not supported".into()),
             OAuthError::UnsupportedTokenType => Some("this token type cannot be revoked here".into()),
+            OAuthError::AuthorizationPending => Some("the person has not answered yet".into()),
+            OAuthError::SlowDown => Some("polling too fast: wait 5 s more between requests".into()),
+            OAuthError::AccessDenied => Some("the person denied the request".into()),
+            OAuthError::ExpiredToken => Some("the device code has expired".into()),
             OAuthError::Internal(_) => None,
         }
     }

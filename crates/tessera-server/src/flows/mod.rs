@@ -4,6 +4,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod authorize;
 pub mod client_auth;
+pub mod device;
 pub mod discovery;
 pub mod dpop;
 pub mod error;

@@ -286,6 +286,8 @@ pub(crate) async fn active_user(
 pub(crate) enum Issuing<'a> {
     Code(Option<&'a str>),
     Refresh,
+    /// A device code's redemption (RFC 8628).
+    Device,
 }
 
 pub(crate) async fn respond(
@@ -300,6 +302,7 @@ pub(crate) async fn respond(
     let (grant_type, nonce) = match issuing {
         Issuing::Code(nonce) => ("authorization_code", nonce),
         Issuing::Refresh => ("refresh_token", None),
+        Issuing::Device => (crate::client::GrantType::DeviceCode.as_str(), None),
     };
     let audience = select_audience(client, &grant.resources)?;
     let openid = scope.contains("openid");

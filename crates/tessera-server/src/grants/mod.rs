@@ -6,6 +6,7 @@
 
 pub(crate) mod authorization_code;
 pub(crate) mod client_credentials;
+pub(crate) mod device_code;
 pub(crate) mod issue;
 pub(crate) mod refresh_token;
 pub(crate) mod token_exchange;
@@ -53,6 +54,7 @@ pub(crate) async fn token(
         // otherwise carry and copy.
         GrantType::AuthorizationCode => Box::pin(authorization_code::grant(state, &client, form, &binding, now)).await,
         GrantType::RefreshToken => Box::pin(refresh_token::grant(state, &client, form, &binding, now)).await,
+        GrantType::DeviceCode => Box::pin(device_code::grant(state, &client, form, &binding, now)).await,
         GrantType::TokenExchange => Err(OAuthError::UnsupportedGrantType),
     }
 }

@@ -30,6 +30,8 @@ use crate::store::RevocationTarget;
 
 /// No `form-action`: browsers apply it to the redirect after a form post, and the consent
 /// form's 303 goes to the client.
+mod device;
+
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// The browser-facing routes, with the page headers applied to every response.
@@ -43,6 +45,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/account/sign-out-all", post(sign_out_all))
         .route("/account/api-keys", post(create_api_key))
         .route("/account/api-keys/revoke", post(revoke_api_key))
+        .route("/device", get(device::page).post(device::submit))
+        .route("/device/decide", post(device::decide))
         .route("/logout", get(logout).post(logout))
         .route("/assets/tessera.css", get(stylesheet))
         .layer(axum::middleware::map_response(page_headers))
@@ -266,7 +270,8 @@ async fn login_for(
     browser: &str,
     now: UnixTime,
 ) -> Result<(Option<String>, String), Response> {
-    if request.is_empty() {
+    // An account login, or one on the way to `/device` (RFC 8628): no client yet.
+    if request.is_empty() || is_device_login(request) {
         return Ok((None, String::new()));
     }
     match authorize::interaction(state, request, Some(browser), now).await {
@@ -280,6 +285,11 @@ async fn login_for(
             "This sign-in request is finished or has expired. Go back to the application and start again.",
         )),
     }
+}
+
+/// A login that returns to `/device` (with the typed code, when there was one).
+fn is_device_login(request: &str) -> bool {
+    request == "device" || request.starts_with("device:")
 }
 
 async fn login_page(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -373,6 +383,11 @@ async fn login_submit(
     };
     let mut response = if request.is_empty() {
         see_other("/account")
+    } else if is_device_login(request) {
+        match request.strip_prefix("device:").and_then(crate::flows::device::normalize) {
+            Some(code) => see_other(&format!("/device?user_code={code}")),
+            None => see_other("/device"),
+        }
     } else {
         next_response(&state, authorize::after_login(&state, request, browser, &signed_in, now).await)
     };

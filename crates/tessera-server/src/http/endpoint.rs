@@ -28,7 +28,7 @@ pub(crate) struct EndpointRequest {
     /// The peer's address (for records of where an API key was used).
     pub(crate) peer: Option<std::net::IpAddr>,
     /// The caller's address: the peer's, or behind a trusted proxy the forwarded one.
-    ip: Option<std::net::IpAddr>,
+    pub(crate) ip: Option<std::net::IpAddr>,
 }
 
 impl EndpointRequest {

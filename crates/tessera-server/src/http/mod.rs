@@ -45,6 +45,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/revoke", post(revoke).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
         .route("/par", post(par).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)))
+        .route(
+            "/device_authorization",
+            post(device_authorization).route_layer(axum::middleware::from_fn_with_state(state.clone(), throttle)),
+        )
         .route("/userinfo", get(userinfo).post(userinfo))
         .route(
             "/revocations",
@@ -494,6 +498,35 @@ async fn par(State(state): State<AppState>, request: EndpointRequest) -> Respons
             let pushed = tessera_proto::token::PushedAuthorizationResponse { request_uri, expires_in };
             (StatusCode::CREATED, Json(pushed)).into_response()
         }
+        Err(err) => err.into_response(),
+    })
+}
+
+/// `POST /device_authorization` (RFC 8628 §3.1): each address may ask for
+/// [`crate::abuse::DEVICE_AUTHORIZATIONS`] device codes at once, then one every three seconds.
+async fn device_authorization(State(state): State<AppState>, request: EndpointRequest) -> Response {
+    let key = format!("device:{}", request.ip.map_or_else(|| "?".to_owned(), crate::abuse::address_key));
+    if let Some(wait) = state.abuse.device_authorizations.blocked(&key) {
+        let mut response = error::json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "slow_down",
+            Some("too many device codes asked for from this address; try again later"),
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return no_store(response);
+    }
+    let result = async {
+        let ip = request.ip.map(|ip| ip.to_string());
+        flows::device::start(&state, &request.client()?, &request.form, ip, request.now).await
+    }
+    .await;
+    if result.is_ok() {
+        state.abuse.device_authorizations.failed(&key);
+    }
+    no_store(match result {
+        Ok(answer) => Json(answer).into_response(),
         Err(err) => err.into_response(),
     })
 }

@@ -49,6 +49,7 @@ macro_rules! on_pool {
 pub mod api_keys;
 pub mod audit;
 mod clients;
+mod device_codes;
 pub mod feed;
 mod keys;
 mod postgres;
@@ -62,6 +63,7 @@ mod tokens;
 mod users;
 
 pub use crate::config::PostgresSettings;
+pub use device_codes::{Approval, DeviceCodeRow};
 pub use retention::{MARGIN as RETENTION_MARGIN, Purged};
 pub use rows::{AuthRequestRow, CodeRow, GrantRow, KeyRow, OpaqueTokenRow, RefreshRow, SessionRow, StoredClient};
 pub use sign_in::{Redemption, RevocationTarget};

@@ -18,7 +18,7 @@ pub struct Purged {
 }
 
 /// `(table, statement)`: each deletes at most `$2` rows whose expiry is before `$1`.
-const STATEMENTS: [(&str, &str); 13] = [
+const STATEMENTS: [(&str, &str); 14] = [
     (
         "opaque_tokens",
         "DELETE FROM opaque_tokens WHERE id IN (SELECT id FROM (SELECT id, exp FROM opaque_tokens ORDER BY id LIMIT $2) AS oldest WHERE exp < $1)",
@@ -28,6 +28,12 @@ const STATEMENTS: [(&str, &str); 13] = [
     (
         "authorization_codes",
         "DELETE FROM authorization_codes WHERE code_hash IN (SELECT code_hash FROM authorization_codes WHERE expires_at < $1 LIMIT $2)",
+    ),
+    // A device code is useless after it expires and nothing refers to it: gone at once, not
+    // after the margin (anyone can create one for a public device client).
+    (
+        "device_codes",
+        "DELETE FROM device_codes WHERE device_code_hash IN (SELECT device_code_hash FROM device_codes WHERE expires_at < $1 + 86400 LIMIT $2)",
     ),
     (
         "auth_requests",

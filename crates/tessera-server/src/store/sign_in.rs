@@ -29,6 +29,51 @@ pub enum RevocationTarget<'a> {
     Client(&'a str),
 }
 
+/// Creates a grant and, when `refresh` is given, its first refresh token, inside transaction
+/// `$tx`; evaluates to the refresh token's id. Shared by every redemption that starts a grant
+/// (authorization codes, device codes).
+macro_rules! insert_grant {
+    ($tx:ident, $grant:expr, $refresh:expr, $now:expr) => {{
+        let grant: &$crate::store::GrantRow = $grant;
+        let refresh: Option<([u8; 32], u64)> = $refresh;
+        let now: u64 = $now;
+        sqlx::query(
+            "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at, dpop_jkt)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.client_id)
+        .bind(&grant.user_id)
+        .bind(&grant.session_id)
+        .bind(&grant.scope)
+        .bind($crate::store::json_list(&grant.resources))
+        .bind($crate::store::to_i64(grant.auth_time))
+        .bind($crate::store::to_i64(grant.created_at))
+        .bind($crate::store::to_i64(grant.expires_at))
+        .bind(&grant.dpop_jkt)
+        .execute(&mut *$tx)
+        .await?;
+        let refresh_id = match refresh {
+            None => None,
+            Some((secret_hash, idle_expires_at)) => {
+                let row = sqlx::query(
+                    "INSERT INTO refresh_tokens (grant_id, secret_hash, created_at, idle_expires_at)
+                     VALUES ($1, $2, $3, $4) RETURNING id",
+                )
+                .bind(&grant.id)
+                .bind(&secret_hash[..])
+                .bind($crate::store::to_i64(now))
+                .bind($crate::store::to_i64(idle_expires_at))
+                .fetch_one(&mut *$tx)
+                .await?;
+                Some($crate::store::rows::column_u64(&row, "id")?)
+            }
+        };
+        refresh_id
+    }};
+}
+pub(crate) use insert_grant;
+
 impl Store {
     // Sessions.
 
@@ -378,38 +423,7 @@ impl Store {
                     grant_id: previous.map(|r| column(&r, "grant_id")).transpose()?.flatten(),
                 });
             }
-            sqlx::query(
-                "INSERT INTO grants (id, client_id, user_id, session_id, scope, resources, auth_time, created_at, expires_at, dpop_jkt)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&grant.id)
-            .bind(&grant.client_id)
-            .bind(&grant.user_id)
-            .bind(&grant.session_id)
-            .bind(&grant.scope)
-            .bind(super::json_list(&grant.resources))
-            .bind(to_i64(grant.auth_time))
-            .bind(to_i64(grant.created_at))
-            .bind(to_i64(grant.expires_at))
-            .bind(&grant.dpop_jkt)
-            .execute(&mut *tx)
-            .await?;
-            let refresh_id = match refresh {
-                None => None,
-                Some((secret_hash, idle_expires_at)) => {
-                    let row = sqlx::query(
-                        "INSERT INTO refresh_tokens (grant_id, secret_hash, created_at, idle_expires_at)
-                         VALUES ($1, $2, $3, $4) RETURNING id",
-                    )
-                    .bind(&grant.id)
-                    .bind(&secret_hash[..])
-                    .bind(to_i64(now))
-                    .bind(to_i64(idle_expires_at))
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    Some(column_u64(&row, "id")?)
-                }
-            };
+            let refresh_id = insert_grant!(tx, grant, refresh, now);
             tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(Redemption::Redeemed { refresh_id })

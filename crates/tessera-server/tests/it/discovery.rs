@@ -40,6 +40,7 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "code_challenge_methods_supported": [
             "S256"
           ],
+          "device_authorization_endpoint": "ISSUER/device_authorization",
           "dpop_signing_alg_values_supported": [
             "ES256",
             "EdDSA",
@@ -50,7 +51,8 @@ async fn both_metadata_documents_advertise_only_what_works() {
           "grant_types_supported": [
             "authorization_code",
             "refresh_token",
-            "client_credentials"
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:device_code"
           ],
           "id_token_signing_alg_values_supported": [
             "RS256",

@@ -9,6 +9,7 @@ mod api_keys;
 mod attacks;
 mod audit;
 mod client_assertion;
+mod device;
 mod discovery;
 mod dpop;
 mod fapi2;
