@@ -130,3 +130,91 @@ async fn chromium_shows_a_self_registered_client_as_not_verified() {
         assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{}", shot.display());
     }
 }
+
+/// The device authorization grant's `/device` page in Chromium at 390 px wide, light and dark:
+/// sign in on the way, type the device's code (forgivingly), confirm, allow with the keyboard;
+/// no sideways scroll, AA contrast; then the device's poll gets its tokens. Screenshots:
+/// `target/screenshots/device-{enter,confirm,done}-{light,dark}.png`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_approves_a_device_at_the_device_page() {
+    let root = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let dir = root.join("tests/browser");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let app = tessera_test_support::spawn_app_with(tessera_test_support::T0, |_| {}).await;
+    app.create_user("devi").await;
+    let device = app
+        .code_client(json!({
+            "client_name": "Kitchen Display",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code"],
+            "redirect_uris": [],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let res = app
+            .http
+            .post(app.url("/device_authorization"))
+            .form(&[("client_id", device.id.as_str()), ("scope", "openid profile")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        started.push(res.json::<Value>().await.unwrap());
+    }
+    let codes: Vec<&str> = started.iter().map(|s| s["user_code"].as_str().unwrap()).collect();
+    let screenshots = root.join("target/screenshots");
+    let issuer = app.issuer.clone();
+    let user_codes = codes.join(",");
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("device.mjs")
+            .current_dir(&dir)
+            .env("ISSUER", issuer)
+            .env("USER_CODES", user_codes)
+            .env("USERNAME", "devi")
+            .env("PASSWORD", PASSWORD)
+            .env("SCREENSHOTS", &screenshots)
+            .env("CHROMIUM", chromium)
+            .output()
+            .expect("node is required for the browser test")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap_or("{}")).unwrap();
+    assert!(seen.get("error").is_none(), "{seen:#}");
+    for (scheme, code) in ["light", "dark"].into_iter().zip(&codes) {
+        let text = seen[format!("{scheme}_confirm_text")].as_str().unwrap();
+        assert!(text.contains("Kitchen Display") && text.contains(code), "{text}");
+        for page in ["enter", "confirm", "done"] {
+            assert!(seen[format!("{scheme}_{page}_overflow")].as_i64().unwrap() <= 0, "{seen:#}");
+            let shot = root.join(format!("target/screenshots/device-{page}-{scheme}.png"));
+            assert!(std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000), "{}", shot.display());
+        }
+        for measure in ["label_contrast", "code_contrast", "deny_contrast"] {
+            assert!(seen[format!("{scheme}_{measure}")].as_f64().unwrap() >= 4.5, "{measure}: {seen:#}");
+        }
+        assert!(seen[format!("{scheme}_done")].as_str().unwrap().contains("Kitchen Display"), "{seen:#}");
+    }
+    // The device's side: each code now redeems.
+    for started in &started {
+        let res = app
+            .http
+            .post(app.url("/token"))
+            .form(&[
+                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                ("device_code", started["device_code"].as_str().unwrap()),
+                ("client_id", device.id.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+}

@@ -167,3 +167,42 @@ async fn openid_client_registers_itself_and_completes_the_code_flow() {
     assert!(output.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("registration interop: 4 passed, 0 failed"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_completes_the_device_authorization_grant() {
+    let interop = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/interop"));
+    assert!(
+        interop.join("node_modules/openid-client").exists(),
+        "openid-client is not installed: run `npm ci --prefix tests/interop` (scripts/test does)"
+    );
+    // openid-client checks the ID token's iat and exp against its own wall clock.
+    let app = tessera_test_support::spawn_app_with(SystemClock.now().secs(), |_| {}).await;
+    app.create_user("dana").await;
+    let device = app
+        .code_client(serde_json::json!({
+            "client_name": "openid-client on a TV",
+            "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+            "redirect_uris": [],
+            "token_endpoint_auth_method": "none",
+        }))
+        .await;
+    let output = tokio::task::spawn_blocking({
+        let issuer = app.issuer.clone();
+        move || {
+            Command::new("node")
+                .arg("device.mjs")
+                .current_dir(&interop)
+                .env("ISSUER", issuer)
+                .env("CLIENT_ID", device.id)
+                .env("USERNAME", "dana")
+                .env("PASSWORD", PASSWORD)
+                .output()
+                .expect("node is required for the interop tests")
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "openid-client failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("device interop: 5 passed, 0 failed"), "{stdout}");
+}

@@ -385,3 +385,52 @@ async fn a_revocation_on_one_node_reaches_a_stream_on_the_other_within_a_second(
     drop((a, b));
     schema.drop_blocking();
 }
+
+/// The device grant on two nodes: a code asked for on A, approved on B, polled on both. Polling
+/// state is shared (a poll on B right after one on A is `slow_down`), and 32 concurrent polls of
+/// the approved code split across the nodes redeem it exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_code_is_redeemed_once_across_nodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, schema) = tokio::task::block_in_place(|| two_nodes(dir.path(), &[]));
+    let user = json!({"username":"alice","password":tessera_test_support::PASSWORD});
+    assert_eq!(a.admin(reqwest::Method::POST, "/admin/users", Some(user)).await.0, 201);
+    let client = a
+        .create_client(
+            json!({"client_name":"Hallway TV","grant_types":["urn:ietf:params:oauth:grant-type:device_code"],
+                              "scope":"openid"}),
+        )
+        .await;
+    let started = a.form("/device_authorization", &client.0, &client.1, &[("scope", "openid")]).await;
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+    let poll = vec![
+        ("grant_type", "urn:ietf:params:oauth:grant-type:device_code".to_owned()),
+        ("device_code", device_code.clone()),
+    ];
+    let urls = [format!("{}/token", a.issuer), format!("{}/token", b.issuer)];
+    let (_, first) = post(urls[0].clone(), client.0.clone(), client.1.clone(), poll.clone()).await;
+    assert_eq!(first["error"], "authorization_pending");
+    let (_, second) = post(urls[1].clone(), client.0.clone(), client.1.clone(), poll.clone()).await;
+    assert_eq!(second["error"], "slow_down", "B knows A was just polled");
+
+    // Approved on B.
+    let mut browser = Browser::at(&b.issuer);
+    let user_code = started["user_code"].as_str().unwrap();
+    let res = browser.get(&format!("/device?user_code={user_code}")).await;
+    let login = tessera_test_support::location(&res).unwrap();
+    let res = browser.login(&login, "alice", tessera_test_support::PASSWORD).await;
+    let back = tessera_test_support::location(&res).unwrap();
+    let page = browser.get(&back).await.text().await.unwrap();
+    assert!(page.contains("Hallway TV"), "{page}");
+    let csrf = tessera_test_support::hidden_field(&page, "csrf_token").unwrap();
+    let res =
+        browser.post("/device/decide", &[("csrf_token", &csrf), ("user_code", user_code), ("decision", "allow")]).await;
+    assert_eq!(res.status(), 200);
+
+    let results =
+        concurrently(32, |i| post(urls[i % 2].clone(), client.0.clone(), client.1.clone(), poll.clone())).await;
+    assert_eq!(results.iter().filter(|(s, _)| *s == 200).count(), 1, "{results:?}");
+    assert!(results.iter().all(|(s, b)| *s == 200 || b["error"] == "invalid_grant"), "{results:?}");
+    drop((a, b));
+    schema.drop_blocking();
+}

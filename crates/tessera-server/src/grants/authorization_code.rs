@@ -5,7 +5,8 @@
 use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
 
-use super::issue::{Binding, Issuing, active_user, respond};
+use super::issue::{Binding, Issuing, active_user};
+use super::start::{Approved, start};
 use crate::AppState;
 use crate::audit::{Event, Record};
 use crate::client::{Client, GrantType};
@@ -13,9 +14,8 @@ use crate::flows::authorize::{is_pkce_value, pkce_matches};
 use crate::flows::error::OAuthError;
 use crate::flows::session;
 use crate::form::Form;
-use crate::scope::Scope;
-use crate::secret::{self, OpaqueToken, REFRESH_TOKEN_PREFIX};
-use crate::store::{GrantRow, Redemption};
+use crate::secret;
+use crate::store::Redemption;
 
 /// `grant_type=authorization_code`.
 pub(crate) async fn grant(
@@ -80,57 +80,30 @@ pub(crate) async fn grant(
         Some(session) if session.ended_at.is_none() => {}
         _ => return Err(OAuthError::InvalidGrant("the session that authorized this code has ended")),
     }
-    let grant = GrantRow {
-        id: secret::random_b64(16),
-        client_id: client.client_id.clone(),
+    let approved = Approved {
         user_id: row.user_id.clone(),
         session_id: row.session_id.clone(),
         scope: row.scope.clone(),
         resources: row.resources.clone(),
         auth_time: row.auth_time,
-        created_at: now.secs(),
-        expires_at: now.plus(state.config.refresh_token_ttl).secs(),
-        revoked_at: None,
-        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key.
-        dpop_jkt: jkt.clone().filter(|_| client.is_public()),
     };
-    let refresh_secret = client.may_use(GrantType::RefreshToken).then(OpaqueToken::secret);
-    let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
-    let refresh = refresh_secret.map(|s| (secret::hash_bytes(&s), idle));
-    let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
-    // Issue the tokens before the code is consumed: if the database fails in between, the code
-    // is still unused and a retry works (an outage never looks like a replay). Tokens of a grant
-    // that never comes into being read as revoked.
-    let mut response = respond(state, Issuing::Code(row.nonce.as_deref()), client, &grant, scope, binding, now).await?;
-    let record = Record::new(Event::TokenIssued, now.secs(), format!("client:{}", client.client_id))
-        .subject(&grant.user_id)
-        .client(&client.client_id)
-        .session(Some(&grant.session_id))
-        .detail("token", "refresh_token")
-        .detail("grant_type", "authorization_code")
-        .detail("grant_id", &grant.id)
-        .detail("scope", &grant.scope)
-        .detail("refresh_token", refresh.is_some());
-    let refresh_id = match state.store.redeem_code(&code_hash, &grant, refresh, now.secs(), record).await? {
+    // Issued before the code is consumed (grants::start).
+    let starting = start(state, Issuing::Code(row.nonce.as_deref()), client, approved, binding, now).await?;
+    let record = starting.record(client, "authorization_code", now);
+    // A self-registered client that completes an authorization is kept past
+    // `registration_expiry` (flows::registration): noted in the redemption's transaction.
+    let mark_used = client.origin.is_registered();
+    let redemption =
+        state.store.redeem_code(&code_hash, &starting.grant, starting.refresh, mark_used, now.secs(), record).await?;
+    let refresh_id = match redemption {
         Redemption::Redeemed { refresh_id } => refresh_id,
         Redemption::AlreadyUsed { grant_id } => {
             replayed(state, client, grant_id.as_deref(), now).await?;
             return Err(invalid);
         }
     };
-    response.refresh_token = match (refresh_id, refresh_secret) {
-        (Some(id), Some(secret)) => {
-            Some(OpaqueToken { id, secret }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned())
-        }
-        _ => None,
-    };
-    tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "authorization code redeemed");
-    if client.origin.is_registered() {
-        // A self-registered client that completed an authorization is kept past
-        // `registration_expiry` (flows::registration).
-        state.store.mark_client_used(&client.client_id, now.secs()).await?;
-    }
-    Ok(response)
+    tracing::info!(client_id = %client.client_id, grant_id = %starting.grant.id, "authorization code redeemed");
+    Ok(starting.finish(refresh_id))
 }
 
 /// RFC 6749 §4.1.2, RFC 9700 §4.2.4: a code presented twice revokes what its first redemption issued.

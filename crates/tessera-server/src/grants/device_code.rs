@@ -7,15 +7,13 @@
 use tessera_proto::UnixTime;
 use tessera_proto::token::TokenResponse;
 
-use super::issue::{Binding, Issuing, active_user, respond};
+use super::issue::{Binding, Issuing, active_user};
+use super::start::{Approved, start};
 use crate::AppState;
-use crate::audit::{Event, Record};
 use crate::client::{Client, GrantType};
 use crate::flows::error::OAuthError;
 use crate::form::Form;
-use crate::scope::Scope;
-use crate::secret::{self, OpaqueToken, REFRESH_TOKEN_PREFIX};
-use crate::store::GrantRow;
+use crate::secret;
 
 /// How much `slow_down` adds to the interval (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: u64 = 5;
@@ -59,45 +57,11 @@ pub(crate) async fn grant(
         Some(session) if session.ended_at.is_none() => {}
         _ => return Err(OAuthError::InvalidGrant("the session that approved this device code has ended")),
     }
-    let grant = GrantRow {
-        id: secret::random_b64(16),
-        client_id: client.client_id.clone(),
-        user_id,
-        session_id,
-        scope: row.scope,
-        resources: row.resources,
-        auth_time,
-        created_at: now.secs(),
-        expires_at: now.plus(state.config.refresh_token_ttl).secs(),
-        revoked_at: None,
-        // RFC 9449 §5: a public client's refresh tokens are bound to its DPoP key.
-        dpop_jkt: binding.dpop_jkt.clone().filter(|_| client.is_public()),
-    };
-    let refresh_secret = client.may_use(GrantType::RefreshToken).then(OpaqueToken::secret);
-    let idle = now.plus(state.config.refresh_token_idle_ttl).secs().min(grant.expires_at);
-    let refresh = refresh_secret.map(|s| (secret::hash_bytes(&s), idle));
-    let scope = Scope::parse(&grant.scope).map_err(|_| anyhow::anyhow!("stored scope is corrupt"))?;
-    // Issued before the code is redeemed, as for authorization codes: an outage in between
-    // leaves the code approved, and the next poll works.
-    let mut response = respond(state, Issuing::Device, client, &grant, scope, binding, now).await?;
-    let record = Record::new(Event::TokenIssued, now.secs(), format!("client:{}", client.client_id))
-        .subject(&grant.user_id)
-        .client(&client.client_id)
-        .session(Some(&grant.session_id))
-        .detail("token", "refresh_token")
-        .detail("grant_type", GrantType::DeviceCode.as_str())
-        .detail("grant_id", &grant.id)
-        .detail("scope", &grant.scope)
-        .detail("refresh_token", refresh.is_some());
-    let Some(refresh_id) = state.store.redeem_device_code(&hash, &grant, refresh, now.secs(), record).await? else {
-        return Err(invalid);
-    };
-    response.refresh_token = match (refresh_id, refresh_secret) {
-        (Some(id), Some(secret)) => {
-            Some(OpaqueToken { id, secret }.encode_as(REFRESH_TOKEN_PREFIX).expose().to_owned())
-        }
-        _ => None,
-    };
-    tracing::info!(client_id = %client.client_id, grant_id = %grant.id, "device code redeemed");
-    Ok(response)
+    let approved = Approved { user_id, session_id, scope: row.scope, resources: row.resources, auth_time };
+    let starting = start(state, Issuing::Device, client, approved, binding, now).await?;
+    let record = starting.record(client, GrantType::DeviceCode.as_str(), now);
+    let redeemed = state.store.redeem_device_code(&hash, &starting.grant, starting.refresh, now.secs(), record).await?;
+    let Some(refresh_id) = redeemed else { return Err(invalid) };
+    tracing::info!(client_id = %client.client_id, grant_id = %starting.grant.id, "device code redeemed");
+    Ok(starting.finish(refresh_id))
 }

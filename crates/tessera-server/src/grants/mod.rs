@@ -9,6 +9,7 @@ pub(crate) mod client_credentials;
 pub(crate) mod device_code;
 pub(crate) mod issue;
 pub(crate) mod refresh_token;
+pub(crate) mod start;
 pub(crate) mod token_exchange;
 
 use tessera_proto::UnixTime;

@@ -108,21 +108,6 @@ impl Store {
         Ok(res == 1)
     }
 
-    /// Notes that a self-registered client completed an authorization (once; a client never
-    /// used within `registration_expiry` is deleted by the janitor).
-    pub async fn mark_client_used(&self, client_id: &str, now: u64) -> anyhow::Result<()> {
-        on_pool!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE clients SET used_at = $1 WHERE client_id = $2 AND used_at IS NULL AND origin <> 'admin'",
-            )
-            .bind(to_i64(now))
-            .bind(client_id)
-            .execute(pool)
-            .await?;
-            Ok(())
-        })
-    }
-
     /// Self-registered clients that have not completed an authorization yet.
     pub async fn unused_registrations(&self) -> anyhow::Result<u64> {
         on_pool!(self, read, |pool| {

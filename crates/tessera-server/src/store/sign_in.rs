@@ -394,11 +394,15 @@ impl Store {
     /// Consumes the code and creates its grant (and first refresh token, given its secret hash
     /// and idle expiry) in one transaction. Exactly one of any number of concurrent callers
     /// gets [`Redemption::Redeemed`].
+    /// Consumes a code and creates its grant in one transaction. A self-registered client
+    /// (`mark_used`) is noted as used in the same transaction (it then outlives
+    /// `registration_expiry`).
     pub async fn redeem_code(
         &self,
         code_hash: &[u8; 32],
         grant: &GrantRow,
         refresh: Option<([u8; 32], u64)>,
+        mark_used: bool,
         now: u64,
         audit: Record,
     ) -> anyhow::Result<Redemption> {
@@ -424,6 +428,15 @@ impl Store {
                 });
             }
             let refresh_id = insert_grant!(tx, grant, refresh, now);
+            if mark_used {
+                sqlx::query(
+                    "UPDATE clients SET used_at = $1 WHERE client_id = $2 AND used_at IS NULL AND origin <> 'admin'",
+                )
+                .bind(to_i64(now))
+                .bind(&grant.client_id)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.audit(std::slice::from_ref(&audit)).await?;
             tx.commit().await?;
             Ok(Redemption::Redeemed { refresh_id })

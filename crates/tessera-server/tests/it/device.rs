@@ -244,3 +244,42 @@ async fn user_code_guessing_and_device_code_floods_are_bounded() {
     let page = res.text().await.unwrap();
     assert!(page.contains("Allow this device?"), "{page}");
 }
+
+/// RFC 9449 with RFC 8628: a proof on the redeeming poll binds the access token to the device's
+/// key, and the public device client's refresh token too (a refresh without that key fails).
+#[tokio::test]
+async fn dpop_binds_a_device_grants_tokens_to_the_devices_key() {
+    let app = spawn_app_with(T0, |_| {}).await;
+    let client = device_client(&app).await;
+    app.create_user("alice").await;
+    let (_, started) = start(&app, &app.http, &client.id, "openid offline_access").await;
+    let mut browser = Browser::new(&app);
+    answer(&mut browser, started["verification_uri_complete"].as_str().unwrap(), "allow").await;
+    let key = tessera_test_support::DpopKey::default();
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .header("dpop", app.dpop_proof(&key, "/token"))
+        .form(&[
+            ("grant_type", DEVICE_GRANT),
+            ("device_code", started["device_code"].as_str().unwrap()),
+            ("client_id", client.id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let tokens: Value = res.json().await.unwrap();
+    assert_eq!(tokens["token_type"], "DPoP");
+    let claims = tessera_test_support::jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(claims["cnf"], json!({"jkt": key.jkt()}));
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let res = app
+        .http
+        .post(app.url("/token"))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", client.id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400, "the refresh token is bound to the device's key");
+}

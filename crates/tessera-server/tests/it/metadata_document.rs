@@ -308,3 +308,39 @@ async fn documents_can_be_turned_off() {
     assert_eq!(res.status(), 400);
     assert_eq!(documents.any.load(Ordering::SeqCst), 0);
 }
+
+/// A metadata document's client pushes its request (RFC 9126) with the URL as `client_id`, and
+/// a document that is refused is refused at `/par` too.
+#[tokio::test]
+async fn a_metadata_document_client_uses_par() {
+    let (app, documents) = app_with_documents().await;
+    documents.serve("good.json", "PAR client");
+    let client_id = documents.url("good.json");
+    let form = [
+        ("response_type", "code"),
+        ("client_id", client_id.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("scope", "openid"),
+        ("code_challenge", CHALLENGE),
+        ("code_challenge_method", "S256"),
+    ];
+    let res = app.http.post(app.url("/par")).form(&form).send().await.unwrap();
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let pushed: Value = res.json().await.unwrap();
+    let request_uri = pushed["request_uri"].as_str().unwrap();
+    let url = reqwest::Url::parse_with_params(
+        &app.url("/authorize"),
+        &[("client_id", client_id.as_str()), ("request_uri", request_uri)],
+    )
+    .unwrap();
+    let res = from("127.0.5.1").get(url).send().await.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(location(&res).unwrap().starts_with("/login"), "{:?}", location(&res));
+    assert_eq!(documents.hits("good.json"), 1);
+
+    let missing = documents.url("missing.json");
+    let mut refused = form;
+    refused[1] = ("client_id", missing.as_str());
+    let res = app.http.post(app.url("/par")).form(&refused).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+}

@@ -377,3 +377,37 @@ async fn an_open_registration_does_not_make_the_server_an_open_redirector() {
     assert_eq!(res.status(), 303);
     assert!(location(&res).unwrap().contains("error=invalid_scope"));
 }
+
+/// Guessing registration access tokens at `/register/{id}` is throttled per address like failed
+/// client authentication; the client's own manager, elsewhere, is not held up and a wrong token
+/// never changes anything.
+#[tokio::test]
+async fn guessing_registration_access_tokens_is_bounded_per_address() {
+    let app = spawn_app_with(T0, |c| {
+        c.registration = Registration::Open;
+        c.auth_failure_allowance = 10; // the default; the test harness raises it
+    })
+    .await;
+    let (status, registered) = register(&app, &from("127.0.6.1"), None, &public_metadata()).await;
+    assert_eq!(status, 201);
+    let uri = registered["registration_client_uri"].as_str().unwrap();
+    let rat = registered["registration_access_token"].as_str().unwrap();
+    let guesser = from("127.0.6.2");
+    let mut statuses = Vec::new();
+    for i in 0..30 {
+        let res = match i % 3 {
+            0 => guesser.get(uri).bearer_auth(format!("trg_guess{i}")).send().await.unwrap(),
+            1 => guesser.delete(uri).bearer_auth(format!("trg_guess{i}")).send().await.unwrap(),
+            _ => guesser.put(uri).bearer_auth(format!("trg_guess{i}")).json(&public_metadata()).send().await.unwrap(),
+        };
+        statuses.push(res.status().as_u16());
+    }
+    assert!(statuses.iter().all(|s| *s == 401 || *s == 429), "{statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 429).count() >= 19, "{statuses:?}");
+    // Even the right token waits at the blocked address; from its own address it works.
+    assert_eq!(guesser.get(uri).bearer_auth(rat).send().await.unwrap().status(), 429);
+    let res = from("127.0.6.3").get(uri).bearer_auth(rat).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let read: Value = res.json().await.unwrap();
+    assert_eq!(read["client_name"], registered["client_name"], "nothing was changed by the guesses");
+}
