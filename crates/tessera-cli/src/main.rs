@@ -2,6 +2,7 @@
 //! drive the admin API and verify tokens. Errors print one line and exit non-zero.
 
 mod admin;
+mod admin_self;
 mod audit;
 mod gateway;
 mod serve;
@@ -49,6 +50,9 @@ enum Command {
     /// Check, follow, search and export the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// The CLI's own admin client (the one admin.json holds).
+    #[command(subcommand)]
+    Admin(admin_self::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
             Command::Revoke(args) => admin::revoke(args).await.map(|()| ExitCode::SUCCESS),
             Command::Apikey(command) => admin::api_key(command).await.map(|()| ExitCode::SUCCESS),
             Command::Audit(command) => audit::run(command).await,
+            Command::Admin(command) => admin_self::run(command).await.map(|()| ExitCode::SUCCESS),
         }
     });
     match result {

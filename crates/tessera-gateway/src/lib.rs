@@ -97,6 +97,23 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
 /// Answers one request; with the label its metrics go under (the route prefix, or `bff`,
 /// `static`, `none`, `invalid`).
 async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
+    let refuse =
+        |why: &str| ("invalid".to_owned(), ErrorSource::Client.answer(StatusCode::BAD_REQUEST, "invalid_request", why));
+    // RFC 9112 §3.2.2: an absolute-form target is for a proxy; the gateway accepts one only for
+    // its own origin (and routes on its path), never for anywhere else.
+    // (HTTP/2 always carries `:scheme` and `:authority`; this is about HTTP/1's target form.)
+    if request.version() <= http::Version::HTTP_11
+        && let Some(scheme) = request.uri().scheme_str()
+    {
+        let authority = request.uri().authority().map_or("", |a| a.as_str());
+        if format!("{scheme}://{authority}").to_ascii_lowercase() != gateway.public_origin {
+            return refuse("an absolute-form request target must name this gateway's origin");
+        }
+    }
+    if let Some(name) = canonical::ambiguous_protected(request.headers()) {
+        tracing::info!(header = %name, "request refused: a protected header in two spellings");
+        return refuse("a header only the gateway may set is sent in two spellings");
+    }
     let path = match canonical_path(request.uri().path()) {
         Ok(path) => path,
         Err(why) => {
@@ -173,10 +190,18 @@ async fn handle(gateway: &Gateway, mut request: Request) -> (String, Response) {
     };
     let label = route.config.prefix.clone();
     let methods = &route.config.methods;
-    if !methods.is_empty() && !methods.iter().any(|m| m.eq_ignore_ascii_case(request.method().as_str())) {
+    let listed = methods.iter().any(|m| m.eq_ignore_ascii_case(request.method().as_str()));
+    // CONNECT and TRACE have no business at an API gateway: only a route that lists them gets them.
+    let tunnel_or_trace = matches!(*request.method(), Method::CONNECT | Method::TRACE);
+    if (!methods.is_empty() || tunnel_or_trace) && !listed {
         let mut response =
             ErrorSource::Client.answer(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed here");
-        if let Ok(allow) = HeaderValue::from_str(&methods.join(", ")) {
+        let allow = if methods.is_empty() {
+            "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS".to_owned()
+        } else {
+            methods.join(", ")
+        };
+        if let Ok(allow) = HeaderValue::from_str(&allow) {
             response.headers_mut().insert(header::ALLOW, allow);
         }
         return (label, response);
@@ -371,6 +396,7 @@ mod tests {
             metrics_from: Vec::new(),
             trusted_proxies: trusted.iter().map(|n| n.parse().unwrap()).collect(),
             bff: None,
+            public_origin: "http://127.0.0.1:1".into(),
         };
         let request = |peer: &str, header: &str| {
             let mut request = Request::new(Body::empty());

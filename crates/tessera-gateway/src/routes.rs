@@ -43,6 +43,8 @@ pub(crate) struct Gateway {
     pub(crate) metrics_from: Vec<ipnet::IpNet>,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) bff: Option<Arc<bff::Bff>>,
+    /// `scheme://host[:port]` clients use: the only origin an absolute-form target may name.
+    pub(crate) public_origin: String,
 }
 
 /// Builds the gateway: one verifier per audience (each following the revocation feed), and a
@@ -138,6 +140,7 @@ pub(crate) async fn build(config: &GatewayConfig) -> anyhow::Result<Gateway> {
         metrics_from: config.metrics_from.clone(),
         trusted_proxies: config.trusted_proxies.clone(),
         bff: token_handler,
+        public_origin: config.public_origin.trim_end_matches('/').to_ascii_lowercase(),
     })
 }
 

@@ -267,6 +267,24 @@ impl AppState {
         self.config.data_dir.join("admin.json")
     }
 
+    /// The admin client `admin.json` names, if the file is readable.
+    pub(crate) fn admin_json_client(&self) -> Option<String> {
+        let bytes = std::fs::read(self.admin_json_path()).ok()?;
+        serde_json::from_slice::<AdminConfig>(&bytes).ok().map(|file| file.client_id)
+    }
+
+    /// Rewrites `admin.json` (0600, atomically) with `client_id`'s new secret, when the file
+    /// names that client.
+    pub(crate) fn rewrite_admin_json_secret(&self, client_id: &str, secret: &str) -> anyhow::Result<()> {
+        let path = self.admin_json_path();
+        let file: AdminConfig = serde_json::from_slice(&std::fs::read(&path)?)?;
+        if file.client_id == client_id {
+            let updated = AdminConfig { client_secret: secret.to_owned(), ..file };
+            keys::write_private_file(&path, &serde_json::to_vec_pretty(&updated)?)?;
+        }
+        Ok(())
+    }
+
     /// Makes sure the bootstrap admin client exists and `admin.json` describes it.
     async fn bootstrap(&self) -> anyhow::Result<()> {
         let path = self.admin_json_path();

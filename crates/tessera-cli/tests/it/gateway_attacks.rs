@@ -12,7 +12,7 @@ use crate::e2e::{Server, free_port};
 use crate::gateway::{API, Gateway, client_token, create_client, get_on, scrape, upstream};
 
 /// A raw HTTP/1.1 GET from `source` (e.g. `127.0.0.2`), target and headers exactly as written.
-fn raw_from(source: &str, addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
+pub(crate) fn raw_from(source: &str, addr: &str, target: &str, headers: &[(&str, &str)]) -> (u16, String, String) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let stream = runtime.block_on(async {
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -42,7 +42,7 @@ fn server_and_caller(dir: &std::path::Path, format: &str, scope: &str) -> (Serve
 
 /// A server with a caller of `format` and `scope`, and a gateway with `routes` (a function of the
 /// echoing upstream's URL) in front of it; with the upstream's request count.
-fn gateway_for(
+pub(crate) fn gateway_for(
     dir: &std::path::Path,
     runtime: &tokio::runtime::Runtime,
     (format, scope): (&str, &str),
@@ -55,7 +55,7 @@ fn gateway_for(
     (server, caller, gateway, upstream_count)
 }
 
-fn token_of(server: &Server, caller: &Value) -> String {
+pub(crate) fn token_of(server: &Server, caller: &Value) -> String {
     client_token(&server.issuer, caller["client_id"].as_str().unwrap(), caller["client_secret"].as_str().unwrap())
 }
 

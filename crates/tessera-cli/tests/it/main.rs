@@ -2,12 +2,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] functions unwrap too
 
+mod admin_secret;
 mod bff;
 mod browser;
 mod durability;
 mod e2e;
 mod gateway;
 mod gateway_attacks;
+mod gateway_edges;
 mod https;
 mod interop;
 mod mcp;

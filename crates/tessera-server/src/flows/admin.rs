@@ -153,11 +153,19 @@ pub async fn rotate_secret(state: &AppState, client_id: &str, now: UnixTime) -> 
         return Err(AdminError::InvalidRequest("this client authenticates without a secret".into()));
     }
     let client_secret = secret::new_credential(CLIENT_SECRET_PREFIX);
-    let record = Record::admin(now.secs(), "client.rotate_secret").client(client_id);
+    // This node's own admin client (the one `admin.json` holds): the file is rewritten with the
+    // new secret, so the CLI keeps working (#30).
+    let own = state.admin_json_client().as_deref() == Some(client_id);
+    let record = Record::admin(now.secs(), "client.rotate_secret").client(client_id).detail("admin_json", own);
     if !state.store.set_client_secret(client_id, &secret::hash(client_secret.expose()), record).await? {
         return Err(AdminError::NotFound);
     }
-    tracing::info!(%client_id, "client secret rotated");
+    // The answer carries the new secret whatever happens to the file: a failed rewrite is
+    // logged, and the caller can still put the secret where it belongs.
+    if own && let Err(err) = state.rewrite_admin_json_secret(client_id, client_secret.expose()) {
+        tracing::error!(err = format!("{err:#}"), "admin.json could not be rewritten with the new secret");
+    }
+    tracing::info!(%client_id, admin_json = own, "client secret rotated");
     let stored = state.store.client(client_id).await?.ok_or(AdminError::NotFound)?;
     Ok(stored.client.info(Some(client_secret.expose().to_owned())))
 }
