@@ -87,8 +87,9 @@ async fn dispatch(State(shared): State<Shared>, request: Request) -> Response {
     let started = std::time::Instant::now();
     let gateway = current(&shared);
     let (label, response) = handle(&gateway, request).await;
-    metrics::request(&label, response.status().as_u16(), started.elapsed());
-    if let Some(source) = error::source_of(&response) {
+    let source = error::source_of(&response);
+    metrics::request(&label, response.status().as_u16(), source, started.elapsed());
+    if let Some(source) = source {
         metrics::error(&label, source);
     }
     response

@@ -1,9 +1,12 @@
 //! The gateway's Prometheus metrics (`GET /metrics`, text exposition format), recorded with the
 //! `metrics` facade into `metrics-exporter-prometheus`:
 //!
-//! - `tessera_gateway_requests_total{route, status}` and
+//! - `tessera_gateway_requests_total{route, status, source}` and
 //!   `tessera_gateway_request_duration_seconds{route}` (histogram): every request, by route
 //!   prefix (`bff` for the token handler's endpoints, `static`, `none` when no route matched);
+//!   `source` says who caused a failure: for an answer the gateway gave itself, its
+//!   [`crate::ErrorSource`] (`client`, `upstream`, `issuer`, `gateway`); for an upstream's own
+//!   5xx, `upstream`; otherwise `none`;
 //! - `tessera_gateway_errors_total{route, source}`: the answers the gateway gave in place of the
 //!   upstream's, by who caused them (`client`, `upstream`, `issuer`, `gateway`; see `error.rs`);
 //! - `tessera_gateway_exchanges_total{mode, outcome}`: phantom/split lookups (`hit`, `miss`,
@@ -23,11 +26,21 @@ pub(crate) fn handle() -> Option<&'static metrics_exporter_prometheus::Prometheu
     tessera_listener::prometheus()
 }
 
-/// One request through the gateway.
-pub(crate) fn request(route: &str, status: u16, elapsed: Duration) {
+/// One request through the gateway; `source` is who caused the answer when the gateway gave it.
+pub(crate) fn request(route: &str, status: u16, source: Option<crate::ErrorSource>, elapsed: Duration) {
     let route = route.to_owned();
-    metrics::counter!("tessera_gateway_requests_total", "route" => route.clone(), "status" => status.to_string())
-        .increment(1);
+    let source = match source {
+        Some(source) => source.as_str(),
+        None if status >= 500 => "upstream",
+        None => "none",
+    };
+    metrics::counter!(
+        "tessera_gateway_requests_total",
+        "route" => route.clone(),
+        "status" => status.to_string(),
+        "source" => source
+    )
+    .increment(1);
     metrics::histogram!("tessera_gateway_request_duration_seconds", "route" => route).record(elapsed.as_secs_f64());
 }
 

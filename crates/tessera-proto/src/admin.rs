@@ -204,6 +204,7 @@ pub struct ClientList {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// `ES256`, `EdDSA`, `RS256` or `PS256`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(ES256|EdDSA|RS256|PS256)$", example = "ES256"))]
     pub alg: String,
 }
 
@@ -252,7 +253,9 @@ pub struct AdminConfig {
 pub struct CreateUser {
     /// Unique, compared case-insensitively; 1 to 64 characters without spaces or control characters.
     pub username: String,
-    /// At least 8 characters (NIST SP 800-63B); stored only as an argon2id hash.
+    /// At least 8 characters (NIST SP 800-63B), at most 1024; stored only as an argon2id
+    /// hash.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
     /// Email address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,7 +315,8 @@ pub struct UserList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
-    /// At least 8 characters; stored only as an argon2id hash.
+    /// At least 8 characters, at most 1024; stored only as an argon2id hash.
+    #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
 }
 
@@ -359,7 +363,8 @@ pub struct CreateApiKey {
     /// … or a client (a service key, `tessera_sak_…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// What the key is for.
+    /// What the key is for: 1 to 100 printable characters.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100))]
     pub name: String,
     /// Space-separated scopes, within the owner's (a client's registered scope; what the user
     /// has been granted by any client) [default: all of the owner's].
@@ -370,6 +375,7 @@ pub struct CreateApiKey {
     pub audience: Option<Vec<String>>,
     /// Seconds until the key expires (at most five years) [default: never].
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 157_680_000))]
     pub expires_in: Option<u64>,
 }
 

@@ -86,8 +86,9 @@ impl NewUser {
 
 /// NIST SP 800-63B §5.1.1.2: at least 8 characters, any characters, a generous maximum.
 pub fn check_password(password: String) -> Result<SecretString, InvalidUser> {
-    if password.chars().count() < 8 || password.len() > 1024 {
-        return Err(InvalidUser("password: between 8 characters and 1024 bytes".into()));
+    let length = password.chars().count();
+    if !(8..=1024).contains(&length) {
+        return Err(InvalidUser("password: between 8 and 1024 characters".into()));
     }
     Ok(SecretString::new(password))
 }

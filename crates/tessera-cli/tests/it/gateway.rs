@@ -241,8 +241,9 @@ fn the_gateway_admits_only_valid_tokens_and_refuses_a_revoked_one_within_a_secon
     // loopback peers not proxied.
     let metrics = scrape(&addr);
     for line in [
-        r#"tessera_gateway_requests_total{route="/invoices",status="200"} 2"#,
-        r#"tessera_gateway_requests_total{route="invalid",status="400"} 6"#,
+        r#"tessera_gateway_requests_total{route="/invoices",status="200",source="none"} 2"#,
+        r#"tessera_gateway_requests_total{route="invalid",status="400",source="client"} 6"#,
+        r#"tessera_gateway_requests_total{route="/broken",status="502",source="upstream"} 1"#,
         // Who caused each error answer: the client's bad paths, the unreachable upstream.
         r#"tessera_gateway_errors_total{route="invalid",source="client"} 6"#,
         r#"tessera_gateway_errors_total{route="/broken",source="upstream"} 1"#,

@@ -34,7 +34,7 @@ use crate::flows::admin::{self, AdminError};
         tessera_proto::admin::AuditBreak, tessera_proto::admin::AuditVerification,
         tessera_proto::registration::CreateRegistrationToken, tessera_proto::registration::RegistrationToken
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &AuthErrors),
     security(("bearer" = []))
 )]
 struct AdminApi;
@@ -49,6 +49,65 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Every operation can answer 400 (its description says why), 401 (no or a bad token) and 403 (a
+/// token that is not an admin client's own `tessera:admin` token), and one that names a resource
+/// in its path 404, with the error body; documented once here (#30).
+struct AuthErrors;
+
+impl utoipa::Modify for AuthErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Ref, ResponseBuilder, content::ContentBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
+                .build()
+        };
+        for (path, item) in &mut openapi.paths.paths {
+            let names_a_resource = path.contains('{');
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("400".into())
+                    .or_insert_with(|| error("the request is invalid; error_description says why").into());
+                if names_a_resource {
+                    responses.entry("404".into()).or_insert_with(|| error("no such resource").into());
+                }
+                responses
+                    .entry("401".into())
+                    .or_insert_with(|| error("no access token, or one that is not active").into());
+                responses.entry("403".into()).or_insert_with(|| {
+                    error("the token is not an admin client's own client_credentials token with scope tessera:admin")
+                        .into()
+                });
+            }
+        }
+    }
+}
+
+/// A query string the handler cannot read is a JSON `invalid_request` error, like every other
+/// error of the admin API (never axum's `text/plain` rejection).
+struct JsonQuery<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for JsonQuery<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(JsonQuery(value)),
+            Err(rejection) => Err(oauth_error(crate::flows::error::OAuthError::InvalidRequest(format!(
+                "the query string is invalid: {}",
+                rejection.body_text()
+            )))),
+        }
     }
 }
 
@@ -129,10 +188,7 @@ struct AuditQuery {
            ("until" = Option<u64>, Query), ("limit" = Option<u32>, Query, description = "at most 1000 (default 100)"),
            ("tail" = Option<bool>, Query, description = "the newest `limit` records")),
     responses((status = 200, body = tessera_proto::admin::AuditPage), (status = 400, body = ErrorBody)))]
-async fn audit_query(
-    State(state): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<AuditQuery>,
-) -> Response {
+async fn audit_query(State(state): State<AppState>, JsonQuery(query): JsonQuery<AuditQuery>) -> Response {
     let limit = query.limit.unwrap_or(100).clamp(1, 1_000);
     if let Some(event) = &query.event
         && crate::audit::Event::parse(event).is_none()
@@ -172,10 +228,7 @@ struct VerifyQuery {
 #[utoipa::path(get, path = "/admin/audit/verify",
     params(("anchor" = Option<String>, Query, description = "SEQ:HASH from an earlier check, which the log must still contain")),
     responses((status = 200, body = tessera_proto::admin::AuditVerification), (status = 400, body = ErrorBody)))]
-async fn audit_verify(
-    State(state): State<AppState>,
-    axum::extract::Query(query): axum::extract::Query<VerifyQuery>,
-) -> Response {
+async fn audit_verify(State(state): State<AppState>, JsonQuery(query): JsonQuery<VerifyQuery>) -> Response {
     let anchor = match query.anchor.as_deref().map(crate::audit::parse_anchor) {
         None => None,
         Some(Some(anchor)) => Some(anchor),
@@ -200,8 +253,14 @@ async fn openapi() -> Response {
     Json(AdminApi::openapi()).into_response()
 }
 
+/// A JSON object body as `T`. An array is refused even where serde would read it as the
+/// struct's fields in order: the documented shape is an object (#30, schemathesis).
 fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes, invalid: fn(String) -> AdminError) -> Result<T, AdminError> {
-    serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| invalid(e.to_string()))?;
+    if !value.is_object() {
+        return Err(invalid("the body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
 
 fn respond<T: serde::Serialize>(status: StatusCode, result: Result<T, AdminError>) -> Response {
@@ -385,11 +444,9 @@ fn oauth_error(err: crate::flows::error::OAuthError) -> Response {
 #[utoipa::path(post, path = "/admin/api-keys", request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 400, body = ErrorBody)))]
 async fn create_api_key(State(state): State<AppState>, body: Bytes) -> Response {
-    let request: CreateApiKey = match serde_json::from_slice(&body) {
+    let request: CreateApiKey = match json_body(&body, AdminError::InvalidRequest) {
         Ok(request) => request,
-        Err(err) => {
-            return oauth_error(crate::flows::error::OAuthError::InvalidRequest(format!("the body: {err}")));
-        }
+        Err(err) => return err.into_response(),
     };
     match crate::flows::api_keys::create(&state, request, &admin_actor(), state.clock.now()).await {
         Ok((key, row)) => {
@@ -412,10 +469,7 @@ struct ApiKeyFilter {
 #[utoipa::path(get, path = "/admin/api-keys",
     params(("user_id" = Option<String>, Query), ("client_id" = Option<String>, Query)),
     responses((status = 200, body = ApiKeyList)))]
-async fn list_api_keys(
-    State(state): State<AppState>,
-    axum::extract::Query(filter): axum::extract::Query<ApiKeyFilter>,
-) -> Response {
+async fn list_api_keys(State(state): State<AppState>, JsonQuery(filter): JsonQuery<ApiKeyFilter>) -> Response {
     let owner = match (&filter.user_id, &filter.client_id) {
         (Some(user), None) => Some(("user", user.as_str())),
         (None, Some(client)) => Some(("client", client.as_str())),

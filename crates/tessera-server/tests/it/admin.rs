@@ -209,6 +209,28 @@ async fn the_openapi_document_describes_the_admin_api() {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
     assert!(doc["components"]["schemas"].get("ClientMetadata").is_some());
+    // #30: every operation documents 401 and 403.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for status in ["401", "403"] {
+                assert!(operation["responses"].get(status).is_some(), "{method} {path} lacks {status}");
+            }
+        }
+    }
+}
+
+// #30: a query string the handler cannot read was a `text/plain` 400.
+#[tokio::test]
+async fn an_unreadable_query_string_is_a_json_error() {
+    let app = spawn_app().await;
+    let token = app.admin_token().await;
+    for path in ["/admin/audit?until=99999999999999999999999", "/admin/audit?limit=-1", "/admin/audit?tail=maybe"] {
+        let res = app.http.get(app.admin_url(path)).bearer_auth(&token).send().await.unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"), "{path}");
+        let error = body(res).await;
+        assert_eq!(error["error"], "invalid_request", "{path}");
+    }
 }
 
 #[tokio::test]
