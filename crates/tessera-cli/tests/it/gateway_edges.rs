@@ -22,13 +22,17 @@ fn raw(addr: &str, request: &str) -> (u16, String, String) {
     (status, head.to_owned(), body.to_owned())
 }
 
-/// A header name as a WSGI/CGI upstream sees it.
-fn normal(name: &str) -> String {
-    name.to_ascii_lowercase().replace('_', "-")
-}
-
-#[test]
-fn no_spelling_of_an_identity_header_reaches_a_wsgi_style_upstream() {
+/// A server, a caller with `invoices:read` and its bearer header, and a gateway routing `/api` to
+/// an echoing upstream whose requests are counted (the dir and runtime keep them alive).
+fn api_gateway() -> (
+    tempfile::TempDir,
+    tokio::runtime::Runtime,
+    crate::e2e::Server,
+    Value,
+    crate::gateway::Gateway,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    String,
+) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let (server, caller, gateway, upstream_count) = gateway_for(dir.path(), &runtime, ("jwt", "invoices:read"), |up| {
@@ -37,6 +41,17 @@ fn no_spelling_of_an_identity_header_reaches_a_wsgi_style_upstream() {
         )
     });
     let bearer = format!("Bearer {}", token_of(&server, &caller));
+    (dir, runtime, server, caller, gateway, upstream_count, bearer)
+}
+
+/// A header name as a WSGI/CGI upstream sees it.
+fn normal(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+#[test]
+fn no_spelling_of_an_identity_header_reaches_a_wsgi_style_upstream() {
+    let (_dir, _runtime, _server, caller, gateway, upstream_count, bearer) = api_gateway();
     // One spelling per header in a request (two spellings of one are refused, below).
     let spoofed = [
         "X_Tessera_Sub",
@@ -102,14 +117,7 @@ fn no_spelling_of_an_identity_header_reaches_a_wsgi_style_upstream() {
 
 #[test]
 fn connect_trace_foreign_absolute_targets_and_undecodable_paths_are_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, caller, gateway, upstream_count) = gateway_for(dir.path(), &runtime, ("jwt", "invoices:read"), |up| {
-        format!(
-            "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
-        )
-    });
-    let bearer = format!("Bearer {}", token_of(&server, &caller));
+    let (_dir, _runtime, _server, _caller, gateway, upstream_count, bearer) = api_gateway();
     let addr = gateway.addr.clone();
     let before = upstream_count.load(Ordering::SeqCst);
     for method in ["CONNECT", "TRACE"] {
@@ -152,14 +160,7 @@ fn raw_then_close(addr: &str, request: &str) -> (u16, String) {
 
 #[test]
 fn a_clients_broken_body_is_its_own_400_and_never_reaches_the_upstream() {
-    let dir = tempfile::tempdir().unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    let (server, caller, gateway, upstream_count) = gateway_for(dir.path(), &runtime, ("jwt", "invoices:read"), |up| {
-        format!(
-            "\n[[routes]]\nprefix = \"/api\"\nupstream = \"{up}\"\naudience = \"{API}\"\nscopes = [\"invoices:read\"]\n"
-        )
-    });
-    let bearer = format!("Bearer {}", token_of(&server, &caller));
+    let (_dir, _runtime, _server, _caller, gateway, upstream_count, bearer) = api_gateway();
     let addr = gateway.addr.clone();
     let before = upstream_count.load(Ordering::SeqCst);
     let chunked = |body: &str| {
