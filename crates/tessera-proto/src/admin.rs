@@ -252,13 +252,21 @@ pub struct AdminConfig {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     /// Unique, compared case-insensitively; 1 to 64 characters without spaces or control characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 64, pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]+$")
+    )]
     pub username: String,
     /// At least 8 characters (NIST SP 800-63B), at most 1024; stored only as an argon2id
     /// hash.
     #[cfg_attr(feature = "openapi", schema(min_length = 8, max_length = 1024))]
     pub password: String,
-    /// Email address.
+    /// Email address: at most 254 characters, an `@`, no spaces or control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 254, pattern = "^[^\\s\\x00-\\x1f\\x7f-\\x9f]*@[^\\s\\x00-\\x1f\\x7f-\\x9f]*$")
+    )]
     pub email: Option<String>,
     /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -98,10 +98,12 @@ pub struct RegistrationToken {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CreateRegistrationToken {
-    /// Seconds until it stops working; none: never.
+    /// Seconds until it stops working (1 to ten years); none: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 315_360_000))]
     pub expires_in: Option<u64>,
-    /// How many registrations it allows; none: any number.
+    /// How many registrations it allows (1 to 1,000,000); none: any number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_000_000))]
     pub uses: Option<u64>,
 }

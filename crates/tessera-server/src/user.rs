@@ -60,7 +60,9 @@ impl NewUser {
         }
         let password = check_password(request.password)?;
         if let Some(email) = &request.email
-            && (email.len() > 254 || !email.contains('@') || email.chars().any(|c| c.is_whitespace() || c.is_control()))
+            && (email.chars().count() > 254
+                || !email.contains('@')
+                || email.chars().any(|c| c.is_whitespace() || c.is_control()))
         {
             return invalid("email: not an email address");
         }

@@ -89,14 +89,23 @@ pub async fn create_client(
     Ok(client.info(shown))
 }
 
+/// The most registrations one initial access token may allow (the schema says so too).
+const MAX_REGISTRATION_USES: u64 = 1_000_000;
+/// The longest an initial access token may live: ten years.
+const MAX_REGISTRATION_TOKEN_TTL: u64 = 315_360_000;
+
 /// An initial access token for dynamic client registration, shown once and stored as its hash.
 pub async fn create_registration_token(
     state: &AppState,
     request: tessera_proto::registration::CreateRegistrationToken,
     now: UnixTime,
 ) -> Result<tessera_proto::registration::RegistrationToken, AdminError> {
-    if request.uses == Some(0) || request.expires_in == Some(0) {
-        return Err(AdminError::InvalidRequest("uses and expires_in must be positive".into()));
+    if !request.uses.is_none_or(|n| (1..=MAX_REGISTRATION_USES).contains(&n))
+        || !request.expires_in.is_none_or(|s| (1..=MAX_REGISTRATION_TOKEN_TTL).contains(&s))
+    {
+        return Err(AdminError::InvalidRequest(format!(
+            "uses: 1 to {MAX_REGISTRATION_USES}; expires_in: 1 to {MAX_REGISTRATION_TOKEN_TTL} seconds"
+        )));
     }
     let id = secret::random_b64(9);
     let token = secret::new_credential("tri_");
