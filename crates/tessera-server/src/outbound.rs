@@ -91,7 +91,6 @@ impl Outbound {
 fn address_allowed(ip: IpAddr, reach: Reach) -> bool {
     match reach {
         Reach::Any => return true,
-        Reach::PublicAndLoopback if ip.is_loopback() => return true,
         Reach::PublicAndLoopback if ip.to_canonical().is_loopback() => return true,
         _ => {}
     }
